@@ -1,0 +1,264 @@
+// Package cli holds what every hsmkit binary shares: the common flags, the
+// output formats (tables for people, the cloudhsm-cli JSON envelope for
+// programs), password input, and the mapping of errors to exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// Exit codes, the public contract documented in README.md.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1 // the operation was refused or failed
+	ExitUsage   = 2 // bad flags or arguments
+	ExitTrouble = 3 // config or state problem: missing, malformed, locked too long
+)
+
+// Error carries an exit code and an optional hint for the person reading stderr.
+type Error struct {
+	Code int
+	Err  error
+	Hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// quietExit ends with an exit code and nothing more to say: the output
+// already told (diff(1)'s exit 1 for differences found).
+type quietExit struct{ code int }
+
+func (q *quietExit) Error() string { return fmt.Sprintf("exit %d", q.code) }
+func (q *quietExit) ExitCode() int { return q.code }
+
+// QuietExit returns an error that only sets the exit code.
+func QuietExit(code int) error { return &quietExit{code: code} }
+
+// Usagef reports bad flags or arguments (exit 2).
+func Usagef(format string, a ...any) error {
+	return &Error{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
+}
+
+// Trouble marks err as a config or state problem (exit 3).
+func Trouble(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Code: ExitTrouble, Err: err, Hint: hint}
+}
+
+// Refused marks err as a refused or failed operation (exit 1) with a hint.
+func Refused(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Code: ExitFailed, Err: err, Hint: hint}
+}
+
+// ExitCode picks the exit code for err: an *Error says its own; anything
+// else is a refused or failed operation.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	var coder interface{ ExitCode() int }
+	if errors.As(err, &coder) {
+		return coder.ExitCode()
+	}
+	return ExitFailed
+}
+
+// HintOf finds the hint an error carries, if any.
+func HintOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Hint != "" {
+		return e.Hint
+	}
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	return ""
+}
+
+// Env is the process's outside world, injected so tests run in-process.
+type Env struct {
+	Name   string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// NewEnv builds an Env from Main's arguments.
+func NewEnv(args []string, stdin io.Reader, stdout, stderr io.Writer) Env {
+	name := "hsmkit"
+	if len(args) > 0 {
+		name = filepath.Base(args[0])
+	}
+	return Env{Name: name, Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+}
+
+// Warnf prints a warning on stderr, prefixed by the binary's name.
+func (e Env) Warnf(format string, a ...any) {
+	fmt.Fprintf(e.Stderr, "%s: warning: %s\n", e.Name, fmt.Sprintf(format, a...))
+}
+
+// Common flags every command takes (design.md, "Command contract").
+func commonFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "client config `FILE`", EnvVars: []string{"HSM_CONFIG"}, Value: "cluster.yaml"},
+		&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output format: table or json", EnvVars: []string{"HSM_OUTPUT"}, Value: "table"},
+	}
+}
+
+// Flag returns a string flag's value, preferring the innermost command on
+// which it was given: the common flags are accepted both before and after
+// the subcommand's name.
+func Flag(c *ucli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if slices.Contains(localFlagNames(ctx), name) {
+			return ctx.String(name)
+		}
+	}
+	return c.String(name)
+}
+
+// localFlagNames is ctx.LocalFlagNames, which panics on a context whose
+// flags failed to parse (it then has no flag set).
+func localFlagNames(ctx *ucli.Context) (names []string) {
+	defer func() {
+		if recover() != nil {
+			names = nil
+		}
+	}()
+	return ctx.LocalFlagNames()
+}
+
+// Output returns the output mode, validated.
+func Output(c *ucli.Context) (string, error) {
+	o := Flag(c, "output")
+	switch o {
+	case "": // an empty HSM_OUTPUT means the default
+		return "table", nil
+	case "table", "json":
+		return o, nil
+	}
+	return "", Usagef("unknown output format %q (want table or json)", o)
+}
+
+// JSONMode says whether the command asked for JSON output.
+func JSONMode(c *ucli.Context) bool {
+	o, err := Output(c)
+	return err == nil && o == "json"
+}
+
+// ConfigPath returns the client config file's path.
+func ConfigPath(c *ucli.Context) string {
+	if p := Flag(c, "config"); p != "" {
+		return p
+	}
+	return "cluster.yaml" // an empty HSM_CONFIG means the default
+}
+
+// NoArgs refuses positional arguments; a stray flag after them gets a hint,
+// since flags are parsed only before positional arguments.
+func NoArgs(c *ucli.Context) error { return ExactArgs(c, 0) }
+
+// ExactArgs checks the number of positional arguments.
+func ExactArgs(c *ucli.Context, n int, names ...string) error {
+	if err := NoStrayFlags(c); err != nil {
+		return err
+	}
+	if c.NArg() != n {
+		if n == 0 {
+			return Usagef("%s takes no arguments (got %q)", c.Command.FullName(), c.Args().Slice())
+		}
+		return Usagef("%s needs %d argument(s): %s", c.Command.FullName(), n, strings.Join(names, " "))
+	}
+	return nil
+}
+
+// NoStrayFlags refuses an argument that looks like a flag after a positional one.
+func NoStrayFlags(c *ucli.Context) error {
+	for _, a := range c.Args().Slice() {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return Usagef("flag %s after an argument: flags must come before arguments (try: %s %s %s ...)",
+				a, c.App.Name, c.Command.FullName(), a)
+		}
+	}
+	return nil
+}
+
+// Run runs app with the shared conventions and returns the exit code. It
+// never lets the library call os.Exit.
+func Run(app *ucli.App, env Env, args []string) int {
+	app.Name = env.Name
+	app.Reader = env.Stdin
+	app.Writer = env.Stdout
+	app.ErrWriter = env.Stderr
+	app.HideHelpCommand = true
+	app.Flags = append(commonFlags(), app.Flags...)
+	var failedCtx *ucli.Context
+	app.ExitErrHandler = func(c *ucli.Context, err error) {
+		if failedCtx == nil {
+			failedCtx = c
+		}
+	}
+	onUsage := func(c *ucli.Context, err error, _ bool) error {
+		return &Error{Code: ExitUsage, Err: err}
+	}
+	app.OnUsageError = onUsage
+	prepareCommands(app.Commands, onUsage)
+	if app.Action == nil {
+		app.Action = func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return Usagef("unknown command %q", c.Args().First())
+			}
+			return ucli.ShowAppHelp(c)
+		}
+	}
+
+	err := app.RunContext(context.Background(), args)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitCode(err)
+	var quiet *quietExit
+	if errors.As(err, &quiet) {
+		return code
+	}
+	if failedCtx != nil && JSONMode(failedCtx) {
+		_ = WriteJSON(env.Stdout, 1, err.Error())
+	}
+	fmt.Fprintf(env.Stderr, "%s: %s\n", env.Name, err)
+	if hint := HintOf(err); hint != "" {
+		fmt.Fprintf(env.Stderr, "%s: hint: %s\n", env.Name, hint)
+	}
+	if code == ExitUsage && failedCtx != nil && failedCtx.Command != nil && failedCtx.Command.Name != "" {
+		fmt.Fprintf(env.Stderr, "%s: see '%s --help'\n", env.Name, failedCtx.Command.HelpName)
+	}
+	return code
+}
+
+func prepareCommands(cmds []*ucli.Command, onUsage ucli.OnUsageErrorFunc) {
+	for _, cmd := range cmds {
+		cmd.OnUsageError = onUsage
+		cmd.Flags = append(commonFlags(), cmd.Flags...)
+		prepareCommands(cmd.Subcommands, onUsage)
+	}
+}

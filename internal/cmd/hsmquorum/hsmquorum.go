@@ -1,0 +1,186 @@
+// Package hsmquorum is the hsm-quorum command: quorum tokens (generate,
+// list, delete) and quorum policy (values per service, timeouts), as
+// cloudhsm-cli's quorum token-sign commands.
+package hsmquorum
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/quorum"
+)
+
+// Main runs hsm-quorum and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	mutating := func(extra ...ucli.Flag) []ucli.Flag {
+		return append(append([]ucli.Flag{cli.SessionFlag()}, cli.TargetFlags()...), extra...)
+	}
+	app := &ucli.App{
+		Usage: "quorum (M-of-N) tokens and policy of a CloudHSM cluster (simulated)",
+		Commands: []*ucli.Command{
+			{Name: "generate", Usage: "write a token for the logged-in admin: one record per HSM, for others to sign",
+				Flags: mutating(
+					&ucli.StringFlag{Name: "service", Usage: "user, quorum or registration"},
+					&ucli.StringFlag{Name: "token", Usage: "`FILE` to write the unsigned token to"}),
+				Action: func(c *ucli.Context) error { return generate(c, env) }},
+			{Name: "list", Usage: "list the tokens: approvals required, approvals so far, seconds left, coverage",
+				Action: func(c *ucli.Context) error { return list(c, env) }},
+			{Name: "delete", Usage: "delete your tokens (--scope user) or every token (--scope all)",
+				Flags:  mutating(&ucli.StringFlag{Name: "scope", Usage: "user or all"}),
+				Action: func(c *ucli.Context) error { return deleteTokens(c, env) }},
+			{Name: "list-values", Usage: "show the quorum value of each service",
+				Action: func(c *ucli.Context) error { return listValues(c, env) }},
+			{Name: "set-value", Usage: "set a service's quorum value (1 = off, 2-8)",
+				Flags: mutating(
+					&ucli.StringFlag{Name: "service", Usage: "user or quorum"},
+					&ucli.StringFlag{Name: "value", Usage: "the quorum value `N`"},
+					&ucli.StringFlag{Name: "approval", Usage: "signed quorum token `FILE` (needed once the quorum service's value is above 1)"}),
+				Action: func(c *ucli.Context) error { return setValue(c, env) }},
+			{Name: "list-timeouts", Usage: "show the token timeouts in seconds",
+				Action: func(c *ucli.Context) error { return listTimeouts(c, env) }},
+			{Name: "set-timeout", Usage: "set the generated and/or approved token timeout in seconds",
+				Flags: mutating(
+					&ucli.IntFlag{Name: "generated", Usage: "`SECONDS` a generated token waits for approval"},
+					&ucli.IntFlag{Name: "approved", Usage: "`SECONDS` an approved token stays usable"}),
+				Action: func(c *ucli.Context) error { return setTimeout(c, env) }},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+func generate(c *ucli.Context, env cli.Env) error {
+	cl, t, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	service, path := c.String("service"), c.String("token")
+	if service == "" || path == "" {
+		return cli.Usagef("generate needs --service user|quorum|registration and --token FILE")
+	}
+	if _, err := quorum.ParseService(service); err != nil {
+		return cli.Usagef("--service: %v", err)
+	}
+	if err := cli.CheckOutputPath("--token", path); err != nil {
+		return err
+	}
+	res, err := cl.GenerateToken(t, auth, service, path)
+	return cli.Outcome(c, env, res, err, map[string]string{"filepath": path}, "wrote the "+service+" token to "+path+"; have it signed (hsm-sign sign) and pass it with --approval")
+}
+
+func list(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	tokens, warnings, err := cl.ListTokens(hsm.Nobody{})
+	env.Warn(warnings)
+	if err != nil {
+		return err
+	}
+	return cli.Emit(c, map[string]any{"tokens": tokens}, func(w io.Writer) error {
+		rows := make([][]string, len(tokens))
+		for i, t := range tokens {
+			rows[i] = []string{t.Username, t.Service, strconv.Itoa(t.ApprovalsRequired.Value), strconv.Itoa(t.Approvals.Value), strconv.Itoa(t.TimeoutSeconds.Value), t.Coverage}
+		}
+		return cli.Table(w, []string{"Username", "Service", "Approvals required", "Approvals", "Seconds left", "Cluster coverage"}, rows)
+	})
+}
+
+func deleteTokens(c *ucli.Context, env cli.Env) error {
+	cl, t, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	if scope := c.String("scope"); scope != "user" && scope != "all" {
+		return cli.Usagef("delete needs --scope user|all")
+	}
+	res, err := cl.DeleteTokens(t, auth, c.String("scope"))
+	return cli.Outcome(c, env, res, err, "Deletion of quorum token(s) successful", "Deletion of quorum token(s) successful")
+}
+
+func listValues(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	q, warnings, err := cl.QuorumPolicy()
+	env.Warn(warnings)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		User   int `json:"user"`
+		Quorum int `json:"quorum"`
+	}{q.Values[hsm.ServiceUser], q.Values[hsm.ServiceQuorum]}
+	return cli.Emit(c, data, func(w io.Writer) error {
+		return cli.Table(w, []string{"Service", "Quorum value"}, [][]string{{"user", strconv.Itoa(data.User)}, {"quorum", strconv.Itoa(data.Quorum)}})
+	})
+}
+
+func setValue(c *ucli.Context, env cli.Env) error {
+	cl, t, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	if c.String("service") == "" || c.String("value") == "" {
+		return cli.Usagef("set-value needs --service user|quorum and --value N")
+	}
+	if svc := c.String("service"); svc != hsm.ServiceUser && svc != hsm.ServiceQuorum {
+		return cli.Usagef("--service %q: want user or quorum", svc)
+	}
+	v, err := strconv.Atoi(c.String("value"))
+	if err != nil {
+		return cli.Usagef("--value %q: want a whole number", c.String("value"))
+	}
+	var a *hsm.Approval
+	if p := c.String("approval"); p != "" {
+		data, err := cli.ReadInput("--approval", p)
+		if err != nil {
+			return err
+		}
+		a = &hsm.Approval{Path: p, Data: data}
+	}
+	res, err := cl.SetQuorumValue(t, auth, c.String("service"), v, a)
+	return cli.Outcome(c, env, res, err, "Set Quorum Value successful", fmt.Sprintf("Set Quorum Value successful: %s = %d", c.String("service"), v))
+}
+
+func listTimeouts(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	q, warnings, err := cl.QuorumPolicy()
+	env.Warn(warnings)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		Generated int `json:"generated"`
+		Approved  int `json:"approved"`
+	}{q.Generated, q.Approved}
+	return cli.Emit(c, data, func(w io.Writer) error {
+		return cli.Table(w, []string{"Timeout", "Seconds"}, [][]string{{"generated", strconv.Itoa(q.Generated)}, {"approved", strconv.Itoa(q.Approved)}})
+	})
+}
+
+func setTimeout(c *ucli.Context, env cli.Env) error {
+	cl, t, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	g, a := c.Int("generated"), c.Int("approved")
+	if !c.IsSet("generated") && !c.IsSet("approved") {
+		return cli.Usagef("set-timeout needs --generated SECONDS and/or --approved SECONDS")
+	}
+	if (c.IsSet("generated") && g < 1) || (c.IsSet("approved") && a < 1) {
+		return cli.Usagef("timeouts are whole seconds from 1 to 86400")
+	}
+	res, err := cl.SetTimeouts(t, auth, g, a)
+	return cli.Outcome(c, env, res, err, "Set token timeout successful", "Set token timeout successful")
+}

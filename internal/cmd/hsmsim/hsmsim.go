@@ -1,0 +1,170 @@
+// Package hsmsim is the hsm-sim command: it creates and hosts a simulated
+// cluster's state. HSMs join (cloned from a peer), leave, go unreachable,
+// come back, and are zeroized.
+package hsmsim
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+)
+
+// Main runs hsm-sim and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	app := &ucli.App{
+		Usage: "create and run a simulated CloudHSM cluster in a state directory",
+		Commands: []*ucli.Command{
+			{
+				Name:  "init",
+				Usage: "create a cluster and write the client config listing its HSMs",
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "state", Usage: "state `DIR` to create"},
+					&ucli.IntFlag{Name: "hsms", Value: 1, Usage: "number of HSMs (1-28)"},
+					&ucli.StringFlag{Name: "azs", Value: "us-east-1a,us-east-1b,us-east-1c", Usage: "availability zones, comma-separated"},
+					&ucli.StringFlag{Name: "cluster-id", Usage: "cluster `ID` (default: random, like cluster-abc123)"},
+					&ucli.StringFlag{Name: "seed", Usage: "make ids and random values reproducible from this integer"},
+					&ucli.StringFlag{Name: "kdf", Value: "default", Usage: "password hashing cost: default, test (cheap, for tests), or t=N,m=KIB,p=N"},
+				},
+				Action: func(c *ucli.Context) error { return initCluster(c, env) },
+			},
+			{
+				Name: "add-hsm", Usage: "add an HSM cloned from an active peer; prints its id",
+				Flags:  []ucli.Flag{&ucli.StringFlag{Name: "az", Usage: "availability `ZONE` (default: the next in turn)"}},
+				Action: func(c *ucli.Context) error { return addHSM(c, env) },
+			},
+			{Name: "remove-hsm", Usage: "remove an HSM from the cluster", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+				return "removed " + id, cl.RemoveHSM(id)
+			})},
+			{Name: "stop", Usage: "make an HSM unreachable", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+				return "stopped " + id, cl.SetReachable(id, false)
+			})},
+			{Name: "start", Usage: "make a stopped HSM reachable again", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+				return "started " + id, cl.SetReachable(id, true)
+			})},
+			{Name: "zeroize", Usage: "destroy an HSM's users and data (only app_user remains)", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+				return "zeroized " + id, cl.Zeroize(hsm.Nobody{}, id)
+			})},
+			{Name: "list", Usage: "show the cluster's HSMs (basic cluster info)", Action: func(c *ucli.Context) error { return list(c, env) }},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+func initCluster(c *ucli.Context, env cli.Env) error {
+	if err := cli.NoArgs(c); err != nil {
+		return err
+	}
+	if _, err := cli.Output(c); err != nil {
+		return err
+	}
+	o := hsm.InitOptions{StateDir: c.String("state"), ConfigPath: cli.ConfigPath(c), HSMs: c.Int("hsms"), ClusterID: c.String("cluster-id")}
+	if o.StateDir == "" {
+		return cli.Usagef("init needs --state DIR")
+	}
+	for _, az := range strings.Split(c.String("azs"), ",") {
+		if az = strings.TrimSpace(az); az != "" {
+			o.AZs = append(o.AZs, az)
+		}
+	}
+	if s := c.String("seed"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return cli.Usagef("--seed %q: want an integer", s)
+		}
+		o.Seed = &n
+	}
+	kdf, err := hsm.ParseKDF(c.String("kdf"))
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	o.KDF = kdf
+	now, err := hsm.Clock(env.Getenv)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	o.Now = now()
+	cfg, cl, err := hsm.Init(o)
+	if err != nil {
+		return cli.Trouble(err, "")
+	}
+	ids := make([]string, len(cl.HSMs))
+	for i, h := range cl.HSMs {
+		ids[i] = h.ID
+	}
+	data := map[string]any{"cluster-id": cl.ID, "config": cfg.Path, "state": o.StateDir, "hsms": ids}
+	return cli.Emit(c, data, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "created cluster %s with %d HSM(s): %s\nstate: %s\nconfig: %s\nnext: hsm-user activate\n",
+			cl.ID, len(ids), strings.Join(ids, ", "), o.StateDir, cfg.Path)
+		return err
+	})
+}
+
+func addHSM(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	info, err := cl.AddHSM(c.String("az"))
+	if err != nil {
+		return err
+	}
+	// The id alone on stdout, so id=$(hsm-sim add-hsm) works.
+	return cli.Emit(c, info, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, info.ID)
+		return err
+	})
+}
+
+func withID(env cli.Env, fn func(cl *hsm.Client, id string) (string, error)) ucli.ActionFunc {
+	return func(c *ucli.Context) error {
+		if err := cli.ExactArgs(c, 1, "ID"); err != nil {
+			return err
+		}
+		if _, err := cli.Output(c); err != nil {
+			return err
+		}
+		cl, err := cli.OpenClient(c, env)
+		if err != nil {
+			return err
+		}
+		msg, err := fn(cl, c.Args().First())
+		if err != nil {
+			return err
+		}
+		return cli.Emit(c, msg, func(w io.Writer) error {
+			_, err := fmt.Fprintln(w, msg)
+			return err
+		})
+	}
+}
+
+func list(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	hsms, err := cl.ListHSMs(hsm.Nobody{})
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"cluster-id": cl.Cluster.ID, "hsms": hsms}
+	return cli.Emit(c, data, func(w io.Writer) error {
+		rows := make([][]string, len(hsms))
+		for i, h := range hsms {
+			listed := "yes"
+			if !h.Listed {
+				listed = "NO"
+			}
+			rows[i] = []string{h.ID, h.AZ, h.IP, h.Serial, h.Model, h.Firmware, h.Status, strconv.Itoa(h.Users), listed}
+		}
+		fmt.Fprintf(w, "cluster %s\n", cl.Cluster.ID)
+		return cli.Table(w, []string{"HSM", "AZ", "IP", "Serial", "Model", "Firmware", "State", "Users", "In config"}, rows)
+	})
+}

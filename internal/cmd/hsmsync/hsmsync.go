@@ -1,0 +1,295 @@
+// Package hsmsync is the hsm-sync command: it compares the user tables of
+// every HSM of a cluster, explains what differs, decides what is right,
+// prints the repair in the operator's own tool's language, and applies it
+// to the simulated cluster. It also reads captures from real clusters.
+package hsmsync
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/syncdiff"
+)
+
+// Main runs hsm-sync and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	from := &ucli.StringSliceFlag{Name: "from", Usage: "read captured `FILE`s (CMU listUsers output, or cloudhsm-cli user list JSON, one per HSM) instead of the simulated state"}
+	app := &ucli.App{
+		Usage: "find, explain and repair user drift between the HSMs of a cluster",
+		Commands: []*ucli.Command{
+			{Name: "diff", Usage: "compare the users of every HSM; exit 0 in sync, 1 drift found, 2+ trouble",
+				Flags:  []ucli.Flag{cli.SessionFlag(), from},
+				Action: func(c *ucli.Context) error { return diff(c, env) }},
+			{Name: "plan", Usage: "print the repair as a script: --dialect hsm-user, cloudhsm-cli or cmu",
+				Flags: []ucli.Flag{cli.SessionFlag(), from,
+					&ucli.StringFlag{Name: "dialect", Value: "hsm-user", Usage: "hsm-user, cloudhsm-cli or cmu"}},
+				Action: func(c *ucli.Context) error { return plan(c, env) }},
+			{Name: "apply", Usage: "repair the simulated cluster: copy each authoritative user record (no password needed)",
+				Flags: []ucli.Flag{cli.SessionFlag(),
+					&ucli.StringSliceFlag{Name: "skip", Usage: "leave this `USER` alone (for users the plan cannot decide)"},
+					&ucli.BoolFlag{Name: "keep-config", Usage: "do not refresh a stale client config"}},
+				Action: func(c *ucli.Context) error { return apply(c, env) }},
+			{Name: "config", Usage: "check (--check) or fix (--refresh) a client config that misses HSMs of the cluster",
+				Flags: []ucli.Flag{
+					&ucli.BoolFlag{Name: "check", Usage: "exit 1 if the config lacks HSMs of the cluster or lists HSMs it has not"},
+					&ucli.BoolFlag{Name: "refresh", Usage: "rewrite the config's HSM list, keeping the rest of the file"}},
+				Action: func(c *ucli.Context) error { return configCmd(c, env) }},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+// driftFound is diff's exit 1: a finding the output already shows.
+var driftFound = cli.QuietExit(cli.ExitFailed)
+
+// report builds the report from captures (--from) or the simulated state.
+func report(c *ucli.Context, env cli.Env) (syncdiff.Report, error) {
+	if err := cli.NoArgs(c); err != nil {
+		return syncdiff.Report{}, err
+	}
+	if _, err := cli.Output(c); err != nil {
+		return syncdiff.Report{}, err
+	}
+	if files := c.StringSlice("from"); len(files) > 0 {
+		return fromFiles(files)
+	}
+	cl, err := cli.OpenClient(c, env)
+	if err != nil {
+		return syncdiff.Report{}, err
+	}
+	auth, err := cli.Auth(c, env)
+	if err != nil {
+		return syncdiff.Report{}, err
+	}
+	return cl.SyncStatus(auth)
+}
+
+func fromFiles(files []string) (syncdiff.Report, error) {
+	var snaps []syncdiff.Snapshot
+	for _, f := range files {
+		data, err := cli.ReadInput("--from", f)
+		if err != nil {
+			return syncdiff.Report{}, cli.Trouble(err, "")
+		}
+		s, err := syncdiff.Import(f, data)
+		if err != nil {
+			return syncdiff.Report{}, cli.Trouble(err, "")
+		}
+		snaps = append(snaps, s)
+	}
+	s := snaps[0]
+	if len(snaps) > 1 {
+		var err error
+		if s, err = syncdiff.Combine(snaps...); err != nil {
+			return syncdiff.Report{}, cli.Trouble(err, "")
+		}
+	}
+	return syncdiff.Diff(s), nil
+}
+
+func diff(c *ucli.Context, env cli.Env) error {
+	r, err := report(c, env)
+	if err != nil {
+		return troubleCode(err)
+	}
+	if err := cli.Emit(c, r.JSON(), func(w io.Writer) error { return writeReport(w, r) }); err != nil {
+		return err
+	}
+	if !r.InSync() {
+		return driftFound
+	}
+	return nil
+}
+
+// troubleCode keeps diff's exit codes as diff(1)'s: anything that is not
+// a finding is 2 or more.
+func troubleCode(err error) error {
+	if cli.ExitCode(err) < 2 {
+		return &cli.Error{Code: cli.ExitTrouble, Err: err, Hint: cli.HintOf(err)}
+	}
+	return err
+}
+
+func writeReport(w io.Writer, r syncdiff.Report) error {
+	if sc := r.StaleConfig; sc.Stale() {
+		if len(sc.Missing) > 0 {
+			fmt.Fprintf(w, "stale client config: it does not list %s (hsm-sync config --refresh)\n", strings.Join(sc.Missing, ", "))
+		}
+		if len(sc.Unknown) > 0 {
+			fmt.Fprintf(w, "stale client config: it lists %s, which the cluster has not\n", strings.Join(sc.Unknown, ", "))
+		}
+	}
+	for _, id := range r.Unreachable {
+		fmt.Fprintf(w, "unreachable: %s (its users are unknown; nothing is planned for it)\n", id)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if r.UsersInSync() {
+		if n := len(r.Unreachable); n > 0 {
+			// Only the reachable HSMs were compared.
+			fmt.Fprintf(w, "users in sync on the %d reachable HSM(s) of %d\n", len(r.HSMs)-n, len(r.HSMs))
+			return nil
+		}
+		fmt.Fprintf(w, "users in sync on %d HSM(s)\n", len(r.HSMs))
+		return nil
+	}
+	header, rows := r.Matrix()
+	if err := cli.Table(w, header, rows); err != nil {
+		return err
+	}
+	for _, u := range r.Users {
+		fmt.Fprintf(w, "%s: %s: %s\n", u.Name, u.Authority.Decision, u.Authority.Reason)
+	}
+	return nil
+}
+
+func plan(c *ucli.Context, env cli.Env) error {
+	dialect := c.String("dialect")
+	if !slices.Contains(syncdiff.Dialects(), dialect) {
+		return cli.Usagef("--dialect %q: want one of %s", dialect, strings.Join(syncdiff.Dialects(), ", "))
+	}
+	r, err := report(c, env)
+	if err != nil {
+		return err
+	}
+	return syncdiff.WritePlan(c.App.Writer, r.Plan(), dialect)
+}
+
+func apply(c *ucli.Context, env cli.Env) error {
+	cl, _, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	// Usernames are case-insensitive: --skip Erin skips erin.
+	var skip []string
+	for _, u := range c.StringSlice("skip") {
+		n, err := hsm.NormalizeUsername(u)
+		if err != nil {
+			return cli.Usagef("--skip %q: %v", u, err)
+		}
+		skip = append(skip, n)
+	}
+	r, p, res, err := cl.Repair(auth, skip)
+	var partial *hsm.PartialError
+	if errors.As(err, &partial) {
+		cli.PrintOutcomes(env.Stderr, env.Name, res)
+	}
+	if err != nil {
+		return err
+	}
+	var refreshed []string
+	if sc := r.StaleConfig; sc.Stale() && !c.Bool("keep-config") {
+		missing, unknown, err := cl.RefreshConfig()
+		if err != nil {
+			return cli.Trouble(err, "")
+		}
+		refreshed = append(missing, unknown...)
+	}
+	type applied struct {
+		Repairs         int      `json:"repairs"`
+		HSMs            []string `json:"hsms"`
+		ConfigRefreshed []string `json:"config-refreshed"`
+		Unreachable     []string `json:"unreachable"`
+	}
+	out := applied{Repairs: len(p.Actions), HSMs: res.OK(), ConfigRefreshed: refreshed, Unreachable: r.Unreachable}
+	if out.Unreachable == nil {
+		out.Unreachable = []string{}
+	}
+	if out.HSMs == nil {
+		out.HSMs = []string{}
+	}
+	if out.ConfigRefreshed == nil {
+		out.ConfigRefreshed = []string{}
+	}
+	if err := cli.Emit(c, out, func(w io.Writer) error {
+		for _, a := range p.Actions {
+			if slices.Contains(skip, a.User) {
+				continue
+			}
+			if a.Kind == syncdiff.ActionCopy {
+				fmt.Fprintf(w, "copied %s (%s) from %s to %s\n", a.User, a.Role, a.Src.ID, a.Dst.ID)
+			} else {
+				fmt.Fprintf(w, "deleted %s from %s\n", a.User, a.Dst.ID)
+			}
+		}
+		for _, s := range p.Skipped {
+			fmt.Fprintf(w, "skipped %s: %s\n", s.User, s.Reason)
+		}
+		if len(refreshed) > 0 {
+			fmt.Fprintf(w, "refreshed the client config %s: %s\n", cl.Config.Path, strings.Join(refreshed, ", "))
+		}
+		for _, id := range r.Unreachable {
+			fmt.Fprintf(w, "not repaired: %s is unreachable, so its users are unknown; run hsm-sync apply again when it is back\n", id)
+		}
+		if len(p.Actions) == 0 && len(refreshed) == 0 && len(r.Unreachable) == 0 {
+			fmt.Fprintln(w, "nothing to repair")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(r.Unreachable) > 0 {
+		// The repair is incomplete: hsm-sync diff cannot exit 0 yet.
+		return cli.QuietExit(cli.ExitFailed)
+	}
+	return nil
+}
+
+func configCmd(c *ucli.Context, env cli.Env) error {
+	if err := cli.NoArgs(c); err != nil {
+		return err
+	}
+	if c.Bool("check") == c.Bool("refresh") {
+		return cli.Usagef("config needs exactly one of --check or --refresh")
+	}
+	if _, err := cli.Output(c); err != nil {
+		return err
+	}
+	cl, err := cli.OpenClient(c, env)
+	if err != nil {
+		return err
+	}
+	var missing, unknown []string
+	if c.Bool("refresh") {
+		missing, unknown, err = cl.RefreshConfig()
+	} else {
+		missing, unknown, err = cl.ConfigDrift()
+	}
+	if err != nil {
+		return err
+	}
+	if missing == nil {
+		missing = []string{}
+	}
+	if unknown == nil {
+		unknown = []string{}
+	}
+	stale := len(missing)+len(unknown) > 0
+	data := map[string]any{"config": cl.Config.Path, "missing": missing, "unknown": unknown, "stale": stale && c.Bool("check"), "refreshed": stale && c.Bool("refresh")}
+	if err := cli.Emit(c, data, func(w io.Writer) error {
+		switch {
+		case !stale:
+			fmt.Fprintf(w, "%s lists every HSM of cluster %s\n", cl.Config.Path, cl.Cluster.ID)
+		case c.Bool("refresh"):
+			fmt.Fprintf(w, "refreshed %s: added %v, removed %v\n", cl.Config.Path, missing, unknown)
+		default:
+			fmt.Fprintf(w, "%s is stale: missing %v, unknown %v (fix: hsm-sync config --refresh)\n", cl.Config.Path, missing, unknown)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if stale && c.Bool("check") {
+		return driftFound
+	}
+	return nil
+}

@@ -1,0 +1,288 @@
+// Package hsmuser is the hsm-user command: an admin's or crypto user's
+// client that activates the cluster, logs in and out, and manages users.
+package hsmuser
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
+)
+
+// Main runs hsm-user and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	userFlags := []ucli.Flag{
+		&ucli.StringFlag{Name: "username", Usage: "user `NAME` (1-31 letters, digits, _)"},
+		&ucli.StringFlag{Name: "role", Usage: "admin or crypto-user (CMU's CO, CU also work)"},
+	}
+	approvalFlag := &ucli.StringFlag{Name: "approval", Usage: "signed quorum token `FILE` approving this operation"}
+	mutating := func(extra ...ucli.Flag) []ucli.Flag {
+		f := append([]ucli.Flag{cli.SessionFlag()}, cli.TargetFlags()...)
+		return append(f, extra...)
+	}
+	app := &ucli.App{
+		Usage: "manage the users of a CloudHSM cluster (simulated)",
+		Commands: []*ucli.Command{
+			{Name: "activate", Usage: "activate the cluster: set the initial admin's password",
+				Flags:  append(mutating(), cli.PasswordFlags()...),
+				Action: func(c *ucli.Context) error { return activate(c, env) }},
+			{Name: "login", Usage: "log in on every HSM and keep the session for later commands",
+				Flags:  append(append(mutating(), userFlags...), cli.PasswordFlags()...),
+				Action: func(c *ucli.Context) error { return login(c, env) }},
+			{Name: "logout", Usage: "end the session",
+				Flags:  []ucli.Flag{cli.SessionFlag()},
+				Action: func(c *ucli.Context) error { return logout(c, env) }},
+			{Name: "list", Usage: "list the users of the cluster (no login needed)",
+				Action: func(c *ucli.Context) error { return list(c, env) }},
+			{Name: "create", Usage: "create a user on every HSM",
+				Flags:  append(append(mutating(approvalFlag), userFlags...), cli.PasswordFlags()...),
+				Action: func(c *ucli.Context) error { return create(c, env) }},
+			{Name: "delete", Usage: "delete a user from every HSM",
+				Flags:  append(mutating(approvalFlag), userFlags...),
+				Action: func(c *ucli.Context) error { return deleteUser(c, env) }},
+			{Name: "change-password", Usage: "change your own password, or as an admin anyone's (this unlocks a locked user)",
+				Flags:  append(append(mutating(approvalFlag), userFlags...), cli.PasswordFlags()...),
+				Action: func(c *ucli.Context) error { return changePassword(c, env) }},
+			{Name: "change-quorum", Usage: "register your quorum public key",
+				Subcommands: []*ucli.Command{{
+					Name: "register", Usage: "register your quorum key: the signed registration token proves you hold its private key",
+					Flags: mutating(
+						&ucli.StringFlag{Name: "public-key", Usage: "PEM public key `FILE` (RSA-2048)"},
+						&ucli.StringFlag{Name: "signed-token", Usage: "registration token `FILE` signed with the private key"}),
+					Action: func(c *ucli.Context) error { return registerQuorum(c, env) },
+				}}},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+func userAndRole(c *ucli.Context) (string, policy.Role, error) {
+	user := c.String("username")
+	if user == "" {
+		return "", "", cli.Usagef("--username is required")
+	}
+	if c.String("role") == "" {
+		return "", "", cli.Usagef("--role is required (admin or crypto-user)")
+	}
+	role, err := policy.ParseRole(c.String("role"))
+	if err != nil {
+		return "", "", cli.Usagef("--role: %v", err)
+	}
+	return strings.ToLower(user), role, nil
+}
+
+func approval(c *ucli.Context) (*hsm.Approval, error) {
+	p := c.String("approval")
+	if p == "" {
+		return nil, nil
+	}
+	data, err := cli.ReadInput("--approval", p)
+	if err != nil {
+		return nil, err
+	}
+	return &hsm.Approval{Path: p, Data: data}, nil
+}
+
+type userData struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
+func activate(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	t, err := cli.Targeting(c)
+	if err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "Enter password: ", true)
+	if err != nil {
+		return err
+	}
+	res, err := cl.Activate(t, pw)
+	return cli.Outcome(c, env, res, err, "Cluster activation successful", "Cluster activation successful: admin is now an admin; log in with hsm-user login --username admin --role admin")
+}
+
+func login(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	t, err := cli.Targeting(c)
+	if err != nil {
+		return err
+	}
+	user, role, err := userAndRole(c)
+	if err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "Enter password: ", false)
+	if err != nil {
+		return err
+	}
+	sf, res, err := cl.Login(t, cli.SessionPath(c), user, role, pw)
+	data := userData{Username: user, Role: string(role)}
+	if sf != nil {
+		data.Role = sf.Role
+	}
+	n := 0
+	if res != nil {
+		n = len(res.OK())
+	}
+	return cli.Outcome(c, env, res, err, data, fmt.Sprintf("logged in as %s (%s) on %d HSM(s); session %s", user, data.Role, n, cli.SessionPath(c)))
+}
+
+func logout(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	sf, err := hsm.LoadSession(cli.SessionPath(c))
+	if err != nil {
+		return cli.Trouble(err, "")
+	}
+	if sf == nil {
+		return cli.Refused(fmt.Errorf("not logged in (no session at %s)", cli.SessionPath(c)), "")
+	}
+	res, err := cl.Logout(sf)
+	var partial *hsm.PartialError
+	switch {
+	case errors.As(err, &partial):
+		// Ended where reachable; the others drop it when they come back.
+		PrintSkipped(env, res)
+	case err != nil:
+		return err
+	}
+	return cli.Emit(c, "Logout successful", func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, "Logout successful")
+		return err
+	})
+}
+
+// PrintSkipped warns about HSMs a logout could not reach: their sessions
+// stay until those HSMs are reachable again.
+func PrintSkipped(env cli.Env, res *hsm.Result) {
+	if res == nil {
+		return
+	}
+	for _, o := range res.Outcomes {
+		if o.Status != "ok" {
+			env.Warnf("%s: %s (%v)", o.HSM, o.Status, o.Err)
+		}
+	}
+}
+
+func list(c *ucli.Context, env cli.Env) error {
+	cl, err := cli.Setup(c, env)
+	if err != nil {
+		return err
+	}
+	users, warnings, err := cl.ListUsers(hsm.Nobody{})
+	env.Warn(warnings)
+	if err != nil {
+		return err
+	}
+	if users == nil {
+		users = []hsm.UserView{}
+	}
+	return cli.Emit(c, map[string]any{"users": users}, func(w io.Writer) error {
+		rows := make([][]string, len(users))
+		for i, u := range users {
+			rows[i] = []string{u.Username, u.Role, u.Locked, strategies(u.MFA), strategies(u.Quorum), u.Coverage}
+		}
+		return cli.Table(w, []string{"Username", "Role", "Locked", "MFA", "Quorum", "Cluster coverage"}, rows)
+	})
+}
+
+func strategies(s []hsm.Strategy) string {
+	var parts []string
+	for _, x := range s {
+		parts = append(parts, x.Strategy+" "+x.Status)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// manage is the common shape of create, delete and change-password.
+func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
+	op func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error)) error {
+	cl, t, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	user, role, err := userAndRole(c)
+	if err != nil {
+		return err
+	}
+	a, err := approval(c)
+	if err != nil {
+		return err
+	}
+	var pw string
+	if needPassword {
+		if pw, err = cli.ReadPassword(c, env, "Enter password: ", true); err != nil {
+			return err
+		}
+	}
+	res, err := op(cl, t, auth, user, role, pw, a)
+	n := 0
+	if res != nil {
+		n = len(res.OK())
+	}
+	return cli.Outcome(c, env, res, err, userData{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
+}
+
+func create(c *ucli.Context, env cli.Env) error {
+	return manage(c, env, true, "created", func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error) {
+		return cl.CreateUser(t, auth, user, role, pw, a)
+	})
+}
+
+func deleteUser(c *ucli.Context, env cli.Env) error {
+	return manage(c, env, false, "deleted", func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, _ string, a *hsm.Approval) (*hsm.Result, error) {
+		return cl.DeleteUser(t, auth, user, role, a)
+	})
+}
+
+func changePassword(c *ucli.Context, env cli.Env) error {
+	return manage(c, env, true, "changed the password of", func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error) {
+		return cl.ChangePassword(t, auth, user, role, pw, a)
+	})
+}
+
+func registerQuorum(c *ucli.Context, env cli.Env) error {
+	cl, t, auth, err := cli.SetupMutating(c, env)
+	if err != nil {
+		return err
+	}
+	pubPath, tokPath := c.String("public-key"), c.String("signed-token")
+	if pubPath == "" || tokPath == "" {
+		return cli.Usagef("register needs --public-key FILE and --signed-token FILE")
+	}
+	pub, err := cli.ReadInput("--public-key", pubPath)
+	if err != nil {
+		return err
+	}
+	tok, err := cli.ReadInput("--signed-token", tokPath)
+	if err != nil {
+		return err
+	}
+	sf, _ := auth.(*hsm.SessionFile)
+	res, err := cl.RegisterQuorumKey(t, auth, pubPath, pub, tokPath, tok)
+	data := userData{}
+	if sf != nil {
+		data = userData{Username: sf.Username, Role: sf.Role}
+	}
+	return cli.Outcome(c, env, res, err, data, "registered the quorum key of "+data.Username)
+}

@@ -1,0 +1,97 @@
+package hsm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/hsmkit/hsmkit/internal/policy"
+	"github.com/hsmkit/hsmkit/internal/state"
+)
+
+// BenchmarkFsyncFloor is one atomic durable write (temp, fsync, rename,
+// directory fsync): the floor a per-HSM write cannot beat on this disk.
+func BenchmarkFsyncFloor(b *testing.B) {
+	dir := b.TempDir()
+	data := make([]byte, 4096)
+	p := filepath.Join(dir, "f.json")
+	for b.Loop() {
+		if err := renameio.WriteFile(p, data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		d, _ := os.Open(dir)
+		d.Sync()
+		d.Close()
+	}
+}
+
+// BenchmarkUserCreate3HSMs is one user create on a 3-HSM cluster (three
+// atomic writes), with the cheap test KDF so the writes dominate.
+func BenchmarkUserCreate3HSMs(b *testing.B) {
+	c := newTestCluster(b, 3, true)
+	admin := Fixed{User: "admin", Role: policy.Admin}
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := c.CreateUser(Targeting{}, admin, fmt.Sprintf("u%d", i), policy.CryptoUser, "Bench-pass1", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/3/1e6, "ms/HSM-write")
+}
+
+// BenchmarkUserList1000 lists a 3-HSM cluster with 1,000 users.
+func BenchmarkUserList1000(b *testing.B) {
+	c := newTestCluster(b, 3, true)
+	for _, info := range c.Cluster.HSMs {
+		h, err := c.Store.LoadHSM(info.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for len(h.Users) < 1000 {
+			h.NextUserID++
+			h.Users = append(h.Users, state.User{ID: h.NextUserID, Name: fmt.Sprintf("user%d", h.NextUserID), Role: string(policy.CryptoUser), Hash: h.Users[0].Hash})
+		}
+		if err := c.Store.SaveHSM(h); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		users, _, err := c.ListUsers(Nobody{})
+		if err != nil || len(users) != 1000 {
+			b.Fatal(len(users), err)
+		}
+	}
+}
+
+// BenchmarkLoginDefaultKDF is one login on a 3-HSM cluster at the default
+// argon2id cost: one KDF run (the hash is the same on every HSM) and three writes.
+func BenchmarkLoginDefaultKDF(b *testing.B) {
+	dir := b.TempDir()
+	cfg, _, err := Init(InitOptions{StateDir: filepath.Join(dir, "st"), ConfigPath: filepath.Join(dir, "cluster.yaml"), HSMs: 3, KDF: DefaultKDF, Now: testNow})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := Open(cfg.Path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Activate(Targeting{}, "Admin-pass1"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		sess := filepath.Join(dir, "session")
+		sf, _, err := c.Login(Targeting{}, sess, "admin", policy.Admin, "Admin-pass1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if _, err := c.Logout(sf); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

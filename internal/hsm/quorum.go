@@ -1,0 +1,420 @@
+package hsm
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/hsmkit/hsmkit/internal/keys"
+	"github.com/hsmkit/hsmkit/internal/policy"
+	"github.com/hsmkit/hsmkit/internal/quorum"
+	"github.com/hsmkit/hsmkit/internal/state"
+)
+
+// Quorum services, as cloudhsm-cli names them.
+const (
+	ServiceUser         = "user"
+	ServiceQuorum       = "quorum"
+	ServiceRegistration = "registration"
+)
+
+// Quorum values: 1 is off, otherwise 2 to MaxQuorum.
+const MaxQuorum = 8
+
+// ErrQuorumRequired is cloudhsm-cli's refusal when a token is missing or not approved.
+var ErrQuorumRequired = errors.New("Quorum approval is required for this operation")
+
+// QuorumError is a refusal of an approval: it starts with cloudhsm-cli's
+// message and says what exactly is wrong.
+type QuorumError struct{ Why string }
+
+func (e *QuorumError) Error() string        { return ErrQuorumRequired.Error() + ": " + e.Why }
+func (e *QuorumError) Is(target error) bool { return target == ErrQuorumRequired }
+
+// Approval is a signed token file offered with an operation.
+type Approval struct {
+	Path string
+	Data []byte
+	file *quorum.TokenFile
+}
+
+// parse reads the token file once, strictly; a bad file changes nothing.
+func (a *Approval) parse() (*quorum.TokenFile, error) {
+	if a.file != nil {
+		return a.file, nil
+	}
+	tf, err := quorum.ParseTokenFile(a.Path, a.Data)
+	if err != nil {
+		return nil, err
+	}
+	a.file = tf
+	return tf, nil
+}
+
+// expired says whether a token's time has run out: generated tokens must be
+// approved within the generated timeout.
+func expired(h *state.HSM, t *state.Token, now time.Time) bool {
+	return now.After(t.Created.Add(time.Duration(h.Quorum.Generated) * time.Second))
+}
+
+// purge drops tokens whose time ran out, and used ones once they would have.
+func purge(h *state.HSM, now time.Time) {
+	h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return expired(h, &t, now) })
+}
+
+// registeredKeys are the quorum keys of the admins of an HSM.
+func registeredKeys(h *state.HSM) (map[string]*rsa.PublicKey, error) {
+	out := map[string]*rsa.PublicKey{}
+	for _, u := range h.Users {
+		if u.QuorumKey == nil || policy.Role(u.Role) != policy.Admin {
+			continue
+		}
+		pub, err := keys.LoadPublicKey(u.Name+"'s registered key", []byte(u.QuorumKey.PEM))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", h.ID, err)
+		}
+		out[u.Name] = pub
+	}
+	return out, nil
+}
+
+// requireQuorum passes when the service's quorum value is 1 (off);
+// otherwise the approval must be a token of this principal's session for
+// this service, on this HSM, unexpired, unused, with enough distinct valid
+// signatures from admins with registered keys. The token is used up when
+// the operation is written.
+func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approval) error {
+	if a != nil {
+		// A bad file is an error even where no quorum is needed.
+		if _, err := a.parse(); err != nil {
+			return err
+		}
+	}
+	m := h.Quorum.Values[service]
+	if m <= 1 {
+		return nil
+	}
+	if a == nil {
+		return fmt.Errorf("%w (the %s service needs %d approvals: generate a token with hsm-quorum generate --service %s, have it signed, pass --approval FILE)", ErrQuorumRequired, service, m, service)
+	}
+	tf, err := a.parse()
+	if err != nil {
+		return err
+	}
+	recs, err := tf.Records()
+	if err != nil {
+		return fmt.Errorf("%s: approval_data: %v", a.Path, err)
+	}
+	digest := sha256.Sum256(tf.ApprovalData)
+	tok := findToken(h, recs, digest[:])
+	if tok == nil {
+		return &QuorumError{Why: fmt.Sprintf("no HSM holds a token matching %s (it was never generated, was deleted, its session ended, or its approval_data was altered)", a.Path)}
+	}
+	switch {
+	case !tok.Used.IsZero():
+		return &QuorumError{Why: fmt.Sprintf("the token in %s was already used at %s; a token approves one operation", a.Path, tok.Used.Format(time.RFC3339))}
+	case tok.Service != service:
+		return &QuorumError{Why: fmt.Sprintf("the token in %s is for the %s service, not %s", a.Path, tok.Service, service)}
+	case tok.User != p.User:
+		return &QuorumError{Why: fmt.Sprintf("the token in %s belongs to %s, not %s", a.Path, tok.User, p.User)}
+	case p.Session == "":
+		return &QuorumError{Why: "a token is bound to the login session that generated it; a one-shot login (HSM_PIN) cannot use one"}
+	case tok.Session != p.Session:
+		return &QuorumError{Why: fmt.Sprintf("the token in %s was generated in another login session", a.Path)}
+	case expired(h, tok, tx.Now):
+		return &QuorumError{Why: fmt.Sprintf("the token in %s expired at %s (generated timeout %d s)", a.Path,
+			tok.Created.Add(time.Duration(h.Quorum.Generated)*time.Second).Format(time.RFC3339), h.Quorum.Generated)}
+	}
+	keyring, err := registeredKeys(h)
+	if err != nil {
+		return err
+	}
+	approvers, err := quorum.Approvers(tf, keyring)
+	if err != nil {
+		return &QuorumError{Why: err.Error()}
+	}
+	tok.Approvals = approvers
+	if len(approvers) < m {
+		// Keep the approvals counted so far: hsm-quorum list shows them.
+		return keepErr{&QuorumError{Why: fmt.Sprintf("%d of %d approvals (%v)", len(approvers), m, approvers)}}
+	}
+	tok.Approved, tok.Used = tx.Now, tx.Now
+	return nil
+}
+
+// findToken finds the HSM's token among the file's records.
+func findToken(h *state.HSM, recs []quorum.Record, digest []byte) *state.Token {
+	for _, r := range recs {
+		for i := range h.Tokens {
+			t := &h.Tokens[i]
+			if t.ID == r.TokenID && bytes.Equal(t.Digest, digest) {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// GenerateToken makes a quorum token for the logged-in user: one record
+// per HSM, each HSM holding its own, bound to the session. The file is
+// written before the HSMs are, so a failure leaves no token without a file.
+func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path string) (*Result, error) {
+	svc, err := quorum.ParseService(service)
+	if err != nil {
+		return nil, err
+	}
+	var records []quorum.Record
+	var held []*state.HSM
+	op := policy.QuorumToken
+	if service == ServiceRegistration {
+		op = policy.RegisterQuorumKey
+	}
+	res, err := c.mutate(t, auth, "quorum-generate", func(tx *Tx, h *state.HSM) error {
+		p, err := tx.act(h, op)
+		if err != nil {
+			return err
+		}
+		if p.Session == "" {
+			return errors.New("a quorum token is bound to a login session: log in with hsm-user login (HSM_PIN cannot hold a token)")
+		}
+		purge(h, tx.Now)
+		for _, old := range h.Tokens {
+			if old.User == p.User && old.Service == service && old.Used.IsZero() {
+				return fmt.Errorf("%s already has an active %s token on %s; use it, or delete it with hsm-quorum delete --scope user", p.User, service, h.ID)
+			}
+		}
+		h.NextTokenID++
+		rec := quorum.Record{Version: quorum.RecordVersion, Service: svc, TokenID: h.NextTokenID, Username: p.User, Created: tx.Now}
+		tx.Rand.Read(rec.Nonce[:])
+		records = append(records, rec)
+		h.Tokens = append(h.Tokens, state.Token{ID: rec.TokenID, User: p.User, Session: p.Session, Service: service, Created: tx.Now})
+		held = append(held, h)
+		return nil
+	}, func(tx *Tx) error {
+		// Every HSM's record is known: bind each token to its file, then write the file.
+		var data []byte
+		if service == ServiceRegistration {
+			rf := quorum.NewRegistrationFile(records)
+			for i, h := range held {
+				sum := sha256.Sum256(rf.Tokens[i].ApprovalData)
+				h.Tokens[len(h.Tokens)-1].Digest = sum[:]
+				h.Tokens[len(h.Tokens)-1].Coverage = len(records)
+			}
+			data = rf.Marshal()
+		} else {
+			tf := quorum.NewTokenFile(records)
+			sum := sha256.Sum256(tf.ApprovalData)
+			for _, h := range held {
+				h.Tokens[len(h.Tokens)-1].Digest = sum[:]
+				h.Tokens[len(h.Tokens)-1].Coverage = len(records)
+			}
+			data = tf.Marshal()
+		}
+		return renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path)))
+	})
+	return res, err
+}
+
+// TokenView is one token as cloudhsm-cli's quorum token-sign list shows it.
+type TokenView struct {
+	Username          string `json:"username"`
+	Service           string `json:"service"`
+	ApprovalsRequired Value  `json:"approvals-required"`
+	Approvals         Value  `json:"number-of-approvals"`
+	TimeoutSeconds    Value  `json:"token-timeout-seconds"`
+	Coverage          string `json:"cluster-coverage"`
+}
+
+// Value is cloudhsm-cli's {"value": N}.
+type Value struct {
+	Value int `json:"value"`
+}
+
+// ListTokens lists the unexpired, unused tokens of the cluster.
+func (c *Client) ListTokens(auth Authenticator) ([]TokenView, []string, error) {
+	out := []TokenView{}
+	warnings, err := c.read(func(cl *state.Cluster, hsms []*state.HSM) error {
+		if err := c.Policy().Check(policy.Unauthenticated, policy.QuorumPolicyRead); err != nil {
+			return err
+		}
+		type key struct {
+			user, service string
+			digest        string
+		}
+		seen := map[key]int{}
+		now := c.Now()
+		for _, h := range hsms {
+			for _, t := range h.Tokens {
+				if !t.Used.IsZero() || expired(h, &t, now) {
+					continue
+				}
+				k := key{t.User, t.Service, string(t.Digest)}
+				if i, ok := seen[k]; ok {
+					out[i].Coverage = coverage(len(cl.HSMs), t.Coverage, out[i].Coverage)
+					continue
+				}
+				left := int(t.Created.Add(time.Duration(h.Quorum.Generated)*time.Second).Sub(now) / time.Second)
+				required := h.Quorum.Values[t.Service]
+				if t.Service == ServiceRegistration {
+					required = 1
+				}
+				seen[k] = len(out)
+				out = append(out, TokenView{Username: t.User, Service: t.Service, ApprovalsRequired: Value{required},
+					Approvals: Value{len(t.Approvals)}, TimeoutSeconds: Value{left}, Coverage: coverage(len(cl.HSMs), t.Coverage, "full")})
+			}
+		}
+		return nil
+	})
+	return out, warnings, err
+}
+
+func coverage(clusterHSMs, tokenHSMs int, was string) string {
+	if tokenHSMs < clusterHSMs || was == "inconsistent" {
+		return "inconsistent"
+	}
+	return "full"
+}
+
+// DeleteTokens deletes the caller's tokens (scope user) or every token (scope all).
+func (c *Client) DeleteTokens(t Targeting, auth Authenticator, scope string) (*Result, error) {
+	if scope != "user" && scope != "all" {
+		return nil, fmt.Errorf("--scope %q: want user or all", scope)
+	}
+	return c.mutate(t, auth, "quorum-delete", func(tx *Tx, h *state.HSM) error {
+		p, err := tx.act(h, policy.QuorumToken)
+		if err != nil {
+			return err
+		}
+		h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return scope == "all" || t.User == p.User })
+		return nil
+	})
+}
+
+// QuorumPolicy reads the quorum values and timeouts (from the first
+// reachable HSM; hsm-sync reports HSMs that disagree).
+func (c *Client) QuorumPolicy() (state.Quorum, []string, error) {
+	var q state.Quorum
+	warnings, err := c.read(func(cl *state.Cluster, hsms []*state.HSM) error {
+		if err := c.Policy().Check(policy.Unauthenticated, policy.QuorumPolicyRead); err != nil {
+			return err
+		}
+		q = hsms[0].Quorum
+		return nil
+	})
+	return q, warnings, err
+}
+
+// SetQuorumValue sets a service's quorum value. The first change needs no
+// token; once the quorum service's own value is above 1, changing any value
+// needs a quorum token. A value above the number of admins with a
+// registered key is refused: it would lock everyone out.
+func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string, value int, a *Approval) (*Result, error) {
+	if service != ServiceUser && service != ServiceQuorum {
+		return nil, fmt.Errorf("--service %q: want user or quorum", service)
+	}
+	if value < 1 || value > MaxQuorum {
+		return nil, fmt.Errorf("--value %d: want 1 (off) to %d", value, MaxQuorum)
+	}
+	return c.mutate(t, auth, "quorum-set-value", func(tx *Tx, h *state.HSM) error {
+		p, err := tx.act(h, policy.QuorumPolicyWrite)
+		if err != nil {
+			return err
+		}
+		if value > 1 {
+			keyring, err := registeredKeys(h)
+			if err != nil {
+				return err
+			}
+			if value > len(keyring) {
+				return fmt.Errorf("--value %d is more than the %d admin(s) with a registered quorum key: nobody could approve anything (register keys with hsm-user change-quorum register)", value, len(keyring))
+			}
+		}
+		if err := tx.requireQuorum(h, p, ServiceQuorum, a); err != nil {
+			return err
+		}
+		h.Quorum.Values[service] = value
+		return nil
+	})
+}
+
+// SetTimeouts sets the generated and/or approved token timeouts (seconds).
+func (c *Client) SetTimeouts(t Targeting, auth Authenticator, generated, approved int) (*Result, error) {
+	for _, v := range []int{generated, approved} {
+		if v < 0 || v > 86400 {
+			return nil, fmt.Errorf("timeout %d: want 1 to 86400 seconds", v)
+		}
+	}
+	return c.mutate(t, auth, "quorum-set-timeout", func(tx *Tx, h *state.HSM) error {
+		if _, err := tx.act(h, policy.QuorumPolicyWrite); err != nil {
+			return err
+		}
+		if generated > 0 {
+			h.Quorum.Generated = generated
+		}
+		if approved > 0 {
+			h.Quorum.Approved = approved
+		}
+		return nil
+	})
+}
+
+// RegisterQuorumKey registers the logged-in admin's quorum public key. The
+// signed registration token proves the admin holds the private key.
+func (c *Client) RegisterQuorumKey(t Targeting, auth Authenticator, pubPath string, pubPEM []byte, tokenPath string, tokenData []byte) (*Result, error) {
+	pub, err := keys.LoadPublicKey(pubPath, pubPEM)
+	if err != nil {
+		return nil, err
+	}
+	rf, err := quorum.ParseRegistrationFile(tokenPath, tokenData)
+	if err != nil {
+		return nil, err
+	}
+	if err := rf.Verify(pub); err != nil {
+		return nil, err
+	}
+	spki := keys.MarshalPublicKeyPEM(pub)
+	return c.mutate(t, auth, "register-quorum-key", func(tx *Tx, h *state.HSM) error {
+		p, err := tx.act(h, policy.RegisterQuorumKey)
+		if err != nil {
+			return err
+		}
+		var tok *state.Token
+		for _, entry := range rf.Tokens {
+			recs, err := quorum.DecodeApprovalData(entry.ApprovalData)
+			if err != nil {
+				return fmt.Errorf("%s: %v", tokenPath, err)
+			}
+			sum := sha256.Sum256(entry.ApprovalData)
+			if tok = findToken(h, recs, sum[:]); tok != nil {
+				break
+			}
+		}
+		switch {
+		case tok == nil:
+			return fmt.Errorf("no HSM holds a registration token matching %s (generate one with hsm-quorum generate --service registration)", tokenPath)
+		case tok.Service != ServiceRegistration:
+			return fmt.Errorf("the token in %s is for the %s service, not registration", tokenPath, tok.Service)
+		case tok.User != p.User || tok.Session != p.Session:
+			return fmt.Errorf("the token in %s was generated by another user or session", tokenPath)
+		case !tok.Used.IsZero():
+			return fmt.Errorf("the token in %s was already used", tokenPath)
+		case expired(h, tok, tx.Now):
+			return fmt.Errorf("the token in %s expired", tokenPath)
+		}
+		u := findUser(h, p.User)
+		if u == nil {
+			return fmt.Errorf("no user %s", p.User)
+		}
+		tok.Used = tx.Now
+		u.QuorumKey = &state.PublicKey{Fingerprint: keys.Fingerprint(pub), PEM: string(spki)}
+		tx.touch(h, u)
+		return nil
+	})
+}

@@ -1,0 +1,65 @@
+package policy
+
+import "testing"
+
+// TestSeedTable pins every cell of seed 000's table (plus the unactivated
+// admin's column) so that a change to the data is a deliberate one.
+func TestSeedTable(t *testing.T) {
+	y, n := true, false
+	// admin, crypto-user, appliance, unactivated-admin, unauthenticated
+	want := map[Op][5]bool{
+		ClusterInfo:       {y, y, y, y, y},
+		Zeroize:           {y, y, y, y, y},
+		ChangeOwnPassword: {y, y, y, y, n},
+		ChangeAnyPassword: {y, n, n, n, n},
+		ManageUsers:       {y, n, n, n, n},
+		SyncStatus:        {y, y, y, y, n},
+		MaskedObjects:     {y, y, y, n, n},
+		KeyManagement:     {n, y, n, n, n},
+		EncryptDecrypt:    {n, y, n, n, n},
+		SignVerify:        {n, y, n, n, n},
+		DigestHMAC:        {n, y, n, n, n},
+		ListUsers:         {y, y, y, y, y},
+		QuorumToken:       {y, n, n, n, n},
+		QuorumPolicyRead:  {y, y, y, y, y},
+		QuorumPolicyWrite: {y, n, n, n, n},
+		RegisterQuorumKey: {y, n, n, n, n},
+		SyncUsers:         {y, n, n, n, n},
+	}
+	if len(want) != len(CloudHSM.Ops) {
+		t.Fatalf("table has %d operations, test pins %d", len(CloudHSM.Ops), len(want))
+	}
+	for _, op := range CloudHSM.Ops {
+		row, ok := want[op]
+		if !ok {
+			t.Fatalf("operation %q not pinned by the test", op)
+		}
+		for i, role := range CloudHSM.Roles {
+			got := CloudHSM.Allowed(role, op)
+			if got != row[i] {
+				t.Errorf("%s as %s: allowed=%v, want %v", op, role, got, row[i])
+			}
+			err := CloudHSM.Check(role, op)
+			if (err == nil) != row[i] {
+				t.Errorf("%s as %s: Check=%v, want allowed=%v", op, role, err, row[i])
+			}
+		}
+	}
+	if CloudHSM.Allowed(Admin, Op("no such operation")) {
+		t.Error("an unknown operation must be refused")
+	}
+}
+
+func TestParseRole(t *testing.T) {
+	for in, want := range map[string]Role{"admin": Admin, "CO": Admin, "crypto-user": CryptoUser, "CU": CryptoUser} {
+		got, err := ParseRole(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRole(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "Admin", "root", "unactivated-admin", "internal(APPLIANCE_USER)"} {
+		if _, err := ParseRole(bad); err == nil {
+			t.Errorf("ParseRole(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package state
+
+import "time"
+
+// Schema is the version of the state layout this build reads and writes.
+const Schema = 1
+
+// Cluster is cluster.json: what the cluster itself knows.
+type Cluster struct {
+	Schema  int       `json:"schema"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Seed    *int64    `json:"seed,omitempty"` // set by init --seed: ids and random values are reproducible
+	KDF     KDF       `json:"kdf"`
+	// Salt is mixed with a username to salt its password hash, so that the
+	// same password set on two HSMs gives the same hash and a manual
+	// repair can be confirmed by hsm-sync diff.
+	Salt []byte    `json:"salt"`
+	AZs  []string  `json:"azs"`
+	HSMs []HSMInfo `json:"hsms"`
+}
+
+// KDF is the argon2id cost, a cluster setting so tests can use a cheap one.
+type KDF struct {
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+}
+
+// HSM status values.
+const (
+	Running = "running"
+	Stopped = "stopped" // unreachable
+)
+
+// HSMInfo is the basic cluster info of one HSM (seed 000).
+type HSMInfo struct {
+	ID       string    `json:"id"`
+	AZ       string    `json:"az"`
+	IP       string    `json:"ip"`
+	Serial   string    `json:"serial"`
+	Model    string    `json:"model"`
+	Firmware string    `json:"firmware"`
+	Status   string    `json:"status"`
+	Joined   time.Time `json:"joined"`
+}
+
+// HSM is hsms/<id>.json: one HSM's users, sessions, tokens and policy.
+type HSM struct {
+	Schema      int         `json:"schema"`
+	ID          string      `json:"id"`
+	Seq         uint64      `json:"seq"` // bumped by every write of this file
+	NextUserID  int         `json:"next_user_id"`
+	NextTokenID uint32      `json:"next_token_id"`
+	Users       []User      `json:"users"`
+	Deleted     []Tombstone `json:"deleted"`
+	Sessions    []Session   `json:"sessions"`
+	Tokens      []Token     `json:"tokens"`
+	Quorum      Quorum      `json:"quorum"`
+}
+
+// User is one user record. Changed, Seq and Op record the last user
+// management change so that hsm-sync can order versions across HSMs.
+type User struct {
+	ID        int        `json:"id"`
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Hash      *Hash      `json:"hash"`
+	Failures  int        `json:"failures"`
+	QuorumKey *PublicKey `json:"quorum_key,omitempty"`
+	MFA       *PublicKey `json:"mfa,omitempty"`
+	Changed   time.Time  `json:"changed"`
+	Seq       uint64     `json:"seq"`
+	Op        string     `json:"op"`
+}
+
+// Hash is an argon2id password hash with its parameters.
+type Hash struct {
+	Alg       string `json:"alg"`
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+	Salt      []byte `json:"salt"`
+	Key       []byte `json:"key"`
+}
+
+// PublicKey is a registered quorum or MFA key.
+type PublicKey struct {
+	Fingerprint string `json:"fingerprint"` // hex SHA-256 of the SubjectPublicKeyInfo
+	PEM         string `json:"pem"`
+}
+
+// Tombstone remembers a deletion, so that a partial delete can be told
+// apart from a partial create.
+type Tombstone struct {
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	Changed time.Time `json:"changed"`
+	Seq     uint64    `json:"seq"`
+	Op      string    `json:"op"`
+	// DeletedOp is the Op of the record this deletion removed.
+	DeletedOp string `json:"deleted_op,omitempty"`
+}
+
+// Session is a login on this HSM; only a hash of its secret is kept.
+type Session struct {
+	ID         string    `json:"id"`
+	SecretHash []byte    `json:"secret_hash"`
+	User       string    `json:"user"`
+	Role       string    `json:"role"`
+	Created    time.Time `json:"created"`
+}
+
+// Token is a quorum token as this HSM holds it.
+type Token struct {
+	ID        uint32    `json:"id"`
+	User      string    `json:"user"`
+	Session   string    `json:"session"`
+	Service   string    `json:"service"`
+	Digest    []byte    `json:"digest"` // SHA-256 of the whole approval_data the file carries
+	Created   time.Time `json:"created"`
+	Approved  time.Time `json:"approved,omitzero"`
+	Used      time.Time `json:"used,omitzero"` // kept until it would have expired, so a replay is named as one
+	Approvals []string  `json:"approvals,omitempty"`
+	Coverage  int       `json:"coverage"` // how many HSMs the token's file covers
+}
+
+// Quorum is the quorum policy: a value per service and the timeouts.
+type Quorum struct {
+	Values    map[string]int `json:"values"`
+	Generated int            `json:"generated_timeout"`
+	Approved  int            `json:"approved_timeout"`
+}
+
+// DefaultQuorum is a new HSM's policy: every service off, 600 s timeouts.
+func DefaultQuorum() Quorum {
+	return Quorum{Values: map[string]int{"user": 1, "quorum": 1}, Generated: 600, Approved: 600}
+}

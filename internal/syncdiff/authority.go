@@ -1,0 +1,517 @@
+package syncdiff
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bucket is a set of HSMs holding the same version of a user.
+type bucket struct {
+	hsms      []int // cell indices, cluster order
+	latest    time.Time
+	timeKnown bool // every record has a change time
+	seq       uint64
+	seqKnown  bool // every record has a sequence number
+}
+
+func (b *bucket) add(i int, u *User) {
+	if len(b.hsms) == 0 {
+		b.timeKnown, b.seqKnown = true, true
+	}
+	b.hsms = append(b.hsms, i)
+	if u.Changed.IsZero() {
+		b.timeKnown = false
+	} else if u.Changed.After(b.latest) {
+		b.latest = u.Changed
+	}
+	if u.Seq == 0 {
+		b.seqKnown = false
+	} else if u.Seq > b.seq {
+		b.seq = u.Seq
+	}
+}
+
+type rule int
+
+const (
+	ruleOnly     rule = iota // a single version
+	ruleMajority             // held by the most HSMs
+	ruleRecency              // tie broken by the latest change time
+	ruleSeq                  // tie broken by the highest sequence number
+	ruleTie                  // still tied: undecidable
+)
+
+// pick chooses the winning bucket. On ruleTie, cands are the tied buckets.
+func pick(bs []bucket) (win int, r rule, cands []int) {
+	if len(bs) == 1 {
+		return 0, ruleOnly, []int{0}
+	}
+	top := 0
+	for i := range bs {
+		top = max(top, len(bs[i].hsms))
+	}
+	for i := range bs {
+		if len(bs[i].hsms) == top {
+			cands = append(cands, i)
+		}
+	}
+	if len(cands) == 1 {
+		return cands[0], ruleMajority, cands
+	}
+	if all(cands, func(i int) bool { return bs[i].timeKnown }) {
+		cands = keepMax(cands, func(a, b int) int { return bs[a].latest.Compare(bs[b].latest) })
+		if len(cands) == 1 {
+			return cands[0], ruleRecency, cands
+		}
+	}
+	if all(cands, func(i int) bool { return bs[i].seqKnown }) {
+		cands = keepMax(cands, func(a, b int) int { return cmpU(bs[a].seq, bs[b].seq) })
+		if len(cands) == 1 {
+			return cands[0], ruleSeq, cands
+		}
+	}
+	return -1, ruleTie, cands
+}
+
+func all(xs []int, f func(int) bool) bool {
+	for _, x := range xs {
+		if !f(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// keepMax keeps the elements of xs that compare highest, in order.
+func keepMax(xs []int, cmp func(a, b int) int) []int {
+	var out []int
+	for _, x := range xs {
+		switch {
+		case len(out) == 0:
+			out = append(out, x)
+		case cmp(x, out[0]) > 0:
+			out = append(out[:0], x)
+		case cmp(x, out[0]) == 0:
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+type credKey struct{ role, hash, quorum, mfa string }
+
+type lockKey struct {
+	locked   bool
+	failures int
+}
+
+// decide chooses the authoritative version of one differing user.
+func decide(cells []Cell, ignoreHash bool) Authority {
+	var present, absent, unreach []int
+	for i, c := range cells {
+		switch c.State {
+		case StatePresent:
+			present = append(present, i)
+		case StateAbsent:
+			absent = append(absent, i)
+		default:
+			unreach = append(unreach, i)
+		}
+	}
+	a := decideReachable(cells, present, absent, ignoreHash)
+	if len(unreach) > 0 {
+		a.Reason += "; " + ids(cells, unreach) + " " + verb(len(unreach), "is", "are") +
+			" unreachable, so " + pron(len(unreach)) + " record is unknown and nothing is planned there"
+	}
+	if a.Decision == DecisionUndecidable {
+		a.Reason += "; nothing is planned for this user"
+	}
+	return a
+}
+
+func undecidable(reason string) Authority {
+	return Authority{Decision: DecisionUndecidable, Reason: reason}
+}
+
+func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Authority {
+	for _, i := range present {
+		if d := cells[i].User.Drift; len(d) > 0 {
+			return undecidable(fmt.Sprintf("the merged cloudhsm-cli view %s reports %s inconsistent without naming the HSM that differs; "+
+				"a per-HSM capture (CMU listUsers, or one cloudhsm-cli user list per HSM run with a config listing only that HSM) is needed to plan a repair",
+				cells[i].HSM, strings.Join(d, " and ")))
+		}
+	}
+
+	total := len(present) + len(absent)
+	var presence string
+	if len(absent) > 0 {
+		var minP, maxP time.Time
+		timesKnown := true
+		for k, i := range present {
+			t := cells[i].User.Changed
+			if t.IsZero() {
+				timesKnown = false
+			}
+			if k == 0 || t.Before(minP) {
+				minP = t
+			}
+			if t.After(maxP) {
+				maxP = t
+			}
+		}
+		var newerT, olderT, none, noInfo []int
+		for _, i := range absent {
+			c := cells[i]
+			switch {
+			case c.Tombstone == nil && c.NoRecords:
+				noInfo = append(noInfo, i)
+			case c.Tombstone == nil:
+				none = append(none, i)
+			case c.Tombstone.DeletedOp != "" && allOp(cells, present, c.Tombstone.DeletedOp):
+				// It deleted exactly the version still present elsewhere:
+				// a partial delete, whatever the clocks say.
+				newerT = append(newerT, i)
+			case c.Tombstone.Changed.IsZero() || !timesKnown:
+				return undecidable(fmt.Sprintf("%s deleted it, but the time of that deletion or of the records on %s is unknown, so it cannot be told whether the deletion came last",
+					c.HSM, ids(cells, present)))
+			case c.Tombstone.Changed.After(maxP):
+				newerT = append(newerT, i)
+			case c.Tombstone.Changed.After(minP):
+				return undecidable(fmt.Sprintf("%s deleted it at %s, after some present records changed but before others (last change %s): the evidence is contradictory",
+					c.HSM, ts(c.Tombstone.Changed), ts(maxP)))
+			case c.Tombstone.Changed.Equal(maxP):
+				return undecidable(fmt.Sprintf("%s deleted it at %s, the same time as its last change elsewhere, and not the version present there: which came last cannot be told",
+					c.HSM, ts(c.Tombstone.Changed)))
+			default:
+				olderT = append(olderT, i)
+			}
+		}
+		head := fmt.Sprintf("present on %d of %d HSMs (%s)", len(present), total, ids(cells, present))
+		if len(newerT) > 0 {
+			var parts []string
+			for _, i := range newerT {
+				t := cells[i].Tombstone
+				p := cells[i].HSM + " deleted it at " + ts(t.Changed)
+				if t.Op != "" {
+					p += " (" + t.Op + ")"
+				}
+				parts = append(parts, p)
+			}
+			reason := fmt.Sprintf("%s; %s, after its last change at %s", head, strings.Join(parts, ", "), ts(maxP))
+			if rest := append(append(append([]int{}, olderT...), none...), noInfo...); len(rest) > 0 {
+				reason += "; " + ids(cells, rest) + " lack it as well"
+			}
+			return Authority{Decision: DecisionDelete, Reason: reason + ", so this is a partial delete"}
+		}
+		parts := []string{head}
+		if len(none) > 0 {
+			parts = append(parts, ids(cells, none)+" "+verb(len(none), "has", "have")+" no record of deleting it")
+		}
+		for _, i := range olderT {
+			parts = append(parts, fmt.Sprintf("%s deleted it at %s, before its last change at %s, so it was re-created since",
+				cells[i].HSM, ts(cells[i].Tombstone.Changed), ts(maxP)))
+		}
+		if len(noInfo) > 0 && len(none)+len(olderT) == 0 {
+			parts = append(parts, ids(cells, noInfo)+" "+verb(len(noInfo), "keeps", "keep")+
+				" no deletion records, so a partial create is assumed because deletion records are unavailable")
+		} else {
+			if len(noInfo) > 0 {
+				parts = append(parts, ids(cells, noInfo)+" "+verb(len(noInfo), "keeps", "keep")+" no deletion records")
+			}
+			parts[len(parts)-1] += ", so this is a partial create"
+		}
+		presence = strings.Join(parts, "; ")
+	}
+
+	// Group the present records by credential, then the winners by lock state.
+	var keys []credKey
+	var groups []bucket
+	for _, i := range present {
+		u := &cells[i].User
+		k := credKey{u.Role, u.PasswordHash, u.QuorumKey, u.MFA}
+		if ignoreHash {
+			k.hash = ""
+		}
+		g := indexOf(keys, k)
+		if g < 0 {
+			keys, groups, g = append(keys, k), append(groups, bucket{}), len(keys)
+		}
+		groups[g].add(i, u)
+	}
+	if len(groups) > 1 {
+		seen := map[string]int{}
+		for g := range groups {
+			for _, i := range groups[g].hsms {
+				op := cells[i].User.Op
+				if op == "" {
+					continue
+				}
+				if h, ok := seen[op]; ok && h != g {
+					return undecidable(fmt.Sprintf("operation %s left different records on %s and %s: the evidence is contradictory",
+						op, cells[groups[h].hsms[0]].HSM, cells[i].HSM))
+				}
+				seen[op] = g
+			}
+		}
+	}
+	w, r, cands := pick(groups)
+	if r == ruleTie {
+		return undecidable(tieReason(cells, groups, cands, "records"))
+	}
+
+	var lkeys []lockKey
+	var lgroups []bucket
+	for _, i := range groups[w].hsms {
+		u := &cells[i].User
+		k := lockKey{u.Locked, u.Failures}
+		g := indexOf(lkeys, k)
+		if g < 0 {
+			lkeys, lgroups, g = append(lkeys, k), append(lgroups, bucket{}), len(lkeys)
+		}
+		lgroups[g].add(i, u)
+	}
+	lw, lr, lcands := pick(lgroups)
+	if lr == ruleTie {
+		// Conservative: keep the locked state, the most failures.
+		lw = lcands[0]
+		for _, c := range lcands[1:] {
+			if a, b := lkeys[c], lkeys[lw]; a.locked && !b.locked || a.locked == b.locked && a.failures > b.failures {
+				lw = c
+			}
+		}
+	}
+	src := lgroups[lw].hsms[0]
+	auth := Authority{Decision: DecisionUpdate, Source: cells[src].HSM, Version: cells[src].User}
+	if len(absent) > 0 {
+		auth.Decision = DecisionCreate
+	}
+
+	var parts []string
+	if presence != "" {
+		parts = append(parts, presence)
+	}
+	if len(groups) > 1 {
+		parts = append(parts, winReason(cells, groups, w, r, len(present), "records"))
+	}
+	if len(lgroups) > 1 {
+		s := winReason(cells, lgroups, lw, lr, len(groups[w].hsms), "lock states")
+		if lr == ruleTie {
+			s = fmt.Sprintf("the same record is held with different lock states on %s with no majority or later change, so the locked state (most failures) on %s is kept",
+				ids(cells, groups[w].hsms), cells[src].HSM)
+		}
+		parts = append(parts, s)
+	}
+	if l := lockReason(cells, present, src); l != "" {
+		parts = append(parts, l)
+	}
+	auth.Reason = strings.Join(parts, "; ")
+	return auth
+}
+
+func winReason(cells []Cell, bs []bucket, w int, r rule, of int, what string) string {
+	win := bs[w]
+	switch r {
+	case ruleMajority:
+		return fmt.Sprintf("the %s differ and the version on %s (%d of %d) is the majority", what, ids(cells, win.hsms), len(win.hsms), of)
+	case ruleRecency:
+		return fmt.Sprintf("the %s differ with no majority (%s); the version on %s changed last (%s), so it wins",
+			what, tieList(cells, bs), ids(cells, win.hsms), ts(win.latest))
+	case ruleSeq:
+		return fmt.Sprintf("the %s differ with no majority (%s) and the same change time; the version on %s has the latest change sequence (%d), so it wins",
+			what, tieList(cells, bs), ids(cells, win.hsms), win.seq)
+	}
+	return ""
+}
+
+func tieReason(cells []Cell, bs []bucket, cands []int, what string) string {
+	var tied []bucket
+	for _, c := range cands {
+		tied = append(tied, bs[c])
+	}
+	why := "their change times are unknown, so only a majority could decide"
+	if all(cands, func(i int) bool { return bs[i].timeKnown }) {
+		why = "they changed at the same time (" + ts(tied[0].latest) + ")"
+		if all(cands, func(i int) bool { return bs[i].seqKnown }) {
+			why += " with the same change sequence (" + strconv.FormatUint(tied[0].seq, 10) + ")"
+		}
+	}
+	return fmt.Sprintf("the %s differ with no majority (%s) and %s", what, tieList(cells, tied), why)
+}
+
+// tieList names each version's HSMs: "hsm-a vs hsm-b, hsm-c".
+func tieList(cells []Cell, bs []bucket) string {
+	var parts []string
+	for _, b := range bs {
+		parts = append(parts, ids(cells, b.hsms))
+	}
+	return strings.Join(parts, " vs ")
+}
+
+// lockReason explains the lock state that goes with the authoritative record.
+func lockReason(cells []Cell, present []int, src int) string {
+	a := cells[src].User
+	var other []int
+	for _, i := range present {
+		if u := cells[i].User; u.Locked != a.Locked || u.Failures != a.Failures {
+			other = append(other, i)
+		}
+	}
+	if len(other) == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("the lock state goes with the authoritative record on %s (%s; %s: ", cells[src].HSM, lockDesc(a), ids(cells, other))
+	var ds []string
+	for _, i := range other {
+		ds = append(ds, lockDesc(cells[i].User))
+	}
+	s += strings.Join(ds, ", ") + ")"
+	if a.Locked {
+		return s + "; a locked account stays locked until an admin changes its password, so copying the record locks it on the other HSMs too"
+	}
+	for _, i := range other {
+		if cells[i].User.Locked {
+			return s + "; a locked account stays locked until an admin changes its password, so copying the record (or an admin changing the password there) unlocks it"
+		}
+	}
+	return s + "; copying the record resets the failure count"
+}
+
+func lockDesc(u User) string {
+	l := "unlocked"
+	if u.Locked {
+		l = "locked"
+	}
+	return fmt.Sprintf("%s, %d login failures", l, u.Failures)
+}
+
+// differences lists how each HSM differs from the reference record: the
+// authoritative one, or for undecidable users the first HSM holding it.
+func differences(cells []Cell, a Authority, ignoreHash bool) []Difference {
+	var ref *User
+	refID := a.Source
+	switch a.Decision {
+	case DecisionCreate, DecisionUpdate:
+		ref = &a.Version
+	case DecisionUndecidable:
+		for i := range cells {
+			if cells[i].State == StatePresent {
+				ref, refID = &cells[i].User, cells[i].HSM
+				break
+			}
+		}
+	}
+	out := []Difference{}
+	for _, c := range cells {
+		switch c.State {
+		case StateAbsent:
+			out = append(out, Difference{c.HSM, KindMissing, missingDetail(c)})
+		case StatePresent:
+			u := &c.User
+			if ref != nil {
+				out = compare(out, c.HSM, u, ref, refID, ignoreHash)
+			}
+			for _, f := range u.Drift {
+				out = append(out, Difference{c.HSM, KindUnlocated, f + " is inconsistent on some HSM this view does not name"})
+			}
+		}
+	}
+	return out
+}
+
+func compare(out []Difference, hsm string, u, ref *User, refID string, ignoreHash bool) []Difference {
+	if u.Role != ref.Role {
+		out = append(out, Difference{hsm, KindRole, fmt.Sprintf("%s (%s: %s)", u.Role, refID, ref.Role)})
+	}
+	if !ignoreHash && u.PasswordHash != ref.PasswordHash {
+		out = append(out, Difference{hsm, KindPassword, "credential hash differs from " + refID + "'s"})
+	}
+	if u.Locked != ref.Locked || u.Failures != ref.Failures {
+		out = append(out, Difference{hsm, KindLock, fmt.Sprintf("%s (%s: %s)", lockDesc(*u), refID, lockDesc(*ref))})
+	}
+	if u.QuorumKey != ref.QuorumKey {
+		out = append(out, Difference{hsm, KindQuorum, fmt.Sprintf("quorum key %s (%s: %s)", orNone(u.QuorumKey), refID, orNone(ref.QuorumKey))})
+	}
+	if u.MFA != ref.MFA {
+		out = append(out, Difference{hsm, KindMFA, fmt.Sprintf("mfa %s (%s: %s)", orNone(u.MFA), refID, orNone(ref.MFA))})
+	}
+	return out
+}
+
+func missingDetail(c Cell) string {
+	switch {
+	case c.Tombstone != nil:
+		s := "deleted at " + ts(c.Tombstone.Changed)
+		if c.Tombstone.Op != "" {
+			s += " (" + c.Tombstone.Op + ")"
+		}
+		return s
+	case c.NoRecords:
+		return "absent; this HSM's deletion records are unavailable"
+	}
+	return "absent; no record of deleting it"
+}
+
+func indexOf[T comparable](xs []T, x T) int {
+	for i, y := range xs {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func ids(cells []Cell, ix []int) string {
+	var b strings.Builder
+	for k, i := range ix {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(cells[i].HSM)
+	}
+	return b.String()
+}
+
+func verb(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func pron(n int) string { return verb(n, "its", "their") }
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "an unknown time"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// allOp says whether every present record was last changed by operation op.
+func allOp(cells []Cell, present []int, op string) bool {
+	for _, i := range present {
+		if cells[i].User.Op != op {
+			return false
+		}
+	}
+	return len(present) > 0
+}

@@ -1,0 +1,196 @@
+package syncdiff
+
+import (
+	"bytes"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestImportCMUDocumentedExample(t *testing.T) {
+	data := readFixture(t, "listusers-2servers.txt")
+	for _, variant := range [][]byte{data, bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))} {
+		s, err := ImportCMUListUsers("capture.txt", bytes.NewReader(variant))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.HSMs) != 2 || s.HSMs[1].ID != "server 1" || s.HSMs[1].Server != 1 || s.HSMs[1].IP != "10.0.0.2" || s.ConfigHSMs != nil {
+			t.Fatalf("HSMs %+v", s.HSMs)
+		}
+		admin := s.HSMs[0].Users[0]
+		if !reflect.DeepEqual(admin, User{ID: 1, Name: "admin", Role: RoleAdmin, QuorumKey: "registered"}) {
+			t.Errorf("admin %+v", admin)
+		}
+		if u := s.HSMs[0].Users[1]; u.Role != RoleAppliance || u.Name != "app_user" {
+			t.Errorf("app_user %+v", u)
+		}
+		r := Diff(s)
+		if len(r.Users) != 1 || r.Users[0].Name != "officer2" {
+			t.Fatalf("users %+v", r.Users)
+		}
+		a := r.Users[0].Authority
+		if a.Decision != DecisionCreate || a.Source != "server 0" || a.Version.Role != RoleAdmin ||
+			!strings.Contains(a.Reason, "a partial create is assumed because deletion records are unavailable") {
+			t.Errorf("authority %+v", a)
+		}
+		var b strings.Builder
+		if err := WritePlan(&b, r.Plan(), "cmu"); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"\nserver 1\ncreateUser CO officer2 <PASSWORD-OF-officer2>\nexit\n", "#   server 0\n#   syncUser 6 1\n#   exit\n"} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("plan lacks %q:\n%s", want, b.String())
+			}
+		}
+	}
+}
+
+func TestImportCMUSeed003(t *testing.T) {
+	s, err := Import("capture.txt", readFixture(t, "listusers-3servers.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rows := Diff(s).Matrix()
+	want := [][]string{
+		{"admin", "ok", "ok", "mfa≠", "update from server 0"},
+		{"example_user", "ok", "ok", "locked", "update from server 0"},
+		{"newest_user", "ok", "missing", "ok", "create from server 0"},
+	}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Errorf("rows %q", rows)
+	}
+}
+
+func TestImportCMUErrors(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{"listusers-bad-count.txt", `listusers-bad-count.txt:3: server 0: "Number of users found:7" but 6 users are listed`},
+		{"listusers-bad-column.txt", `listusers-bad-column.txt:9: server 0: want 6 columns (User Id, User Type, User Name, MofnPubKey, LoginFailureCnt, 2FA), found 5`},
+		{"listusers-bad-type.txt", `listusers-bad-type.txt:11: server 0: unknown user type "XO" (want PCO, CO, CU, AU or PRECO)`},
+	}
+	for _, tt := range tests {
+		_, err := ImportCMUListUsers(tt.file, bytes.NewReader(readFixture(t, tt.file)))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: err %v\nwant %s", tt.file, err, tt.want)
+		}
+	}
+	inline := []struct{ in, want string }{
+		{"", `x.txt:1: no "Users on server N(IP):" section: not a CMU listUsers capture`},
+		{"hello\n", `x.txt:1: expected "Users on server N(IP):", found "hello"`},
+		{"Users on server 0(10.0.0.1):\n", `x.txt:1: server 0 has no "Number of users found" line`},
+		{"Users on server 0(nowhere):\n", `x.txt:1: server 0: "nowhere" is not an IP address`},
+		{"Users on server 0(10.0.0.1):\nNumber of users found:1\n 1 CU bob NO 0 NO\n", `x.txt:3: server 0: expected the column header (User Id, User Type, User Name, MofnPubKey, LoginFailureCnt, 2FA), found "1 CU bob NO 0 NO"`},
+		{"Users on server 0(10.0.0.1):\nNumber of users found:0\nUsers on server 0(10.0.0.2):\n", `x.txt:3: server 0 listed twice (first at line 1)`},
+		{"Users on server 0(10.0.0.1):\nNumber of users found:2\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob NO 0 NO\n2 CU BOB NO 0 NO\n", `x.txt:5: server 0: user bob listed twice (first at line 4)`},
+		{"Users on server 0(10.0.0.1):\nNumber of users found:1\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob MAYBE 0 NO\n", `x.txt:4: server 0: MofnPubKey "MAYBE": want YES or NO`},
+		{"Users on server 0(10.0.0.1):\nNumber of users found:1\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob NO -1 NO\n", `x.txt:4: server 0: LoginFailureCnt "-1" is not a count`},
+	}
+	for _, tt := range inline {
+		_, err := ImportCMUListUsers("x.txt", strings.NewReader(tt.in))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: err %v\nwant %s", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestImportCLIMergedView(t *testing.T) {
+	s, err := Import("captures/userlist.json", readFixture(t, "userlist.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.HSMs) != 1 || s.HSMs[0].ID != "userlist" || len(s.HSMs[0].Users) != 3 {
+		t.Fatalf("%+v", s)
+	}
+	if u := s.HSMs[0].Users[1]; u.Name != "test_user" || u.MFA != "token-sign" || u.Role != RoleAdmin {
+		t.Errorf("test_user %+v", u)
+	}
+	if r := Diff(s); !r.InSync() {
+		t.Errorf("a full, consistent view is in sync: %+v", r.Users)
+	}
+
+	s, err = ImportCLIUserList("merged.json", bytes.NewReader(readFixture(t, "userlist-inconsistent.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HSMs[0].Users[0].QuorumKey != "registered" {
+		t.Errorf("quorum %+v", s.HSMs[0].Users[0])
+	}
+	r := Diff(s)
+	_, rows := r.Matrix()
+	want := [][]string{
+		{"example_user", "inconsistent:locked", "undecidable"},
+		{"newest_user", "inconsistent:cluster-coverage", "undecidable"},
+	}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Errorf("rows %q", rows)
+	}
+	if p := r.Plan(); len(p.Actions) != 0 || len(p.Skipped) != 2 || !strings.Contains(p.Skipped[1].Reason, "one cloudhsm-cli user list per HSM") {
+		t.Errorf("plan %+v", p)
+	}
+}
+
+func TestImportCLIPerHSMCaptures(t *testing.T) {
+	var snaps []Snapshot
+	for _, f := range []string{"hsm-a.json", "hsm-b.json"} {
+		s, err := Import(f, readFixture(t, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, s)
+	}
+	s, err := Combine(snaps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HSMs[1].ID != "hsm-b" || s.HSMs[1].Server != 1 {
+		t.Fatalf("%+v", s.HSMs)
+	}
+	r := Diff(s)
+	if len(r.Users) != 1 || r.Users[0].Name != "newest_user" || r.Users[0].Authority.Decision != DecisionCreate || r.Users[0].Authority.Source != "hsm-a" {
+		t.Fatalf("users %+v", r.Users)
+	}
+	if _, err := Combine(snaps[0], snaps[0]); err == nil || err.Error() != `HSM "hsm-a" appears in more than one capture` {
+		t.Errorf("duplicate: %v", err)
+	}
+}
+
+func TestImportCLIErrors(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{"userlist-truncated.json", `userlist-truncated.json:16: truncated JSON: the document ends early`},
+		{"userlist-bad-role.json", `userlist-bad-role.json:26: user app_user: unknown role "appliance" (want admin, crypto-user, unactivated-admin or internal(APPLIANCE_USER))`},
+	}
+	for _, tt := range tests {
+		_, err := ImportCLIUserList(tt.file, bytes.NewReader(readFixture(t, tt.file)))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: err %v\nwant %s", tt.file, err, tt.want)
+		}
+	}
+	inline := []struct{ in, want string }{
+		{`{"error_code":1,"data":"Quorum approval is required"}`, `x.json:1: the capture is a failed command (error_code 1): "Quorum approval is required"`},
+		{`{"data":{"users":[]}}`, `x.json:1: no "error_code": not a cloudhsm-cli user list capture`},
+		{"{\"error_code\":0,\n\"data\":{}}", `x.json:2: "data" has no "users" list`},
+		{"{\"error_code\":0,\"data\":{\"users\":[]}}\n{}", `x.json:2: unexpected data after the JSON document`},
+		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"bob\",\"role\":\"admin\",\"locked\":\"maybe\",\"cluster-coverage\":\"full\"}]}}", `x.json:3: user bob: locked "maybe": want true, false or inconsistent`},
+		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"bob\",\"role\":\"admin\",\"locked\":\"false\"}]}}", `x.json:3: user bob has no "cluster-coverage"`},
+		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"b-b\"}]}}", `x.json:3: username "b-b": want 1 to 31 letters, digits or _`},
+		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":7}]}}", `x.json:3: user field "username" has the wrong type`},
+		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"a\",\"role\":\"admin\",\"locked\":\"false\",\"cluster-coverage\":\"full\"},\n{\"username\":\"A\",\"role\":\"admin\",\"locked\":\"false\",\"cluster-coverage\":\"full\"}]}}", `x.json:4: user a listed twice (first at line 3)`},
+		{"{\"error_code\":0,\n\"data\": [}", `x.json:2: malformed JSON: invalid character '}' looking for beginning of value`},
+	}
+	for _, tt := range inline {
+		_, err := ImportCLIUserList("x.json", strings.NewReader(tt.in))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: err %v\nwant %s", tt.in, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package syncdiff
+
+import "time"
+
+// Snapshot is what is known of one cluster: every HSM's user table.
+type Snapshot struct {
+	ClusterID  string
+	HSMs       []HSM    // in cluster order; Server is the index CMU's "server N" uses
+	ConfigHSMs []string // HSM ids the client config lists (nil when unknown, e.g. imported captures)
+}
+
+// HSM is one HSM of the cluster and its user table.
+type HSM struct {
+	ID        string // e.g. "hsm-abc123" or, for captures, "server 0"
+	Server    int
+	IP        string
+	Reachable bool
+	Users     []User
+	Deleted   []Tombstone // users deleted on this HSM, with when (nil when unknown)
+}
+
+// User is one user record as one HSM holds it.
+type User struct {
+	ID           int       // CMU user id on that HSM (0 when unknown)
+	Name         string    // lowercase
+	Role         string    // "admin", "crypto-user", "unactivated-admin", "internal(APPLIANCE_USER)"
+	PasswordHash string    // opaque digest of the credential record; "" when unknown (captures)
+	Locked       bool      //
+	Failures     int       // login failure count
+	QuorumKey    string    // fingerprint of the registered quorum key, "" none
+	MFA          string    // "" none
+	Changed      time.Time // when this record last changed on this HSM (zero when unknown)
+	Seq          uint64    // per-HSM change sequence number (0 when unknown)
+	Op           string    // id of the operation that last changed it ("" when unknown)
+
+	// Drift holds what a merged cloudhsm-cli view marks "inconsistent" for
+	// this user ("cluster-coverage", "locked") without naming the HSM that
+	// differs. Nil for per-HSM data.
+	Drift []string
+}
+
+// Tombstone records that a user was deleted on an HSM.
+type Tombstone struct {
+	Name    string
+	Role    string
+	Changed time.Time
+	Seq     uint64
+	Op      string
+	// DeletedOp is the Op of the record the deletion removed ("" when
+	// unknown): it tells a partial delete even when clocks tie.
+	DeletedOp string
+}
+
+// Roles as hsmkit shows them.
+const (
+	RoleAdmin            = "admin"
+	RoleCryptoUser       = "crypto-user"
+	RoleUnactivatedAdmin = "unactivated-admin"
+	RoleAppliance        = "internal(APPLIANCE_USER)"
+)

@@ -1,0 +1,158 @@
+package syncdiff
+
+import (
+	"strconv"
+	"strings"
+)
+
+// ReportJSON is the report for programs. Field names are stable; lists are
+// never null, and stale-config is null only when the client config is unknown.
+type ReportJSON struct {
+	ClusterID   string           `json:"cluster-id"`
+	InSync      bool             `json:"in-sync"`
+	UsersInSync bool             `json:"users-in-sync"`
+	HSMs        []HSMJSON        `json:"hsms"`
+	StaleConfig *StaleConfigJSON `json:"stale-config"`
+	Unreachable []string         `json:"unreachable"`
+	Users       []UserJSON       `json:"users"`
+	Notes       []string         `json:"notes"`
+}
+
+// HSMJSON is one HSM of ReportJSON.
+type HSMJSON struct {
+	ID        string `json:"id"`
+	Server    int    `json:"server"`
+	IP        string `json:"ip"`
+	Reachable bool   `json:"reachable"`
+}
+
+// StaleConfigJSON compares the client config with the cluster.
+type StaleConfigJSON struct {
+	Missing []string `json:"missing"`
+	Unknown []string `json:"unknown"`
+}
+
+// UserJSON is one differing user.
+type UserJSON struct {
+	Username    string           `json:"username"`
+	Differences []DifferenceJSON `json:"differences"`
+	Authority   AuthorityJSON    `json:"authority"`
+}
+
+// DifferenceJSON is one difference on one HSM.
+type DifferenceJSON struct {
+	HSM    string `json:"hsm"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+}
+
+// AuthorityJSON is the decision; source and role are "" unless the decision
+// is create or update.
+type AuthorityJSON struct {
+	Decision string `json:"decision"`
+	Source   string `json:"source"`
+	Role     string `json:"role"`
+	Reason   string `json:"reason"`
+}
+
+// JSON returns the report as a ReportJSON value for encoding/json.
+func (r Report) JSON() any {
+	j := ReportJSON{
+		ClusterID: r.ClusterID, InSync: r.InSync(), UsersInSync: r.UsersInSync(),
+		HSMs: []HSMJSON{}, Unreachable: nonNil(r.Unreachable), Users: []UserJSON{}, Notes: nonNil(r.Notes),
+	}
+	for _, h := range r.HSMs {
+		j.HSMs = append(j.HSMs, HSMJSON(h))
+	}
+	if c := r.StaleConfig; c != nil {
+		j.StaleConfig = &StaleConfigJSON{Missing: nonNil(c.Missing), Unknown: nonNil(c.Unknown)}
+	}
+	for _, u := range r.Users {
+		uj := UserJSON{Username: u.Name, Differences: []DifferenceJSON{}, Authority: AuthorityJSON{
+			Decision: string(u.Authority.Decision), Source: u.Authority.Source, Reason: u.Authority.Reason}}
+		if u.Authority.Source != "" {
+			uj.Authority.Role = u.Authority.Version.Role
+		}
+		for _, d := range u.Differences {
+			uj.Differences = append(uj.Differences, DifferenceJSON{d.HSM, string(d.Kind), d.Detail})
+		}
+		j.Users = append(j.Users, uj)
+	}
+	return j
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Matrix returns a table for people: one row per differing user, one column
+// per HSM (cluster order) and a last column with the decision. Cells read
+// ok, missing, deleted, unreachable, present, or the differences of that
+// HSM's record: role:<its role>, password≠, locked, failures:<n>, quorum≠,
+// mfa≠, inconsistent:<field>.
+func (r Report) Matrix() (header []string, rows [][]string) {
+	header = append(header, "user")
+	for _, h := range r.HSMs {
+		header = append(header, h.ID)
+	}
+	header = append(header, "decision")
+	for _, u := range r.Users {
+		row := make([]string, 0, len(header))
+		row = append(row, u.Name)
+		for _, c := range u.Cells {
+			row = append(row, cellText(u, c))
+		}
+		dec := string(u.Authority.Decision)
+		if u.Authority.Source != "" {
+			dec += " from " + u.Authority.Source
+		}
+		rows = append(rows, append(row, dec))
+	}
+	return header, rows
+}
+
+func cellText(u UserDiff, c Cell) string {
+	switch c.State {
+	case StateUnreachable:
+		return "unreachable"
+	case StateAbsent:
+		if c.Tombstone != nil {
+			return "deleted"
+		}
+		return "missing"
+	}
+	var parts []string
+	for _, d := range u.Differences {
+		if d.HSM != c.HSM {
+			continue
+		}
+		switch d.Kind {
+		case KindRole:
+			parts = append(parts, "role:"+c.User.Role)
+		case KindPassword:
+			parts = append(parts, "password≠")
+		case KindLock:
+			if c.User.Locked {
+				parts = append(parts, "locked")
+			} else {
+				parts = append(parts, "failures:"+strconv.Itoa(c.User.Failures))
+			}
+		case KindQuorum:
+			parts = append(parts, "quorum≠")
+		case KindMFA:
+			parts = append(parts, "mfa≠")
+		case KindUnlocated:
+			parts = append(parts, "inconsistent:"+strings.SplitN(d.Detail, " ", 2)[0])
+		}
+	}
+	if len(parts) > 0 {
+		return strings.Join(parts, " ")
+	}
+	if u.Authority.Decision == DecisionCreate || u.Authority.Decision == DecisionUpdate {
+		return "ok"
+	}
+	return "present"
+}

@@ -1,0 +1,314 @@
+package syncdiff
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Kind classifies one difference of one user on one HSM.
+type Kind string
+
+// The kinds of difference, in the order a user's differences are listed.
+const (
+	KindMissing  Kind = "missing"  // absent on this HSM
+	KindRole     Kind = "role"     // a different role
+	KindPassword Kind = "password" // a different credential hash (only when every hash is known)
+	KindLock     Kind = "lock"     // a different lock state or login failure count
+	KindQuorum   Kind = "quorum"   // a different registered quorum key
+	KindMFA      Kind = "mfa"      // a different MFA registration
+	// KindUnlocated is drift a merged cloudhsm-cli view reports without
+	// naming the HSM that differs.
+	KindUnlocated Kind = "unknown-hsm"
+)
+
+// Decision is what the authority says about a differing user.
+type Decision string
+
+// Decisions.
+const (
+	DecisionCreate      Decision = "create"      // partial create: copy the record to the HSMs that lack it
+	DecisionDelete      Decision = "delete"      // partial delete: delete it where it remains
+	DecisionUpdate      Decision = "update"      // present everywhere, records differ: copy the authoritative one
+	DecisionUndecidable Decision = "undecidable" // nothing is planned
+)
+
+// CellState is what one HSM holds of one user.
+type CellState string
+
+// Cell states.
+const (
+	StatePresent     CellState = "present"
+	StateAbsent      CellState = "absent"
+	StateUnreachable CellState = "unreachable"
+)
+
+// HSMInfo is an HSM of the report, without its user table.
+type HSMInfo struct {
+	ID        string
+	Server    int
+	IP        string
+	Reachable bool
+}
+
+// StaleConfig compares the client config with the cluster.
+type StaleConfig struct {
+	Missing []string // HSMs of the cluster the config lacks, in cluster order
+	Unknown []string // HSMs the config lists that the cluster has not, in config order
+}
+
+// Stale reports whether the config and the cluster disagree.
+func (c *StaleConfig) Stale() bool {
+	return c != nil && (len(c.Missing) > 0 || len(c.Unknown) > 0)
+}
+
+// Report is the outcome of Diff. It is deterministic: users sorted by name,
+// HSMs in cluster order.
+type Report struct {
+	ClusterID   string
+	HSMs        []HSMInfo
+	StaleConfig *StaleConfig // nil when the client config is unknown
+	Unreachable []string     // ids of unreachable HSMs: their users are unknown
+	Users       []UserDiff   // only users that differ
+	Notes       []string     // problems of the input itself, e.g. a name listed twice on one HSM
+}
+
+// UserDiff is one user that differs between HSMs.
+type UserDiff struct {
+	Name        string
+	Cells       []Cell       // one per HSM, in cluster order
+	Differences []Difference // in cluster order, then kind order
+	Authority   Authority
+}
+
+// Cell is what one HSM holds of one user.
+type Cell struct {
+	HSM       string
+	State     CellState
+	User      User       // when StatePresent
+	Tombstone *Tombstone // when StateAbsent and the HSM recorded deleting the user (newest record)
+	NoRecords bool       // when StateAbsent and the HSM keeps no deletion records (captures)
+}
+
+// Difference is one way an HSM's record differs from the reference record
+// (the authoritative one, or for undecidable users the first HSM's).
+type Difference struct {
+	HSM    string
+	Kind   Kind
+	Detail string
+}
+
+// Authority is the decision for a differing user and why.
+type Authority struct {
+	Decision Decision
+	Source   string // HSM holding the authoritative record (create, update)
+	Version  User   // the authoritative record (create, update)
+	Reason   string // a sentence for people
+}
+
+// UsersInSync reports whether every reachable HSM holds the same users.
+func (r Report) UsersInSync() bool { return len(r.Users) == 0 }
+
+// InSync reports whether the users agree, every HSM is reachable and the
+// client config (when known) lists exactly the cluster's HSMs. An
+// unreachable HSM or a stale config means drift cannot be ruled out.
+func (r Report) InSync() bool {
+	return r.UsersInSync() && len(r.Unreachable) == 0 && !r.StaleConfig.Stale()
+}
+
+// Diff compares the user tables of s's HSMs. It runs in O(HSMs × users) and
+// allocates only for users that differ.
+func Diff(s Snapshot) Report {
+	n := len(s.HSMs)
+	r := Report{ClusterID: s.ClusterID, HSMs: make([]HSMInfo, n)}
+	for i, h := range s.HSMs {
+		r.HSMs[i] = HSMInfo{ID: h.ID, Server: h.Server, IP: h.IP, Reachable: h.Reachable}
+		if !h.Reachable {
+			r.Unreachable = append(r.Unreachable, h.ID)
+		}
+	}
+	if s.ConfigHSMs != nil {
+		r.StaleConfig = staleConfig(s)
+	}
+
+	// One row per user name; idx[row*n+hsm] is 1 + the user's index in that
+	// HSM's table, 0 when absent.
+	size := 0
+	for _, h := range s.HSMs {
+		size = max(size, len(h.Users))
+	}
+	rows := make(map[string]int, size)
+	names := make([]string, 0, size)
+	idx := make([]int32, 0, size*n)
+	zeros := make([]int32, n)
+	// Tables usually list users in the same order: check the first table's
+	// user at the same index before hashing the name.
+	var first []User
+	var firstRows []int
+	for hi, h := range s.HSMs {
+		if !h.Reachable {
+			continue
+		}
+		isFirst := first == nil
+		if isFirst {
+			first, firstRows = h.Users, make([]int, len(h.Users))
+		}
+		for ui := range h.Users {
+			name := h.Users[ui].Name
+			var row int
+			ok := false
+			if !isFirst && ui < len(first) && first[ui].Name == name {
+				row, ok = firstRows[ui], true
+			} else {
+				row, ok = rows[name]
+			}
+			if !ok {
+				row = len(names)
+				rows[name] = row
+				names = append(names, name)
+				idx = append(idx, zeros...)
+			}
+			if isFirst {
+				firstRows[ui] = row
+			}
+			if idx[row*n+hi] != 0 {
+				r.Notes = append(r.Notes, h.ID+" lists user "+name+" more than once; the first record is used")
+				continue
+			}
+			idx[row*n+hi] = int32(ui + 1)
+		}
+	}
+
+	d := differ{s: &s}
+	for row, name := range names {
+		ix := idx[row*n : (row+1)*n]
+		if d.rowDiffers(ix) {
+			r.Users = append(r.Users, d.userDiff(name, ix))
+		}
+	}
+	slices.SortFunc(r.Users, func(a, b UserDiff) int { return strings.Compare(a.Name, b.Name) })
+	return r
+}
+
+func staleConfig(s Snapshot) *StaleConfig {
+	c := &StaleConfig{Missing: []string{}, Unknown: []string{}}
+	inConfig := make(map[string]bool, len(s.ConfigHSMs))
+	for _, id := range s.ConfigHSMs {
+		inConfig[id] = true
+	}
+	inCluster := make(map[string]bool, len(s.HSMs))
+	for _, h := range s.HSMs {
+		inCluster[h.ID] = true
+		if !inConfig[h.ID] {
+			c.Missing = append(c.Missing, h.ID)
+		}
+	}
+	for _, id := range s.ConfigHSMs {
+		if !inCluster[id] && !slices.Contains(c.Unknown, id) {
+			c.Unknown = append(c.Unknown, id)
+		}
+	}
+	return c
+}
+
+type differ struct {
+	s      *Snapshot
+	tombs  []map[string]int // per HSM: name → index of its newest tombstone, built on first need
+	filled []bool
+}
+
+// rowDiffers is the allocation-free fast path: does any reachable HSM lack
+// the user or hold a different record?
+func (d *differ) rowDiffers(ix []int32) bool {
+	var ref *User
+	allKnown, hashDiff := true, false
+	for hi := range ix {
+		h := &d.s.HSMs[hi]
+		if !h.Reachable {
+			continue
+		}
+		if ix[hi] == 0 {
+			return true
+		}
+		u := &h.Users[ix[hi]-1]
+		if len(u.Drift) > 0 {
+			return true
+		}
+		if u.PasswordHash == "" {
+			allKnown = false
+		}
+		if ref == nil {
+			ref = u
+			continue
+		}
+		if u.Role != ref.Role || u.Locked != ref.Locked || u.Failures != ref.Failures ||
+			u.QuorumKey != ref.QuorumKey || u.MFA != ref.MFA {
+			return true
+		}
+		if u.PasswordHash != ref.PasswordHash {
+			hashDiff = true
+		}
+	}
+	return allKnown && hashDiff
+}
+
+func (d *differ) tombstone(hi int, name string) *Tombstone {
+	h := &d.s.HSMs[hi]
+	if len(h.Deleted) == 0 {
+		return nil
+	}
+	if d.tombs == nil {
+		d.tombs = make([]map[string]int, len(d.s.HSMs))
+		d.filled = make([]bool, len(d.s.HSMs))
+	}
+	if !d.filled[hi] {
+		m := make(map[string]int, len(h.Deleted))
+		for i, t := range h.Deleted {
+			if j, ok := m[t.Name]; !ok || newer(t.Changed, t.Seq, h.Deleted[j].Changed, h.Deleted[j].Seq) {
+				m[t.Name] = i
+			}
+		}
+		d.tombs[hi], d.filled[hi] = m, true
+	}
+	if i, ok := d.tombs[hi][name]; ok {
+		t := h.Deleted[i]
+		return &t
+	}
+	return nil
+}
+
+func newer(t1 time.Time, s1 uint64, t2 time.Time, s2 uint64) bool {
+	if !t1.Equal(t2) {
+		return t1.After(t2)
+	}
+	return s1 > s2
+}
+
+func (d *differ) userDiff(name string, ix []int32) UserDiff {
+	ud := UserDiff{Name: name, Cells: make([]Cell, len(ix))}
+	for hi := range ix {
+		h := &d.s.HSMs[hi]
+		c := &ud.Cells[hi]
+		c.HSM = h.ID
+		switch {
+		case !h.Reachable:
+			c.State = StateUnreachable
+		case ix[hi] == 0:
+			c.State = StateAbsent
+			c.Tombstone = d.tombstone(hi, name)
+			c.NoRecords = h.Deleted == nil
+		default:
+			c.State = StatePresent
+			c.User = h.Users[ix[hi]-1]
+		}
+	}
+	ignoreHash := false
+	for _, c := range ud.Cells {
+		if c.State == StatePresent && c.User.PasswordHash == "" {
+			ignoreHash = true
+		}
+	}
+	ud.Authority = decide(ud.Cells, ignoreHash)
+	ud.Differences = differences(ud.Cells, ud.Authority, ignoreHash)
+	return ud
+}

@@ -1,0 +1,466 @@
+//go:build linux
+
+package torture
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/state"
+)
+
+// checker verifies the state with every worker paused.
+type checker struct {
+	h           *harness
+	adminSess   string
+	fixed       map[string]string // users outside the workers' namespaces: name → role
+	quorumUser  int               // the user service's quorum value on every HSM
+	lastSeq     map[string]uint64 // per HSM: a write is never undone
+	temps       int               // renameio temp files left by kills, last seen
+	reported    map[string]bool   // strays already reported
+	tmpOther    map[string]bool   // other files in the children's TMPDIR, last seen
+	tmpOtherAll map[string]bool
+	undecided   map[string]bool // users hsm-sync apply could not decide, ever
+}
+
+// renameio's temp file for hsms/<id>.json is hsms/.<id>.json<random digits>.
+var tempRe = regexp.MustCompile(`^\.(hsm-[a-z0-9-]+)\.json[0-9]+$`)
+
+// load reads and validates every HSM file straight from the state.
+func (c *checker) load(why string) ([]*state.HSM, bool) {
+	h := c.h
+	st, err := state.Open(h.stateDir)
+	if err != nil {
+		h.errorf("%s: %v", why, err)
+		return nil, false
+	}
+	cl, err := st.LoadCluster()
+	if err != nil {
+		h.errorf("%s: %v", why, err)
+		return nil, false
+	}
+	ids := map[string]bool{}
+	for _, info := range cl.HSMs {
+		ids[info.ID] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(h.stateDir, "hsms"))
+	if err != nil {
+		h.errorf("%s: %v", why, err)
+		return nil, false
+	}
+	c.temps = 0
+	for _, e := range entries {
+		name := e.Name()
+		if m := tempRe.FindStringSubmatch(name); m != nil && ids[m[1]] {
+			c.temps++ // a write killed before its rename; the HSM file is intact beside it
+			continue
+		}
+		if id, ok := strings.CutSuffix(name, ".json"); ok && ids[id] {
+			continue
+		}
+		h.errorf("%s: unexpected file hsms/%s", why, name)
+	}
+	c.strays(why)
+	var out []*state.HSM
+	for _, info := range cl.HSMs {
+		x, err := st.LoadHSM(info.ID)
+		if err != nil {
+			h.errorf("%s: HSM %s does not load: %v", why, info.ID, err)
+			return nil, false
+		}
+		for _, msg := range c.validate(x) {
+			h.errorf("%s: HSM %s: %s", why, x.ID, msg)
+		}
+		out = append(out, x)
+	}
+	return out, true
+}
+
+// strays looks at the children's TMPDIR: a write killed part-way must not
+// leave a copy of an HSM (password hashes, session hashes) outside the
+// 0700 state directory. Other leftovers (session and token files written
+// through the system temp dir) are counted and reported.
+func (c *checker) strays(why string) {
+	entries, err := os.ReadDir(c.h.tmp)
+	if err != nil {
+		c.h.errorf("%s: %v", why, err)
+		return
+	}
+	c.tmpOther = map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".hsm-") || strings.HasPrefix(name, ".cluster.json") {
+			if !c.reported[name] {
+				c.reported[name] = true
+				c.h.errorf("%s: state written outside the state directory: $TMPDIR/%s", why, name)
+			}
+			continue
+		}
+		c.tmpOther[name] = true
+		c.tmpOtherAll[name] = true
+	}
+}
+
+// validate checks one HSM's internal consistency.
+func (c *checker) validate(x *state.HSM) []string {
+	var bad []string
+	if x.Seq < c.lastSeq[x.ID] {
+		bad = append(bad, fmt.Sprintf("write counter went back from %d to %d: a write was lost", c.lastSeq[x.ID], x.Seq))
+	}
+	c.lastSeq[x.ID] = x.Seq
+	names, ids := map[string]bool{}, map[int]bool{}
+	for _, u := range x.Users {
+		if n, err := hsm.NormalizeUsername(u.Name); err != nil || n != u.Name {
+			bad = append(bad, fmt.Sprintf("bad username %q", u.Name))
+		}
+		if names[u.Name] {
+			bad = append(bad, fmt.Sprintf("user %s twice", u.Name))
+		}
+		if ids[u.ID] {
+			bad = append(bad, fmt.Sprintf("user id %d twice", u.ID))
+		}
+		if u.ID > x.NextUserID {
+			bad = append(bad, fmt.Sprintf("user %s has id %d above next_user_id %d", u.Name, u.ID, x.NextUserID))
+		}
+		names[u.Name], ids[u.ID] = true, true
+		switch u.Role {
+		case "admin", "crypto-user", "internal(APPLIANCE_USER)":
+		default:
+			bad = append(bad, fmt.Sprintf("user %s has role %q", u.Name, u.Role))
+		}
+		if u.Hash == nil && u.Role != "internal(APPLIANCE_USER)" {
+			bad = append(bad, fmt.Sprintf("user %s has no password hash", u.Name))
+		}
+	}
+	for _, d := range x.Deleted {
+		if names[d.Name] {
+			bad = append(bad, fmt.Sprintf("user %s is both present and deleted", d.Name))
+		}
+	}
+	toks := map[uint32]bool{}
+	for _, t := range x.Tokens {
+		if toks[t.ID] || t.ID > x.NextTokenID {
+			bad = append(bad, fmt.Sprintf("token id %d duplicated or above next_token_id %d", t.ID, x.NextTokenID))
+		}
+		toks[t.ID] = true
+	}
+	if v := x.Quorum.Values["user"]; v != c.quorumUser {
+		bad = append(bad, fmt.Sprintf("quorum value of service user is %d, want %d", v, c.quorumUser))
+	}
+	return bad
+}
+
+// userRec is what hsm-sync compares of a user on one HSM.
+type userRec struct {
+	present              bool
+	role, digest, qk, mf string
+	failures             int
+}
+
+func recOf(x *state.HSM, name string) userRec {
+	u := findUser(x, name)
+	if u == nil {
+		return userRec{}
+	}
+	r := userRec{present: true, role: u.Role, digest: hsm.HashDigest(u.Hash), failures: u.Failures}
+	if u.QuorumKey != nil {
+		r.qk = u.QuorumKey.Fingerprint
+	}
+	if u.MFA != nil {
+		r.mf = u.MFA.Fingerprint
+	}
+	return r
+}
+
+// driftOf lists the users whose records differ between HSMs.
+func driftOf(hsms []*state.HSM) map[string]bool {
+	names := map[string]bool{}
+	for _, x := range hsms {
+		for _, u := range x.Users {
+			names[u.Name] = true
+		}
+	}
+	drift := map[string]bool{}
+	for name := range names {
+		first := recOf(hsms[0], name)
+		for _, x := range hsms[1:] {
+			if recOf(x, name) != first {
+				drift[name] = true
+			}
+		}
+	}
+	return drift
+}
+
+func sorted(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// uncertain are the users a killed operation touched and no state has
+// resolved since.
+func (c *checker) uncertain() map[string]*user {
+	out := map[string]*user{}
+	for _, w := range c.h.workers {
+		for _, u := range w.users {
+			if !u.certain {
+				out[u.name] = u
+			}
+		}
+	}
+	return out
+}
+
+// check pauses the workers and checks every invariant; with drift it
+// sometimes (always when final) repairs it with hsm-sync.
+func (c *checker) check(rng *rand.Rand, final bool, why string) {
+	h := c.h
+	h.pause.Lock()
+	defer h.pause.Unlock()
+	h.checks.Add(1)
+	hsms, ok := c.load(why)
+	if !ok {
+		return
+	}
+	unc := c.uncertain()
+	drift := driftOf(hsms)
+	for _, name := range sorted(drift) {
+		if unc[name] == nil {
+			h.errorf("%s: drift of %s, which no killed operation touched", why, name)
+		}
+	}
+	c.verifyCertain(hsms, why)
+	if len(drift) > 0 {
+		c.report(drift, unc, why)
+	}
+	var skipped map[string]bool
+	if len(drift) > 0 && (final || rng.Float64() < *flagRepair) {
+		skipped = c.repair(rng, drift, unc, why)
+		if hsms, ok = c.load(why + ", after repair"); !ok {
+			return
+		}
+		before := drift
+		drift = driftOf(hsms)
+		for _, name := range sorted(drift) {
+			if !skipped[name] {
+				h.errorf("%s: %s still drifts after hsm-sync apply", why, name)
+			}
+		}
+		h.repairedUsers.Add(int64(len(before) - len(drift)))
+		c.verifyCertain(hsms, why+", after repair")
+	}
+	c.resolve(hsms, drift)
+	h.uncertainNow.Store(int64(len(c.uncertain())))
+	if final {
+		for name, u := range c.uncertain() {
+			k := u.killedBy
+			if len(k) > 2 {
+				k = append([]string{fmt.Sprintf("… %d more", len(k)-2)}, k[len(k)-2:]...)
+			}
+			h.t.Logf("%s: %s stays uncertain (hsm-sync could not decide it); kills: %s", why, name, strings.Join(k, "; "))
+		}
+	}
+}
+
+// verifyCertain compares every certain user and the fixed users with every HSM.
+func (c *checker) verifyCertain(hsms []*state.HSM, why string) {
+	h := c.h
+	for _, w := range h.workers {
+		for _, u := range w.users {
+			if !u.certain {
+				continue
+			}
+			if msg := u.mismatch(hsms); msg != "" {
+				h.errorf("%s: journal of worker %d: %s", why, w.id, msg)
+				u.certain = false
+				u.killedBy = append(u.killedBy, "mismatch")
+			}
+		}
+	}
+	for name, role := range c.fixed {
+		for _, x := range hsms {
+			if r := recOf(x, name); !r.present || r.role != role {
+				h.errorf("%s: %s must be a %s on %s: %+v", why, name, role, x.ID, r)
+			}
+		}
+	}
+}
+
+// resolve makes uncertain users certain again where every HSM agrees,
+// and learns who holds sessions.
+func (c *checker) resolve(hsms []*state.HSM, drift map[string]bool) {
+	for _, w := range c.h.workers {
+		for _, u := range w.users {
+			if !u.certain && !drift[u.name] {
+				r := recOf(hsms[0], u.name)
+				u.exists, u.failures = r.present, r.failures
+				switch {
+				case !r.present:
+					u.pw, u.digest = "", ""
+				case r.digest == u.digest && u.digest != "":
+					// the password did not change
+				case len(u.cands) == 1:
+					u.pw, u.digest = u.cands[0], r.digest
+				default:
+					u.pw, u.digest = "", r.digest // unknown until an admin sets it
+				}
+				if r.present {
+					u.role = r.role
+				}
+				u.certain, u.cands, u.killedBy = true, nil, nil
+			}
+			if drift[u.name] && c.undecided[u.name] {
+				u.retired = true // hsm-sync cannot decide it: every operation on it is refused
+			}
+			u.sessions = false
+			for _, x := range hsms {
+				if slices.ContainsFunc(x.Sessions, func(s state.Session) bool { return s.User == u.name }) {
+					u.sessions = true
+				}
+			}
+			if _, err := os.Stat(w.userSess); u.sessions && (w.sessUser != u || err != nil) {
+				u.retired = true // an orphan session: it cannot be deleted any more
+			}
+		}
+	}
+}
+
+type diffOut struct {
+	ErrorCode int `json:"error_code"`
+	Data      struct {
+		InSync bool `json:"in-sync"`
+		Users  []struct {
+			Username string `json:"username"`
+		} `json:"users"`
+	} `json:"data"`
+}
+
+func (c *checker) diff(why string) (map[string]bool, bool) {
+	p := c.h.run(false, nil, "hsm-sync", "diff", "-o", "json", "--session", c.adminSess)
+	if p.code != 0 && p.code != 1 {
+		c.h.errorf("%s: %s", why, p.describe())
+		return nil, false
+	}
+	var d diffOut
+	if err := json.Unmarshal(p.stdout.Bytes(), &d); err != nil {
+		c.h.errorf("%s: hsm-sync diff -o json: %v\n%s", why, err, p.describe())
+		return nil, false
+	}
+	users := map[string]bool{}
+	for _, u := range d.Data.Users {
+		users[u.Username] = true
+	}
+	if (p.code == 0) != d.Data.InSync || (p.code == 0) != (len(users) == 0) {
+		c.h.errorf("%s: hsm-sync diff exit %d disagrees with its report: %s", why, p.code, p.describe())
+	}
+	return users, true
+}
+
+var undecidedRe = regexp.MustCompile(`the plan leaves (.*) undecided`)
+
+// report checks that hsm-sync diff reports the drift found on disk, and
+// names only users a killed operation touched.
+func (c *checker) report(drift map[string]bool, unc map[string]*user, why string) {
+	h := c.h
+	reported, ok := c.diff(why)
+	if !ok {
+		return
+	}
+	for _, name := range sorted(drift) {
+		if !reported[name] {
+			h.errorf("%s: hsm-sync diff does not report the drift of %s", why, name)
+		}
+	}
+	for _, name := range sorted(reported) {
+		if unc[name] == nil {
+			h.errorf("%s: hsm-sync diff reports %s, which no killed operation touched", why, name)
+		}
+	}
+}
+
+// repair runs the documented repair: hsm-sync apply (sometimes killed
+// part-way first) repairs the drift, skipping what it calls undecidable,
+// and diff is then clean but for the skipped users.
+func (c *checker) repair(rng *rand.Rand, drift map[string]bool, unc map[string]*user, why string) (skipped map[string]bool) {
+	h := c.h
+	h.repairs.Add(1)
+
+	if rng.IntN(3) == 0 {
+		// A repair can crash too: kill one part-way, then check the state.
+		delay := h.killDelay(rng, "hsm-sync")
+		p := h.wait(h.start(false, max(delay, time.Microsecond), nil, "hsm-sync", "apply", "--session", c.adminSess))
+		if p.killed {
+			h.applyKills.Add(1)
+		} else if p.code != 0 && p.code != 1 {
+			h.errorf("%s: %s", why, p.describe())
+		}
+		hsms, ok := c.load(why + ", after a killed hsm-sync apply")
+		if !ok {
+			return nil
+		}
+		for _, name := range sorted(driftOf(hsms)) {
+			if unc[name] == nil {
+				h.errorf("%s: a killed hsm-sync apply left drift of %s, which was in sync", why, name)
+			}
+		}
+	}
+
+	skipped = map[string]bool{}
+	for attempt := 0; ; attempt++ {
+		args := []string{"apply", "-o", "json", "--session", c.adminSess}
+		for _, s := range sorted(skipped) {
+			args = append(args, "--skip", s)
+		}
+		p := h.run(false, nil, "hsm-sync", args...)
+		if p.code == 0 {
+			break
+		}
+		m := undecidedRe.FindStringSubmatch(p.stderr.String())
+		if p.code != 1 || m == nil || attempt > 0 {
+			h.errorf("%s: %s", why, p.describe())
+			return skipped
+		}
+		names := strings.Split(m[1], ", ")
+		if *flagVerbose || slices.ContainsFunc(names, func(n string) bool { return !c.undecided[n] }) {
+			// Say why, once per user: it is a limit of the repair.
+			d := h.run(false, nil, "hsm-sync", "diff", "--session", c.adminSess)
+			for _, line := range strings.Split(d.stdout.String(), "\n") {
+				for _, n := range names {
+					if strings.HasPrefix(line, n+": undecidable") && (*flagVerbose || !c.undecided[n]) {
+						h.t.Logf("%s: hsm-sync cannot decide: %s", why, line)
+					}
+				}
+			}
+		}
+		for _, name := range names {
+			skipped[name] = true
+			c.undecided[name] = true
+			if unc[name] == nil {
+				h.errorf("%s: hsm-sync apply cannot decide %s, which no killed operation touched", why, name)
+			}
+		}
+	}
+	after, ok := c.diff(why + ", after apply")
+	if !ok {
+		return skipped
+	}
+	for _, name := range sorted(after) {
+		if !skipped[name] {
+			h.errorf("%s: hsm-sync diff still reports %s after hsm-sync apply", why, name)
+		}
+	}
+	return skipped
+}

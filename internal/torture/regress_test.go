@@ -1,0 +1,103 @@
+//go:build linux
+
+package torture
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hsmkit/hsmkit/internal/state"
+)
+
+// TestStateWritesStayInStateDir is the regression test of the first defect
+// the torture test found: state.Store wrote each HSM through renameio's
+// default temp dir, which is the system temp dir ($TMPDIR) whenever it
+// shares the state's file system. A write killed before its rename then
+// left a full copy of the HSM (password hashes, session hashes) in /tmp,
+// outside the 0700 state directory, where nothing ever removed it. Every
+// file a write creates must be inside the state directory.
+func TestStateWritesStayInStateDir(t *testing.T) {
+	root := t.TempDir()
+	tmp := filepath.Join(root, "tmp") // same file system as the state
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	st, err := state.Create(filepath.Join(root, "st"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	h := &harness{stateDir: tmp}
+	events, err := h.watch(tmp, stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &state.Cluster{ID: "cluster-regress", Created: time.Now().UTC(), HSMs: []state.HSMInfo{{ID: "hsm-a", Status: state.Running}}}
+	if err := st.SaveCluster(cl); err != nil {
+		t.Fatal(err)
+	}
+	x := &state.HSM{ID: "hsm-a", Users: []state.User{}, Quorum: state.DefaultQuorum()}
+	for range 3 {
+		if err := st.SaveHSM(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker file ends the event stream: everything before it came from
+	// the saves.
+	if err := os.WriteFile(filepath.Join(tmp, "marker"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for e := range events {
+		if e.name == "marker" {
+			break
+		}
+		t.Errorf("a state write created $TMPDIR/%s, outside the state directory", e.name)
+	}
+	if got, err := st.LoadHSM("hsm-a"); err != nil || got.Seq != 3 {
+		t.Fatalf("LoadHSM: %+v, %v", got, err)
+	}
+}
+
+// TestRecreateAfterDeleteIsDecidable keeps the case behind most of the
+// users hsm-sync apply could not decide in the first torture runs: a user
+// deleted and re-created within the same second, the re-create killed
+// after its first HSM write. Change times were truncated to seconds, so
+// the tombstones on the other HSMs tied with the new record and hsm-sync
+// called it undecidable ("the same time as its last change elsewhere").
+// With full-resolution change times (the real clock; HSM_NOW is not set)
+// the re-create is later than the deletion: a partial create, repaired.
+func TestRecreateAfterDeleteIsDecidable(t *testing.T) {
+	h := newHarness(t)
+	h.must(nil, "hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
+	h.must(password("Admin-pass1"), "hsm-user", "activate")
+	h.must(password("Admin-pass1"), "hsm-user", "login", "--username", "admin", "--role", "admin")
+	h.must(password("Carol-pass1"), "hsm-user", "create", "--username", "carol", "--role", "crypto-user")
+	h.must(nil, "hsm-user", "delete", "--username", "carol", "--role", "crypto-user")
+	hsms, err := loadHSMs(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a kill after the re-create's first HSM write leaves.
+	h.must(password("Carol-pass2"), "hsm-user", "create", "--server", hsms[0].ID, "--username", "carol", "--role", "crypto-user")
+
+	p := h.run(false, nil, "hsm-sync", "diff")
+	if p.code != 1 || !strings.Contains(p.stdout.String(), "carol: create:") {
+		t.Fatalf("hsm-sync diff must plan the partial create of carol:\n%s", p.describe())
+	}
+	h.must(nil, "hsm-sync", "apply")
+	h.must(nil, "hsm-sync", "diff")
+	hsms, err = loadHSMs(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &user{name: "carol", role: "crypto-user", exists: true, certain: true}
+	if msg := u.mismatch(hsms); msg != "" {
+		t.Fatal(msg)
+	}
+	h.must(password("Carol-pass2"), "hsm-user", "login", "--username", "carol", "--role", "crypto-user", "--session", "carol.session")
+}

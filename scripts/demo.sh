@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# make demo: the story of design.md on a temporary simulated cluster.
+# Every step prints the command it runs, then its output.
+set -euo pipefail
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hsmkit-demo.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export HSM_CONFIG="$work/cluster.yaml"
+unset HSM_PIN HSM_ROLE HSM_SESSION HSM_OUTPUT HSM_PASSWORD
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+# Passwords go on stdin, never on the command line.
+with_pw() { local pw=$1; shift; printf '$ echo ******** | %s\n' "$*"; printf '%s\n' "$pw" | "$@"; }
+expect_fail() { printf '$ %s\n' "$*"; if "$@"; then echo "demo: expected a refusal" >&2; exit 1; fi; }
+
+step "1. A new cluster of two HSMs; the first HSM's users were cloned to the second"
+run hsm-sim init --state "$work/state" --hsms 2 --seed 42
+run hsm-sim list
+run hsm-user list
+
+step "2. Activate the cluster: the unactivated admin gets its password and becomes admin"
+with_pw 'Admin-pass-1' hsm-user activate --password-stdin
+with_pw 'Admin-pass-1' hsm-user login --username admin --role admin --password-stdin
+
+step "3. Admins and crypto users"
+with_pw 'Officer-pass-2' hsm-user create --username officer2 --role admin --password-stdin
+with_pw 'Officer-pass-3' hsm-user create --username officer3 --role admin --password-stdin
+with_pw 'Crypto-pass-1' hsm-user create --username app_crypto --role crypto-user --password-stdin
+run hsm-user list
+
+step "4. Someone keeps typing the wrong password: five failures lock the account"
+for i in 1 2 3 4 5; do
+  expect_fail env HSM_PASSWORD='Wrong-pass-0' hsm-user login --username app_crypto --role crypto-user --session "$work/cu.session" || true
+done
+run hsm-user list
+echo "(the right password is refused too while the account is locked)"
+expect_fail env HSM_PASSWORD='Crypto-pass-1' hsm-user login --username app_crypto --role crypto-user --session "$work/cu.session"
+
+step "5. An admin resets the password, which unlocks the account"
+with_pw 'Crypto-pass-2' hsm-user change-password --username app_crypto --role crypto-user --password-stdin
+run hsm-user list
+with_pw 'Crypto-pass-2' hsm-user login --username app_crypto --role crypto-user --password-stdin --session "$work/cu.session"
+run hsm-user logout --session "$work/cu.session"
+
+step "6. Quorum: every admin registers an RSA-2048 key; user management then needs 2 approvals"
+for who in admin officer2 officer3; do
+  pw='Admin-pass-1'; [ "$who" = officer2 ] && pw='Officer-pass-2'; [ "$who" = officer3 ] && pw='Officer-pass-3'
+  sess="$work/$who.session"
+  [ "$who" = admin ] && sess="$work/.hsm-session"
+  [ "$who" = admin ] || with_pw "$pw" hsm-user login --username "$who" --role admin --password-stdin --session "$sess"
+  run hsm-sign keygen --private-key "$work/$who.key" --public-key "$work/$who.pub"
+  run hsm-quorum generate --session "$sess" --service registration --token "$work/$who.reg"
+  run hsm-sign sign --key "$work/$who.key" --username "$who" --out "$work/$who.reg" "$work/$who.reg"
+  run hsm-user change-quorum register --session "$sess" --public-key "$work/$who.pub" --signed-token "$work/$who.reg"
+done
+run hsm-quorum set-value --service user --value 2
+run hsm-user list
+echo "(without an approved token, creating a user is refused)"
+expect_fail env HSM_PASSWORD='Auditor-pass-1' hsm-user create --username auditor --role crypto-user
+
+step "7. A token signed offline: officer2 with hsm-sign, officer3 with plain openssl (seed 001's steps)"
+run hsm-quorum generate --service user --token "$work/admin.token"
+run hsm-sign sign --key "$work/officer2.key" --username officer2 --out "$work/officer2.token" "$work/admin.token"
+if command -v openssl >/dev/null; then
+  printf '$ %s\n' "base64 -d | openssl pkeyutl -sign -pkeyopt digest:sha256 | base64 -w0  (and edit the JSON)"
+  sed -n 's/.*"token": "\(.*\)".*/\1/p' "$work/admin.token" | base64 -d > "$work/admin.bin"
+  openssl pkeyutl -sign -inkey "$work/officer3.key" -pkeyopt digest:sha256 -keyform PEM -in "$work/admin.bin" -out "$work/admin.sig.bin"
+  sig=$(base64 -w0 "$work/admin.sig.bin")
+  sed "s|\"signatures\": \[\]|\"signatures\": [{\"username\": \"officer3\", \"signature\": \"$sig\"}]|" "$work/admin.token" > "$work/officer3.token"
+else
+  run hsm-sign sign --key "$work/officer3.key" --username officer3 --out "$work/officer3.token" "$work/admin.token"
+fi
+run hsm-sign merge --out "$work/approved.token" "$work/officer2.token" "$work/officer3.token"
+run hsm-quorum list
+with_pw 'Auditor-pass-1' hsm-user create --username auditor --role crypto-user --password-stdin --approval "$work/approved.token"
+echo "(the same token again: refused, a token approves one operation)"
+expect_fail env HSM_PASSWORD='Auditor-pass-2' hsm-user create --username auditor2 --role crypto-user --approval "$work/approved.token"
+
+step "8. A third HSM joins the cluster: a clone. This client's config does not know it"
+newhsm=$(hsm-sim add-hsm)
+printf '$ newhsm=$(hsm-sim add-hsm)   # %s\n' "$newhsm"
+run hsm-sim list
+run hsm-sync config --check || true
+
+step "9. The seed's drift: a create that reaches two of three HSMs"
+run hsm-quorum generate --service user --token "$work/t2.token" --allow-partial || true
+run hsm-sign sign --key "$work/officer2.key" --username officer2 --out "$work/t2.token" "$work/t2.token"
+run hsm-sign sign --key "$work/officer3.key" --username officer3 --out "$work/t2.token" "$work/t2.token"
+with_pw 'Newest-pass-1' hsm-user create --username newest_user --role crypto-user --password-stdin --approval "$work/t2.token" --allow-partial || true
+run hsm-user list
+
+step "10. hsm-sync finds it, explains it, prints the CMU repair, and repairs it without the password"
+run hsm-sync diff || echo "(exit $? : drift found)"
+run hsm-sync plan --dialect cmu
+run hsm-sync apply
+run hsm-sync diff
+run hsm-user list
+printf '\nThe story is done: the cluster is in sync and the client config lists every HSM.\n'
