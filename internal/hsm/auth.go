@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,13 +95,23 @@ func (s *SessionFile) On(tx *Tx, h *state.HSM) (Principal, error) {
 	if s.Cluster != tx.Cluster.ID {
 		return Principal{}, fmt.Errorf("the session %s belongs to cluster %s, not %s: log in again", s.Path, s.Cluster, tx.Cluster.ID)
 	}
-	sum := sha256.Sum256(s.Secret)
 	for _, hs := range h.Sessions {
-		if hs.ID == s.ID && subtle.ConstantTimeCompare(hs.SecretHash, sum[:]) == 1 {
+		if s.owns(hs) {
 			return Principal{User: hs.User, Role: policy.Role(hs.Role), Session: hs.ID}, nil
 		}
 	}
 	return Principal{}, fmt.Errorf("not logged in on %s (the session ended or never reached it): hsm-user login", h.ID)
+}
+
+// owns says whether hs is this file's session: the same id and the hash
+// of this file's secret.
+func (s *SessionFile) owns(hs state.Session) bool {
+	sum := sha256.Sum256(s.Secret)
+	return hs.ID == s.ID && subtle.ConstantTimeCompare(hs.SecretHash, sum[:]) == 1
+}
+
+func sessionOpen(h *state.HSM, id string) bool {
+	return slices.ContainsFunc(h.Sessions, func(s state.Session) bool { return s.ID == id })
 }
 
 // PIN is a one-shot login for one command (HSM_PIN=user:password, HSM_ROLE).

@@ -118,6 +118,16 @@ func newRand(seed *int64, counter uint64, purpose string) *Rand {
 	return &Rand{det: mrand.NewChaCha8(key)}
 }
 
+// Secret returns n bytes from crypto/rand, seed or not: a seed makes ids
+// and nonces reproducible, never a credential (a session secret drawn
+// from the stream is known to anyone who knows the seed and the write
+// count, and repeats when a killed command left the count unchanged).
+func (r *Rand) Secret(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
 // Read fills p.
 func (r *Rand) Read(p []byte) {
 	if r.det == nil {

@@ -61,7 +61,14 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 			return err
 		}
 		if sf.ID == "" {
-			sf.ID, sf.Secret, sf.Created = tx.Rand.ID("session-"), tx.Rand.Bytes(32), tx.Now
+			// Unique on the first HSM: a seeded stream repeats an id when
+			// a killed login left the write count where it was.
+			for sf.ID == "" || sessionOpen(h, sf.ID) {
+				sf.ID = tx.Rand.ID("session-")
+			}
+			sf.Secret, sf.Created = tx.Rand.Secret(32), tx.Now
+		} else if sessionOpen(h, sf.ID) {
+			return fmt.Errorf("session id %s is already open on %s: log in again", sf.ID, h.ID)
 		}
 		sf.Role = string(actual)
 		sum := sha256.Sum256(sf.Secret)
@@ -87,8 +94,13 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 // with it) and removes the session file.
 func (c *Client) Logout(sf *SessionFile) (*Result, error) {
 	res, err := c.mutate(Targeting{Only: sf.HSMs}, sf, "logout", func(tx *Tx, h *state.HSM) error {
-		h.Sessions = slices.DeleteFunc(h.Sessions, func(s state.Session) bool { return s.ID == sf.ID })
-		h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return t.Session == sf.ID })
+		// Only the session this file's secret proves: an id alone ends
+		// nobody else's session.
+		n := len(h.Sessions)
+		h.Sessions = slices.DeleteFunc(h.Sessions, func(s state.Session) bool { return sf.owns(s) })
+		if len(h.Sessions) < n {
+			h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return t.Session == sf.ID })
+		}
 		return nil
 	})
 	var partial *PartialError

@@ -101,3 +101,45 @@ func TestRecreateAfterDeleteIsDecidable(t *testing.T) {
 	}
 	h.must(password("Carol-pass2"), "hsm-user", "login", "--username", "carol", "--role", "crypto-user", "--session", "carol.session")
 }
+
+// TestOrphanSessionEndsNoOtherLogin keeps a defect the torture test found
+// in CI: in a seeded cluster the session id and secret came from the
+// seeded stream, keyed by the cluster's write count. A login killed after
+// writing its session file but before its first HSM write left that count
+// unchanged, so the next login, of another user, got the same id and the
+// same secret; logging out the orphan file then ended the other user's
+// live session on every HSM. Secrets now come from crypto/rand, and
+// logout ends only the session whose secret the file proves.
+func TestOrphanSessionEndsNoOtherLogin(t *testing.T) {
+	h := newHarness(t)
+	h.must(nil, "hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
+	h.must(password("Admin-pass1"), "hsm-user", "activate")
+	h.must(password("Admin-pass1"), "hsm-user", "login", "--username", "admin", "--role", "admin")
+	h.must(password("Alice-pass1"), "hsm-user", "create", "--username", "alice", "--role", "crypto-user")
+	h.must(password("Bob-pass1"), "hsm-user", "create", "--username", "bob", "--role", "crypto-user")
+
+	// What a login killed between its session file and its first HSM
+	// write leaves: the file, and HSMs as they were before.
+	dir := filepath.Join(h.stateDir, "hsms")
+	before := map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if before[e.Name()], err = os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.must(password("Alice-pass1"), "hsm-user", "login", "--session", "alice.session", "--username", "alice", "--role", "crypto-user")
+	for name, data := range before {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	h.must(password("Bob-pass1"), "hsm-user", "login", "--session", "bob.session", "--username", "bob", "--role", "crypto-user")
+	h.must(nil, "hsm-user", "logout", "--session", "alice.session")
+	h.must(password("Bob-pass2"), "hsm-user", "change-password", "--session", "bob.session", "--username", "bob", "--role", "crypto-user")
+	h.must(nil, "hsm-user", "logout", "--session", "bob.session")
+}
