@@ -128,7 +128,9 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 			if net.ParseIP(m[2]) == nil {
 				return Snapshot{}, errf(n, "server %d: %q is not an IP address", srv, m[2])
 			}
-			snap.HSMs = append(snap.HSMs, HSM{ID: "server " + m[1], Server: srv, IP: m[2], Reachable: true, Users: []User{}})
+			// The id from the number, not the text: "server 00" is server 0,
+			// and the plan's "server N" must say it as CMU does.
+			snap.HSMs = append(snap.HSMs, HSM{ID: "server " + strconv.Itoa(srv), Server: srv, IP: m[2], Reachable: true, Users: []User{}})
 			cur = &section{start: n, count: -1, names: map[string]int{}, ids: map[int]int{}}
 			continue
 		}
