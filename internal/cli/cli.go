@@ -126,6 +126,25 @@ func commonFlags() []ucli.Flag {
 	}
 }
 
+// commonFlagsBut leaves out the common flags a command names for itself
+// (hsm-sign sign -o FILE, as design.md has it); before the command's name
+// they keep their common meaning.
+func commonFlagsBut(own []ucli.Flag) []ucli.Flag {
+	taken := map[string]bool{}
+	for _, f := range own {
+		for _, n := range f.Names() {
+			taken[n] = true
+		}
+	}
+	var out []ucli.Flag
+	for _, f := range commonFlags() {
+		if !slices.ContainsFunc(f.Names(), func(n string) bool { return taken[n] }) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // Flag returns a string flag's value, preferring the innermost command on
 // which it was given: the common flags are accepted both before and after
 // the subcommand's name.
@@ -258,7 +277,7 @@ func Run(app *ucli.App, env Env, args []string) int {
 func prepareCommands(cmds []*ucli.Command, onUsage ucli.OnUsageErrorFunc) {
 	for _, cmd := range cmds {
 		cmd.OnUsageError = onUsage
-		cmd.Flags = append(commonFlags(), cmd.Flags...)
+		cmd.Flags = append(commonFlagsBut(cmd.Flags), cmd.Flags...)
 		prepareCommands(cmd.Subcommands, onUsage)
 	}
 }

@@ -74,7 +74,7 @@ func newApp(env cli.Env) *ucli.App {
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "key", Usage: "your private key `FILE` (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8)"},
 					&ucli.StringFlag{Name: "username", Usage: "your HSM username `NAME`"},
-					&ucli.StringFlag{Name: "out", Usage: "write the signed token to `FILE` (atomically; default standard output)"},
+					&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the signed token to `FILE` (atomically; default standard output)"},
 					passStdin(),
 				},
 				Action: func(c *ucli.Context) error { return sign(c, env) },
@@ -97,7 +97,7 @@ func newApp(env cli.Env) *ucli.App {
 				Usage:     "merge copies of one token that approvers signed in parallel",
 				ArgsUsage: "TOKEN...",
 				Flags: []ucli.Flag{
-					&ucli.StringFlag{Name: "out", Usage: "write the merged token to `FILE` (atomically; - for standard output)"},
+					&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the merged token to `FILE` (atomically; - for standard output)"},
 				},
 				Action: func(c *ucli.Context) error { return merge(c, env) },
 			},
@@ -108,7 +108,7 @@ func newApp(env cli.Env) *ucli.App {
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "key", Usage: "private key `FILE`"},
 					&ucli.StringFlag{Name: "in", Usage: "the 32-byte digest `FILE` (- for standard input)"},
-					&ucli.StringFlag{Name: "out", Usage: "the 256-byte signature `FILE` (- for standard output)"},
+					&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the 256-byte signature `FILE` (- for standard output)"},
 					passStdin(),
 				},
 				Action: func(c *ucli.Context) error { return raw(c, env) },
@@ -117,11 +117,12 @@ func newApp(env cli.Env) *ucli.App {
 	}
 }
 
-// checkOutput validates -o/--output. On these commands people may expect -o
-// to name the output file, so say what it is.
+// checkOutput validates the output format. sign, merge and raw take -o
+// after their name as the output file; before it, -o is the format, and a
+// file name there is a slip worth naming.
 func checkOutput(c *ucli.Context) error {
 	if _, err := cli.Output(c); err != nil {
-		return cli.Usagef("-o/--output is the output format (table or json), not a file; write to a file with --out FILE")
+		return cli.Usagef("-o/--output before the command is the output format (table or json); to name the output file, put -o FILE after the command: hsm-sign %s -o FILE", c.Command.Name)
 	}
 	return nil
 }
