@@ -89,7 +89,7 @@ func BenchmarkLoginDefaultKDF(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if _, err := c.Logout(sf); err != nil {
+		if _, _, err := c.Logout(sf); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

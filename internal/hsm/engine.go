@@ -109,6 +109,10 @@ type Outcome struct {
 	Err    error
 }
 
+// ErrGone is the outcome on an HSM that left the cluster (remove-hsm)
+// after a session reached it: there is nothing left to act on.
+var ErrGone = errors.New("no longer in the cluster")
+
 // Result is the per-HSM report of a mutating command.
 type Result struct {
 	Outcomes []Outcome
@@ -166,7 +170,7 @@ func (c *Client) planTargets(cl *state.Cluster, t Targeting) (targets []string, 
 			h := c.hsmInfo(cl, id)
 			switch {
 			case h == nil:
-				skipped = append(skipped, Outcome{HSM: id, Status: "skipped", Err: errors.New("no longer in the cluster")})
+				skipped = append(skipped, Outcome{HSM: id, Status: "skipped", Err: ErrGone})
 			case h.Status != state.Running:
 				skipped = append(skipped, Outcome{HSM: id, Status: "skipped", Err: errors.New("unreachable")})
 			default:

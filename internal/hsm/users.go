@@ -91,9 +91,13 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 }
 
 // Logout ends the session on the HSMs it reached (and its quorum tokens
-// with it) and removes the session file.
-func (c *Client) Logout(sf *SessionFile) (*Result, error) {
-	res, err := c.mutate(Targeting{Only: sf.HSMs}, sf, "logout", func(tx *Tx, h *state.HSM) error {
+// with it). The session file then lists only the HSMs it could not reach,
+// so a later logout ends it there too (a session left on an HSM would pin
+// its user: a logged-in user cannot be deleted); once none is left, or
+// only HSMs that left the cluster, the file is removed. Open says which
+// HSMs still hold the session.
+func (c *Client) Logout(sf *SessionFile) (res *Result, open []string, err error) {
+	res, err = c.mutate(Targeting{Only: sf.HSMs}, sf, "logout", func(tx *Tx, h *state.HSM) error {
 		// Only the session this file's secret proves: an id alone ends
 		// nobody else's session.
 		n := len(h.Sessions)
@@ -105,12 +109,26 @@ func (c *Client) Logout(sf *SessionFile) (*Result, error) {
 	})
 	var partial *PartialError
 	if err != nil && !errors.As(err, &partial) {
-		return res, err // nothing ended: keep the session file
+		return res, nil, err // nothing ended: keep the session file
 	}
-	if rmErr := removeFile(sf.Path); rmErr != nil && err == nil {
-		err = rmErr
+	if partial != nil {
+		for _, o := range res.Outcomes {
+			if o.Status != "ok" && !errors.Is(o.Err, ErrGone) {
+				open = append(open, o.HSM)
+			}
+		}
 	}
-	return res, err
+	if len(open) > 0 {
+		sf.HSMs = open
+		if saveErr := sf.Save(); saveErr != nil {
+			return res, open, saveErr
+		}
+		return res, open, err
+	}
+	if rmErr := removeFile(sf.Path); rmErr != nil {
+		return res, nil, rmErr
+	}
+	return res, nil, nil
 }
 
 // UserView is one user as cloudhsm-cli's user list shows it.

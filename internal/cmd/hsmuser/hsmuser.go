@@ -153,14 +153,16 @@ func logout(c *ucli.Context, env cli.Env) error {
 	if sf == nil {
 		return cli.Refused(fmt.Errorf("not logged in (no session at %s)", cli.SessionPath(c)), "")
 	}
-	res, err := cl.Logout(sf)
+	res, open, err := cl.Logout(sf)
 	var partial *hsm.PartialError
-	switch {
-	case errors.As(err, &partial):
-		// Ended where reachable; the others drop it when they come back.
-		PrintSkipped(env, res)
-	case err != nil:
+	if err != nil && (len(open) == 0 || !errors.As(err, &partial)) {
 		return err
+	}
+	PrintSkipped(env, res)
+	if len(open) > 0 {
+		return cli.Refused(fmt.Errorf("logged out on %d of %d HSM(s); the session stays open on %s, and %s keeps it for them",
+			len(res.OK()), len(res.Outcomes), strings.Join(open, ", "), sf.Path),
+			"run hsm-user logout again once they are reachable (hsm-sim list); until then that user cannot be deleted there")
 	}
 	return cli.Emit(c, "Logout successful", func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, "Logout successful")
@@ -168,8 +170,7 @@ func logout(c *ucli.Context, env cli.Env) error {
 	})
 }
 
-// PrintSkipped warns about HSMs a logout could not reach: their sessions
-// stay until those HSMs are reachable again.
+// PrintSkipped warns about the HSMs a logout did not act on.
 func PrintSkipped(env cli.Env, res *hsm.Result) {
 	if res == nil {
 		return
