@@ -72,10 +72,7 @@ func TestStateWritesStayInStateDir(t *testing.T) {
 // With full-resolution change times (the real clock; HSM_NOW is not set)
 // the re-create is later than the deletion: a partial create, repaired.
 func TestRecreateAfterDeleteIsDecidable(t *testing.T) {
-	h := newHarness(t)
-	h.must(nil, "hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
-	h.must(password("Admin-pass1"), "hsm-user", "activate")
-	h.must(password("Admin-pass1"), "hsm-user", "login", "--username", "admin", "--role", "admin")
+	h := seededCluster(t)
 	h.must(password("Carol-pass1"), "hsm-user", "create", "--username", "carol", "--role", "crypto-user")
 	h.must(nil, "hsm-user", "delete", "--username", "carol", "--role", "crypto-user")
 	hsms, err := loadHSMs(h.stateDir)
@@ -111,10 +108,7 @@ func TestRecreateAfterDeleteIsDecidable(t *testing.T) {
 // live session on every HSM. Secrets now come from crypto/rand, and
 // logout ends only the session whose secret the file proves.
 func TestOrphanSessionEndsNoOtherLogin(t *testing.T) {
-	h := newHarness(t)
-	h.must(nil, "hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
-	h.must(password("Admin-pass1"), "hsm-user", "activate")
-	h.must(password("Admin-pass1"), "hsm-user", "login", "--username", "admin", "--role", "admin")
+	h := seededCluster(t)
 	h.must(password("Alice-pass1"), "hsm-user", "create", "--username", "alice", "--role", "crypto-user")
 	h.must(password("Bob-pass1"), "hsm-user", "create", "--username", "bob", "--role", "crypto-user")
 
@@ -142,4 +136,14 @@ func TestOrphanSessionEndsNoOtherLogin(t *testing.T) {
 	h.must(nil, "hsm-user", "logout", "--session", "alice.session")
 	h.must(password("Bob-pass2"), "hsm-user", "change-password", "--session", "bob.session", "--username", "bob", "--role", "crypto-user")
 	h.must(nil, "hsm-user", "logout", "--session", "bob.session")
+}
+
+// seededCluster is a 3-HSM seeded cluster, activated, with the admin
+// logged in on the default session.
+func seededCluster(t *testing.T) *harness {
+	h := newHarness(t)
+	h.must(nil, "hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
+	h.must(password("Admin-pass1"), "hsm-user", "activate")
+	h.must(password("Admin-pass1"), "hsm-user", "login", "--username", "admin", "--role", "admin")
+	return h
 }
