@@ -38,6 +38,20 @@ type QuorumError struct{ Why string }
 func (e *QuorumError) Error() string        { return ErrQuorumRequired.Error() + ": " + e.Why }
 func (e *QuorumError) Is(target error) bool { return target == ErrQuorumRequired }
 
+// approvalMissing is the refusal of an operation offered without a token:
+// cloudhsm-cli's exact message (scripts compare it), the way out as a hint.
+type approvalMissing struct {
+	service string
+	needs   int
+}
+
+func (e *approvalMissing) Error() string        { return ErrQuorumRequired.Error() }
+func (e *approvalMissing) Is(target error) bool { return target == ErrQuorumRequired }
+func (e *approvalMissing) Hint() string {
+	return fmt.Sprintf("the %s service needs %d approvals: hsm-quorum generate --service %s --token FILE, have %d admins sign it (hsm-sign sign), then pass --approval FILE",
+		e.service, e.needs, e.service, e.needs)
+}
+
 // Approval is a signed token file offered with an operation.
 type Approval struct {
 	Path string
@@ -102,7 +116,7 @@ func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approv
 		return nil
 	}
 	if a == nil {
-		return fmt.Errorf("%w (the %s service needs %d approvals: generate a token with hsm-quorum generate --service %s, have it signed, pass --approval FILE)", ErrQuorumRequired, service, m, service)
+		return &approvalMissing{service: service, needs: m}
 	}
 	tf, err := a.parse()
 	if err != nil {

@@ -152,7 +152,7 @@ func TestQuorumRefusals(t *testing.T) {
 		want string
 	}{
 		{"no approval", func(f *quorumFixture) error { return f.create("u", nil) },
-			"Quorum approval is required for this operation (the user service needs 2 approvals"},
+			"Quorum approval is required for this operation"},
 		{"signature by an unregistered user", func(f *quorumFixture) error {
 			tf := f.token(ServiceUser)
 			tf.Sign("admin2", f.keys["admin2"])
