@@ -73,7 +73,7 @@ func FuzzImportCMU(f *testing.F) {
 }
 
 func FuzzImportCLI(f *testing.F) {
-	addFixtures(f, "userlist.json", "userlist-inconsistent.json", "hsm-b.json", "userlist-truncated.json", "userlist-bad-role.json")
+	addFixtures(f, "userlist.json", "userlist-inconsistent.json", "hsm-b.json", "userlist-truncated.json", "userlist-bad-role.json", "userlist-prompt.txt")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ImportCLIUserList("fuzz.json", bytes.NewReader(data))
 		if err != nil {

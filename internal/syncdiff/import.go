@@ -19,11 +19,40 @@ import (
 // Import reads a capture, sniffing its format: cloudhsm-cli "user list" JSON
 // when the first non-blank byte is '{', else CMU listUsers text.
 func Import(name string, data []byte) (Snapshot, error) {
-	t := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n")
+	t := bytes.TrimLeft(blankCLIPrompts(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))), " \t\r\n")
 	if len(t) > 0 && t[0] == '{' {
 		return ImportCLIUserList(name, bytes.NewReader(data))
 	}
 	return ImportCMUListUsers(name, bytes.NewReader(data))
+}
+
+// cliPrompt is cloudhsm-cli's prompt line, as a terminal capture keeps it:
+// "aws-cloudhsm > user list", "aws-cloudhsm>user list", "aws-cloudhsm >".
+var cliPrompt = regexp.MustCompile(`^[ \t]*aws-cloudhsm[ \t]?>[^\n]*$`)
+
+// blankCLIPrompts returns data with cloudhsm-cli prompt lines turned to
+// spaces, so the JSON around them parses and every offset, line number
+// included, stays where it was. No line of JSON can start with the prompt.
+func blankCLIPrompts(data []byte) []byte {
+	out, copied := data, false
+	for off := 0; off < len(data); {
+		end := bytes.IndexByte(data[off:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += off
+		}
+		if line := bytes.TrimSuffix(data[off:end], []byte("\r")); cliPrompt.Match(line) {
+			if !copied {
+				out, copied = bytes.Clone(data), true
+			}
+			for i := off; i < off+len(line); i++ {
+				out[i] = ' '
+			}
+		}
+		off = end + 1
+	}
+	return out
 }
 
 // Combine joins captures (for example one cloudhsm-cli capture per HSM) into
@@ -262,7 +291,8 @@ type cliStrategy struct {
 	Status   string `json:"status"`
 }
 
-// ImportCLIUserList reads the JSON of "cloudhsm-cli user list". The result is
+// ImportCLIUserList reads the JSON of "cloudhsm-cli user list", with or
+// without the prompt line a terminal capture keeps. The result is
 // one HSM whose id is the file's base name without extension: cloudhsm-cli
 // merges every HSM its config lists into one view, so a single capture is
 // either one HSM (the operator ran it with a config listing only that HSM)
@@ -277,6 +307,7 @@ func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("%s: %v", name, err)
 	}
+	data = blankCLIPrompts(data)
 	errf := func(off int64, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, lineAt(data, off), fmt.Sprintf(format, args...))
 	}

@@ -139,6 +139,23 @@ func TestImportCLIMergedView(t *testing.T) {
 	}
 }
 
+// A terminal capture keeps cloudhsm-cli's prompt lines; the AWS guide's
+// own example (quorum-auth-chsm-cli-first-time.md) is copied verbatim.
+func TestImportCLIWithPrompt(t *testing.T) {
+	s, err := Import("captures/userlist-prompt.txt", readFixture(t, "userlist-prompt.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.HSMs) != 1 || len(s.HSMs[0].Users) != 5 || s.HSMs[0].Users[0].QuorumKey != "registered" {
+		t.Fatalf("%+v", s)
+	}
+	// Line numbers still count the prompt.
+	_, err = Import("x.txt", []byte("aws-cloudhsm>user list\n{\"error_code\":0,\n\"data\":{}}\n"))
+	if err == nil || err.Error() != `x.txt:3: "data" has no "users" list` {
+		t.Errorf("err %v", err)
+	}
+}
+
 func TestImportCLIPerHSMCaptures(t *testing.T) {
 	var snaps []Snapshot
 	for _, f := range []string{"hsm-a.json", "hsm-b.json"} {

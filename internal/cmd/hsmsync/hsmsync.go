@@ -21,7 +21,7 @@ import (
 // Main runs hsm-sync and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
-	from := &ucli.StringSliceFlag{Name: "from", Usage: "read captured `FILE`s (CMU listUsers output, or cloudhsm-cli user list JSON, one per HSM) instead of the simulated state"}
+	from := &ucli.StringSliceFlag{Name: "from", Usage: "read captured `FILE`s instead of the simulated state (CMU listUsers output, or cloudhsm-cli user list JSON, one per HSM); --from a b or --from a --from b"}
 	app := &ucli.App{
 		Usage: "find, explain and repair user drift between the HSMs of a cluster",
 		Commands: []*ucli.Command{
@@ -52,13 +52,21 @@ var driftFound = cli.QuietExit(cli.ExitFailed)
 
 // report builds the report from captures (--from) or the simulated state.
 func report(c *ucli.Context, env cli.Env) (syncdiff.Report, error) {
-	if err := cli.NoArgs(c); err != nil {
+	// "--from FILE...": after --from, the arguments are more captures, so
+	// both --from a --from b and --from a b read two.
+	files := c.StringSlice("from")
+	if len(files) > 0 {
+		if err := cli.NoStrayFlags(c); err != nil {
+			return syncdiff.Report{}, err
+		}
+		files = append(files, c.Args().Slice()...)
+	} else if err := cli.NoArgs(c); err != nil {
 		return syncdiff.Report{}, err
 	}
 	if _, err := cli.Output(c); err != nil {
 		return syncdiff.Report{}, err
 	}
-	if files := c.StringSlice("from"); len(files) > 0 {
+	if len(files) > 0 {
 		return fromFiles(files)
 	}
 	cl, err := cli.OpenClient(c, env)
