@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -31,9 +32,14 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, binaries)
 }
 
+// -update rewrites a scenario's golden file when cmp finds it differs;
+// review the diff before committing it.
+var updateScripts = flag.Bool("update", false, "rewrite the golden files cmp compares in testdata/scripts")
+
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/scripts",
+		UpdateScripts:       *updateScripts,
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
 			// Cheap, pinned and reproducible by default; scenarios override.

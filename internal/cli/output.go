@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 
@@ -17,12 +18,16 @@ type envelope struct {
 
 // WriteJSON prints data in the cloudhsm-cli envelope, indented as cloudhsm-cli does.
 func WriteJSON(w io.Writer, code int, data any) error {
-	b, err := json.MarshalIndent(envelope{ErrorCode: code, Data: data}, "", "  ")
-	if err != nil {
+	// Not HTML-escaped: plans and messages hold <PLACEHOLDERS> that
+	// people and jq should read as written.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(envelope{ErrorCode: code, Data: data}); err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	_, err = w.Write(b)
+	_, err := w.Write(b.Bytes())
 	return err
 }
 

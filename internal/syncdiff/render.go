@@ -81,6 +81,67 @@ func (r Report) JSON() any {
 	return j
 }
 
+// PlanJSON is a plan for programs (hsm-sync plan -o json): the repairs and
+// the users left alone as data, and the dialect's script as text. Lists
+// are never null; stale-config is null only when the client config is
+// unknown.
+type PlanJSON struct {
+	ClusterID   string           `json:"cluster-id"`
+	Dialect     string           `json:"dialect"`
+	StaleConfig *StaleConfigJSON `json:"stale-config"`
+	Unreachable []string         `json:"unreachable"`
+	Actions     []ActionJSON     `json:"actions"`
+	Skipped     []SkippedJSON    `json:"skipped"`
+	Script      string           `json:"script"`
+}
+
+// ActionJSON is one repair on one HSM: copy the user record from source
+// (fixing the listed differences), or delete the user; source is "" for a
+// delete.
+type ActionJSON struct {
+	Action   string   `json:"action"`
+	Username string   `json:"username"`
+	Role     string   `json:"role"`
+	Source   string   `json:"source"`
+	Target   string   `json:"target"`
+	Fixes    []string `json:"fixes"`
+	Reason   string   `json:"reason"`
+}
+
+// SkippedJSON is a differing user the plan leaves alone, and why.
+type SkippedJSON struct {
+	Username string `json:"username"`
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+}
+
+// JSON returns the plan as a PlanJSON value, its script in dialect.
+func (p Plan) JSON(dialect string) (any, error) {
+	var script strings.Builder
+	if err := WritePlan(&script, p, dialect); err != nil {
+		return nil, err
+	}
+	j := PlanJSON{ClusterID: p.ClusterID, Dialect: dialect, Unreachable: nonNil(p.Unreachable),
+		Actions: []ActionJSON{}, Skipped: []SkippedJSON{}, Script: script.String()}
+	if c := p.StaleConfig; c != nil {
+		j.StaleConfig = &StaleConfigJSON{Missing: nonNil(c.Missing), Unknown: nonNil(c.Unknown)}
+	}
+	for _, a := range p.Actions {
+		aj := ActionJSON{Action: string(a.Kind), Username: a.User, Role: a.Role, Target: a.Dst.ID, Fixes: []string{}, Reason: a.Reason}
+		if a.Kind == ActionCopy {
+			aj.Source = a.Src.ID
+			for _, k := range a.Fixes {
+				aj.Fixes = append(aj.Fixes, string(k))
+			}
+		}
+		j.Actions = append(j.Actions, aj)
+	}
+	for _, s := range p.Skipped {
+		j.Skipped = append(j.Skipped, SkippedJSON{Username: s.User, Decision: string(s.Decision), Reason: s.Reason})
+	}
+	return j, nil
+}
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

@@ -169,7 +169,14 @@ func plan(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	return syncdiff.WritePlan(c.App.Writer, r.Plan(), dialect)
+	if !cli.JSONMode(c) {
+		return syncdiff.WritePlan(c.App.Writer, r.Plan(), dialect)
+	}
+	data, err := r.Plan().JSON(dialect)
+	if err != nil {
+		return err
+	}
+	return cli.WriteJSON(c.App.Writer, 0, data)
 }
 
 func apply(c *ucli.Context, env cli.Env) error {
