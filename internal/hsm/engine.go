@@ -266,6 +266,7 @@ type Tx struct {
 	OpID    string
 	auth    Authenticator
 	pwCache map[string]bool // hash digest + password check results, so one password costs one KDF run
+	targets []string        // the HSMs this operation acts on
 }
 
 // mutate runs fn on each target HSM and writes each one atomically. Unless
@@ -301,7 +302,7 @@ func (c *Client) mutate(t Targeting, auth Authenticator, purpose string, fn func
 			}
 		}
 	}
-	tx := &Tx{c: c, Cluster: cl, Now: c.opts.Now(), Rand: newRand(cl.Seed, counter, purpose), auth: auth, pwCache: map[string]bool{}}
+	tx := &Tx{c: c, Cluster: cl, Now: c.opts.Now(), Rand: newRand(cl.Seed, counter, purpose), auth: auth, pwCache: map[string]bool{}, targets: targets}
 	tx.OpID = tx.Rand.ID("op-")
 
 	errs := make([]error, len(hsms))

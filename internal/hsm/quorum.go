@@ -142,6 +142,11 @@ func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approv
 		return &QuorumError{Why: "a token is bound to the login session that generated it; a one-shot login (HSM_PIN) cannot use one"}
 	case tok.Session != p.Session:
 		return &QuorumError{Why: fmt.Sprintf("the token in %s was generated in another login session", a.Path)}
+	case tok.Coverage > len(tx.targets):
+		// Used on fewer HSMs than hold it, the token would stay fresh on
+		// the others and approve a second operation there.
+		return &QuorumError{Why: fmt.Sprintf("the token in %s was generated on %d HSMs and this operation reaches %d; a token approves one operation on every HSM it covers: generate one on the HSMs you act on (hsm-quorum generate with the same --server or --allow-partial)",
+			a.Path, tok.Coverage, len(tx.targets))}
 	case expired(h, tok, tx.Now):
 		return &QuorumError{Why: fmt.Sprintf("the token in %s expired at %s (generated timeout %d s)", a.Path,
 			tok.Created.Add(time.Duration(h.Quorum.Generated)*time.Second).Format(time.RFC3339), h.Quorum.Generated)}

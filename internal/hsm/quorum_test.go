@@ -246,6 +246,25 @@ func TestQuorumRefusals(t *testing.T) {
 			f.login("admin") // a second session file; the first stays open
 			return f.create("u", tf)
 		}, "generated in another login session"},
+		{"token used on one of the HSMs it covers (--server)", func(f *quorumFixture) error {
+			tf := f.token(ServiceUser)
+			tf.Sign("admin", f.keys["admin"])
+			tf.Sign("admin2", f.keys["admin2"])
+			_, err := f.c.CreateUser(Targeting{Server: f.c.Cluster.HSMs[0].ID}, f.session["admin"], "u", policy.CryptoUser, "User-pass1",
+				&Approval{Path: "approval.token", Data: tf.Marshal()})
+			return err
+		}, "was generated on 3 HSMs and this operation reaches 1; a token approves one operation on every HSM it covers"},
+		{"token used with --allow-partial while an HSM it covers is down", func(f *quorumFixture) error {
+			tf := f.token(ServiceUser)
+			tf.Sign("admin", f.keys["admin"])
+			tf.Sign("admin2", f.keys["admin2"])
+			if err := f.c.SetReachable(f.c.Cluster.HSMs[2].ID, false); err != nil {
+				return err
+			}
+			_, err := f.c.CreateUser(Targeting{AllowPartial: true}, f.session["admin"], "u", policy.CryptoUser, "User-pass1",
+				&Approval{Path: "approval.token", Data: tf.Marshal()})
+			return err
+		}, "was generated on 3 HSMs and this operation reaches 2"},
 		{"token for another service", func(f *quorumFixture) error {
 			tf := f.token(ServiceQuorum)
 			tf.Sign("admin", f.keys["admin"])
