@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +344,39 @@ func TestQuorumApproves(t *testing.T) {
 	q.Sign("admin3", f.keys["admin3"])
 	if _, err := f.c.SetQuorumValue(Targeting{}, f.session["admin"], ServiceUser, 3, &Approval{Path: "q", Data: q.Marshal()}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeleteKeepsApprovers: deleting admins may not leave fewer key holders
+// than a quorum value, or nobody could approve that service again.
+func TestDeleteKeepsApprovers(t *testing.T) {
+	f := newQuorumFixture(t)
+	for _, name := range []string{"admin2", "admin3"} {
+		if _, _, err := f.c.Logout(f.session[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(name string) error {
+		tf := f.token(ServiceUser)
+		tf.Sign("admin", f.keys["admin"])
+		tf.Sign("admin2", f.keys["admin2"])
+		_, err := f.c.DeleteUser(Targeting{}, f.session["admin"], name, policy.Admin, &Approval{Path: "approval.token", Data: tf.Marshal()})
+		f.now = f.now.Add(time.Second)
+		return err
+	}
+	if err := del("admin3"); err != nil {
+		t.Fatalf("3 key holders, value 2: deleting one must pass: %v", err)
+	}
+	err := del("admin2")
+	want := "deleting admin2 would leave 1 admin(s) with a registered quorum key, fewer than the user service's quorum value 2: nobody could approve it again"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %v; want %q…", err, want)
+	}
+	users, _, err := f.c.ListUsers(Nobody{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(users, func(u UserView) bool { return u.Username == "admin2" }) {
+		t.Fatal("admin2 was deleted")
 	}
 }

@@ -147,7 +147,8 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 		if err != nil {
 			return err
 		}
-		if _, err := c.authorize(cl, loaded, auth, policy.SyncUsers); err != nil {
+		runner, err := c.authorize(cl, loaded, auth, policy.SyncUsers)
+		if err != nil {
 			return err
 		}
 		if err := c.Policy().Check(policy.Appliance, policy.MaskedObjects); err != nil {
@@ -165,6 +166,11 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 			return &UndecidedError{Users: undecided}
 		}
 		changed := map[string]bool{}
+		runnerWasAdmin := map[string]bool{}
+		for id, h := range loaded {
+			u := findUser(h, runner.User)
+			runnerWasAdmin[id] = u != nil && policy.Role(u.Role) == policy.Admin
+		}
 		for _, a := range plan.Actions {
 			if slices.Contains(skip, a.User) {
 				continue
@@ -210,6 +216,24 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 				}
 			}
 			changed[dst.ID] = true
+		}
+		// What any user command must keep, a repair must keep too: it
+		// copies records by majority, and the majority may lack the admins.
+		for _, info := range cl.HSMs {
+			h := loaded[info.ID]
+			if !changed[info.ID] {
+				continue
+			}
+			hint := "nothing was changed; keep them with --skip USER, or repair by hand (hsm-sync plan)"
+			if countRole(h, policy.Admin) == 0 {
+				return fmt.Errorf("the repair would leave %s without an admin; %s", info.ID, hint)
+			}
+			if u := findUser(h, runner.User); runnerWasAdmin[info.ID] && (u == nil || policy.Role(u.Role) != policy.Admin) {
+				return fmt.Errorf("the repair would delete or demote %s, the admin running it, on %s; %s", runner.User, info.ID, hint)
+			}
+			if err := approversKept(h); err != nil {
+				return fmt.Errorf("on %s the repair %w; %s", info.ID, err, hint)
+			}
 		}
 		for _, info := range cl.HSMs {
 			if !changed[info.ID] {

@@ -281,6 +281,10 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 		h.Deleted = slices.DeleteFunc(h.Deleted, func(d state.Tombstone) bool { return d.Name == user })
 		h.Deleted = append(h.Deleted, state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Seq + 1, Op: tx.OpID, DeletedOp: u.Op})
 		h.Users = slices.DeleteFunc(h.Users, func(x state.User) bool { return x.Name == user })
+		// h is this operation's copy: a refusal here writes nothing.
+		if err := approversKept(h); err != nil {
+			return fmt.Errorf("deleting %s %w", user, err)
+		}
 		return nil
 	})
 }
@@ -336,6 +340,33 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 		tx.touch(h, u)
 		return nil
 	})
+}
+
+// keyHolders counts the admins who can approve: those with a registered
+// quorum key.
+func keyHolders(h *state.HSM) int {
+	n := 0
+	for _, u := range h.Users {
+		if u.QuorumKey != nil && policy.Role(u.Role) == policy.Admin {
+			n++
+		}
+	}
+	return n
+}
+
+// approversKept refuses a state in which some service's quorum value is
+// above the admins who could approve it: nobody could ever approve that
+// service again, and with the quorum service itself the cluster's policy
+// is locked for good.
+func approversKept(h *state.HSM) error {
+	holders := keyHolders(h)
+	for _, svc := range []string{ServiceUser, ServiceQuorum} {
+		if v := h.Quorum.Values[svc]; v > 1 && holders < v {
+			return fmt.Errorf("would leave %d admin(s) with a registered quorum key, fewer than the %s service's quorum value %d: nobody could approve it again; lower it first (hsm-quorum set-value --service %s --value N)",
+				holders, svc, v, svc)
+		}
+	}
+	return nil
 }
 
 func countRole(h *state.HSM, r policy.Role) int {
