@@ -70,7 +70,11 @@ func generate(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	res, err := cl.GenerateToken(t, auth, service, path)
-	return cli.Outcome(c, env, res, err, map[string]string{"filepath": path}, "wrote the "+service+" token to "+path+"; have it signed (hsm-sign sign) and pass it with --approval")
+	next := "have admins sign it (hsm-sign sign) and pass it with --approval"
+	if service == hsm.ServiceRegistration {
+		next = "sign it with your own key (hsm-sign sign) and pass it to hsm-user change-quorum register --signed-token"
+	}
+	return cli.Outcome(c, env, res, err, map[string]string{"filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
 }
 
 func list(c *ucli.Context, env cli.Env) error {
