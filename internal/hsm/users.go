@@ -161,15 +161,20 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			order, present int
 			locked         int
 		}
-		byName := map[string]*agg{}
+		// One entry per username and role: a user that is an admin on one
+		// HSM and a crypto user on another is two entries, each with
+		// inconsistent coverage, rather than one that looks whole.
+		type key struct{ name, role string }
+		byName := map[key]*agg{}
 		n := 0
 		for _, h := range hsms {
 			for _, u := range h.Users {
-				a := byName[u.Name]
+				k := key{u.Name, u.Role}
+				a := byName[k]
 				if a == nil {
 					a = &agg{first: u, order: n}
 					n++
-					byName[u.Name] = a
+					byName[k] = a
 				}
 				a.present++
 				if u.Failures >= MaxFailures {
@@ -177,9 +182,9 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 				}
 			}
 		}
-		names := make([]string, 0, len(byName))
-		for name := range byName {
-			names = append(names, name)
+		names := make([]key, 0, len(byName))
+		for k := range byName {
+			names = append(names, k)
 		}
 		// Creation order, with the internal user last as cloudhsm-cli shows it.
 		sort.Slice(names, func(i, j int) bool {
@@ -193,9 +198,9 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			}
 			return a.order < b.order
 		})
-		for _, name := range names {
-			a := byName[name]
-			v := UserView{Username: name, Role: a.first.Role, Locked: "false", MFA: []Strategy{}, Quorum: []Strategy{}, Coverage: "full"}
+		for _, k := range names {
+			a := byName[k]
+			v := UserView{Username: k.name, Role: a.first.Role, Locked: "false", MFA: []Strategy{}, Quorum: []Strategy{}, Coverage: "full"}
 			switch {
 			case a.locked == a.present:
 				v.Locked = "true"
