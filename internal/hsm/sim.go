@@ -175,6 +175,11 @@ func (c *Client) AddHSM(az string) (state.HSMInfo, error) {
 		if peer == nil {
 			return fmt.Errorf("no reachable HSM to clone from: start one first (hsm-sim start ID)")
 		}
+		if len(peer.Users) <= 1 {
+			// A zeroized peer holds only app_user and the default policy:
+			// the clone would miss every user and weaken the quorum.
+			return fmt.Errorf("every reachable HSM is zeroized (%s holds only app_user): the new HSM would clone no users and the default quorum policy; start an HSM that holds the cluster's users (hsm-sim start ID), or repair with hsm-sync apply first", peer.ID)
+		}
 		if az != "" && !azRe.MatchString(az) {
 			return fmt.Errorf("--az %q: want an availability zone name such as us-east-1a", az)
 		}

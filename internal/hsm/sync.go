@@ -30,6 +30,8 @@ func syncView(server int, info state.HSMInfo, h *state.HSM) syncdiff.HSM {
 		}
 		v.Users = append(v.Users, su)
 	}
+	v.Policy = &syncdiff.Policy{User: h.Quorum.Values[ServiceUser], Quorum: h.Quorum.Values[ServiceQuorum],
+		Generated: h.Quorum.Generated, Approved: h.Quorum.Approved}
 	v.Deleted = make([]syncdiff.Tombstone, 0, len(h.Deleted))
 	for _, d := range h.Deleted {
 		v.Deleted = append(v.Deleted, syncdiff.Tombstone{Name: d.Name, Role: d.Role, Changed: d.Changed, Seq: d.Seq, Op: d.Op, DeletedOp: d.DeletedOp})
@@ -216,6 +218,14 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 				}
 			}
 			changed[dst.ID] = true
+		}
+		if d := plan.Policy; d != nil {
+			for _, id := range d.HSMs {
+				h := loaded[id]
+				h.Quorum.Values = map[string]int{ServiceUser: d.Want.User, ServiceQuorum: d.Want.Quorum}
+				h.Quorum.Generated, h.Quorum.Approved = d.Want.Generated, d.Want.Approved
+				changed[id] = true
+			}
 		}
 		// What any user command must keep, a repair must keep too: it
 		// copies records by majority, and the majority may lack the admins.

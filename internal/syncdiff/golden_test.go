@@ -99,7 +99,7 @@ func TestReportJSONInSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"cluster-id":"cluster-test","in-sync":true,"users-in-sync":true,"hsms":[{"id":"hsm-a","server":0,"ip":"10.0.0.1","reachable":true}],"stale-config":null,"unreachable":[],"users":[],"notes":[]}`
+	want := `{"cluster-id":"cluster-test","in-sync":true,"users-in-sync":true,"hsms":[{"id":"hsm-a","server":0,"ip":"10.0.0.1","reachable":true}],"stale-config":null,"unreachable":[],"users":[],"notes":[],"quorum-policy":null}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}

@@ -1,5 +1,7 @@
 package syncdiff
 
+import "fmt"
+
 import "time"
 
 // Snapshot is what is known of one cluster: every HSM's user table.
@@ -17,6 +19,31 @@ type HSM struct {
 	Reachable bool
 	Users     []User
 	Deleted   []Tombstone // users deleted on this HSM, with when (nil when unknown)
+	Policy    *Policy     // its quorum policy (nil when unknown, e.g. captures)
+}
+
+// Policy is an HSM's quorum policy: the value of each service and the
+// token timeouts in seconds.
+type Policy struct {
+	User      int `json:"user"`
+	Quorum    int `json:"quorum"`
+	Generated int `json:"generated-timeout"`
+	Approved  int `json:"approved-timeout"`
+}
+
+func (p Policy) String() string {
+	return fmt.Sprintf("user %d, quorum %d, timeouts %ds/%ds", p.User, p.Quorum, p.Generated, p.Approved)
+}
+
+// strictest is the policy no HSM may fall below: the highest quorum
+// values and the shortest timeouts of any.
+func strictest(ps []Policy) Policy {
+	w := ps[0]
+	for _, p := range ps[1:] {
+		w.User, w.Quorum = max(w.User, p.User), max(w.Quorum, p.Quorum)
+		w.Generated, w.Approved = min(w.Generated, p.Generated), min(w.Approved, p.Approved)
+	}
+	return w
 }
 
 // User is one user record as one HSM holds it.

@@ -45,6 +45,7 @@ type Plan struct {
 	Unreachable []string
 	Actions     []Action
 	Skipped     []Skipped
+	Policy      *PolicyDrift // set the strictest quorum policy on these HSMs
 }
 
 // Plan turns a report into per-HSM actions. Undecidable users, and users
@@ -52,7 +53,7 @@ type Plan struct {
 // unactivated admin), are listed in Skipped; unreachable HSMs get nothing.
 // (A method, since the package's Plan type takes the name.)
 func (r Report) Plan() Plan {
-	p := Plan{ClusterID: r.ClusterID, StaleConfig: r.StaleConfig, Unreachable: r.Unreachable}
+	p := Plan{ClusterID: r.ClusterID, StaleConfig: r.StaleConfig, Unreachable: r.Unreachable, Policy: r.Policy}
 	for _, ud := range r.Users {
 		a := ud.Authority
 		if a.Decision == DecisionUndecidable {
@@ -146,6 +147,12 @@ func WritePlan(w io.Writer, p Plan, dialect string) error {
 	}
 	for _, id := range p.Unreachable {
 		fmt.Fprintf(&b, "# %s is unreachable: its users are unknown and nothing is planned for it; run hsm-sync diff again when it is back\n", id)
+	}
+	if d := p.Policy; d != nil {
+		for i, id := range d.HSMs {
+			fmt.Fprintf(&b, "# quorum policy: %s has %s, weaker than the strictest elsewhere (%s); hsm-sync apply sets it, or set it there by hand (hsm-quorum set-value / set-timeout --server %s)\n",
+				id, d.Has[i], d.Want, id)
+		}
 	}
 	if len(p.Actions) == 0 && len(p.Skipped) == 0 {
 		b.WriteString("# nothing to repair: the user tables agree\n")

@@ -16,6 +16,20 @@ type ReportJSON struct {
 	Unreachable []string         `json:"unreachable"`
 	Users       []UserJSON       `json:"users"`
 	Notes       []string         `json:"notes"`
+	Policy      *PolicyJSON      `json:"quorum-policy"`
+}
+
+// PolicyJSON is a quorum policy that differs between HSMs: the strictest
+// one, which the repair sets, and the HSMs that have another.
+type PolicyJSON struct {
+	Want Policy          `json:"want"`
+	HSMs []HSMPolicyJSON `json:"hsms"`
+}
+
+// HSMPolicyJSON is one HSM's differing policy.
+type HSMPolicyJSON struct {
+	HSM    string `json:"hsm"`
+	Policy Policy `json:"policy"`
 }
 
 // HSMJSON is one HSM of ReportJSON.
@@ -67,6 +81,7 @@ func (r Report) JSON() any {
 	if c := r.StaleConfig; c != nil {
 		j.StaleConfig = &StaleConfigJSON{Missing: nonNil(c.Missing), Unknown: nonNil(c.Unknown)}
 	}
+	j.Policy = r.Policy.json()
 	for _, u := range r.Users {
 		uj := UserJSON{Username: u.Name, Differences: []DifferenceJSON{}, Authority: AuthorityJSON{
 			Decision: string(u.Authority.Decision), Source: u.Authority.Source, Reason: u.Authority.Reason}}
@@ -92,6 +107,7 @@ type PlanJSON struct {
 	Unreachable []string         `json:"unreachable"`
 	Actions     []ActionJSON     `json:"actions"`
 	Skipped     []SkippedJSON    `json:"skipped"`
+	Policy      *PolicyJSON      `json:"quorum-policy"`
 	Script      string           `json:"script"`
 }
 
@@ -139,7 +155,19 @@ func (p Plan) JSON(dialect string) (any, error) {
 	for _, s := range p.Skipped {
 		j.Skipped = append(j.Skipped, SkippedJSON{Username: s.User, Decision: string(s.Decision), Reason: s.Reason})
 	}
+	j.Policy = p.Policy.json()
 	return j, nil
+}
+
+func (d *PolicyDrift) json() *PolicyJSON {
+	if d == nil {
+		return nil
+	}
+	j := &PolicyJSON{Want: d.Want}
+	for i, id := range d.HSMs {
+		j.HSMs = append(j.HSMs, HSMPolicyJSON{HSM: id, Policy: d.Has[i]})
+	}
+	return j
 }
 
 func nonNil(s []string) []string {

@@ -71,6 +71,16 @@ type Report struct {
 	Unreachable []string     // ids of unreachable HSMs: their users are unknown
 	Users       []UserDiff   // only users that differ
 	Notes       []string     // problems of the input itself, e.g. a name listed twice on one HSM
+	Policy      *PolicyDrift // nil when every reachable HSM has the same quorum policy
+}
+
+// PolicyDrift is a quorum policy that differs between HSMs. An HSM with a
+// weaker policy (a zeroized HSM, a set-value that missed it) lets one admin
+// do there what needs a quorum elsewhere, so the strictest policy wins.
+type PolicyDrift struct {
+	Want Policy   // the strictest policy of any reachable HSM
+	HSMs []string // the HSMs whose policy differs from Want, in cluster order
+	Has  []Policy // their policies, in the same order
 }
 
 // UserDiff is one user that differs between HSMs.
@@ -113,7 +123,32 @@ func (r Report) UsersInSync() bool { return len(r.Users) == 0 }
 // client config (when known) lists exactly the cluster's HSMs. An
 // unreachable HSM or a stale config means drift cannot be ruled out.
 func (r Report) InSync() bool {
-	return r.UsersInSync() && len(r.Unreachable) == 0 && !r.StaleConfig.Stale()
+	return r.UsersInSync() && len(r.Unreachable) == 0 && !r.StaleConfig.Stale() && r.Policy == nil
+}
+
+// policyDrift compares the quorum policies of the reachable HSMs that
+// report one.
+func policyDrift(hsms []HSM) *PolicyDrift {
+	var ps []Policy
+	for _, h := range hsms {
+		if h.Reachable && h.Policy != nil {
+			ps = append(ps, *h.Policy)
+		}
+	}
+	if len(ps) < 2 {
+		return nil
+	}
+	want := strictest(ps)
+	d := &PolicyDrift{Want: want}
+	for _, h := range hsms {
+		if h.Reachable && h.Policy != nil && *h.Policy != want {
+			d.HSMs, d.Has = append(d.HSMs, h.ID), append(d.Has, *h.Policy)
+		}
+	}
+	if len(d.HSMs) == 0 {
+		return nil
+	}
+	return d
 }
 
 // Diff compares the user tables of s's HSMs. It runs in O(HSMs × users) and
@@ -187,6 +222,7 @@ func Diff(s Snapshot) Report {
 		}
 	}
 	slices.SortFunc(r.Users, func(a, b UserDiff) int { return strings.Compare(a.Name, b.Name) })
+	r.Policy = policyDrift(s.HSMs)
 	return r
 }
 

@@ -141,6 +141,11 @@ func writeReport(w io.Writer, r syncdiff.Report) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	if d := r.Policy; d != nil {
+		for i, id := range d.HSMs {
+			fmt.Fprintf(w, "quorum policy differs: %s has %s; the strictest elsewhere is %s (hsm-sync apply sets it)\n", id, d.Has[i], d.Want)
+		}
+	}
 	if r.UsersInSync() {
 		if n := len(r.Unreachable); n > 0 {
 			// Only the reachable HSMs were compared.
@@ -236,6 +241,11 @@ func apply(c *ucli.Context, env cli.Env) error {
 				fmt.Fprintf(w, "deleted %s from %s\n", a.User, a.Dst.ID)
 			}
 		}
+		if d := p.Policy; d != nil {
+			for _, id := range d.HSMs {
+				fmt.Fprintf(w, "set the quorum policy of %s to %s\n", id, d.Want)
+			}
+		}
 		for _, s := range p.Skipped {
 			fmt.Fprintf(w, "skipped %s: %s\n", s.User, s.Reason)
 		}
@@ -245,7 +255,7 @@ func apply(c *ucli.Context, env cli.Env) error {
 		for _, id := range r.Unreachable {
 			fmt.Fprintf(w, "not repaired: %s is unreachable, so its users are unknown; run hsm-sync apply again when it is back\n", id)
 		}
-		if len(p.Actions) == 0 && len(refreshed) == 0 && len(r.Unreachable) == 0 {
+		if len(p.Actions) == 0 && p.Policy == nil && len(refreshed) == 0 && len(r.Unreachable) == 0 {
 			fmt.Fprintln(w, "nothing to repair")
 		}
 		return nil
