@@ -3,6 +3,7 @@ package hsm
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -45,6 +46,11 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	}
 	if _, err := config.Load(o.ConfigPath); err == nil || !errors.Is(err, config.ErrNotFound) {
 		return nil, nil, fmt.Errorf("%s already exists; not overwriting a client config (pass --config to write another)", o.ConfigPath)
+	}
+	// The config is written last: check first that it can be, so a bad
+	// --config leaves no state behind that a second init would refuse.
+	if fi, err := os.Stat(filepath.Dir(o.ConfigPath)); err != nil || !fi.IsDir() {
+		return nil, nil, fmt.Errorf("--config %s: its directory %s does not exist; nothing was created", o.ConfigPath, filepath.Dir(o.ConfigPath))
 	}
 	st, err := state.Create(o.StateDir)
 	if err != nil {
