@@ -13,7 +13,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 # Passwords go on stdin, never on the command line.
 with_pw() { local pw=$1; shift; printf '$ echo ******** | %s\n' "$*"; printf '%s\n' "$pw" | "$@"; }
-expect_fail() { printf '$ %s\n' "$*"; if "$@"; then echo "demo: expected a refusal" >&2; exit 1; fi; }
+fail_with_pw() { local pw=$1; shift; printf '$ echo ******** | %s\n' "$*"; if printf '%s\n' "$pw" | "$@"; then echo "demo: expected a refusal" >&2; exit 1; fi; }
 
 step "1. A new cluster of two HSMs; the first HSM's users were cloned to the second"
 run hsm-sim init --state "$work/state" --hsms 2 --seed 42
@@ -32,11 +32,11 @@ run hsm-user list
 
 step "4. Someone keeps typing the wrong password: five failures lock the account"
 for i in 1 2 3 4 5; do
-  expect_fail env HSM_PASSWORD='Wrong-pass-0' hsm-user login --username app_crypto --role crypto-user --session "$work/cu.session" || true
+  fail_with_pw 'Wrong-pass-0' hsm-user login --username app_crypto --role crypto-user --password-stdin --session "$work/cu.session" || true
 done
 run hsm-user list
 echo "(the right password is refused too while the account is locked)"
-expect_fail env HSM_PASSWORD='Crypto-pass-1' hsm-user login --username app_crypto --role crypto-user --session "$work/cu.session"
+fail_with_pw 'Crypto-pass-1' hsm-user login --username app_crypto --role crypto-user --password-stdin --session "$work/cu.session"
 
 step "5. An admin resets the password, which unlocks the account"
 with_pw 'Crypto-pass-2' hsm-user change-password --username app_crypto --role crypto-user --password-stdin
@@ -58,7 +58,7 @@ done
 run hsm-quorum set-value --service user --value 2
 run hsm-user list
 echo "(without an approved token, creating a user is refused)"
-expect_fail env HSM_PASSWORD='Auditor-pass-1' hsm-user create --username auditor --role crypto-user
+fail_with_pw 'Auditor-pass-1' hsm-user create --username auditor --role crypto-user --password-stdin
 
 step "7. A token signed offline: officer2 with hsm-sign, officer3 with plain openssl (seed 001's steps)"
 run hsm-quorum generate --service user --token "$work/admin.token"
@@ -76,7 +76,7 @@ run hsm-sign merge --out "$work/approved.token" "$work/officer2.token" "$work/of
 run hsm-quorum list
 with_pw 'Auditor-pass-1' hsm-user create --username auditor --role crypto-user --password-stdin --approval "$work/approved.token"
 echo "(the same token again: refused, a token approves one operation)"
-expect_fail env HSM_PASSWORD='Auditor-pass-2' hsm-user create --username auditor2 --role crypto-user --approval "$work/approved.token"
+fail_with_pw 'Auditor-pass-2' hsm-user create --username auditor2 --role crypto-user --password-stdin --approval "$work/approved.token"
 
 step "8. A third HSM joins the cluster: a clone. This client's config does not know it"
 newhsm=$(hsm-sim add-hsm)
