@@ -87,7 +87,7 @@ func purge(h *state.HSM, now time.Time) {
 func registeredKeys(h *state.HSM) (map[string]*rsa.PublicKey, error) {
 	out := map[string]*rsa.PublicKey{}
 	for _, u := range h.Users {
-		if u.QuorumKey == nil || policy.Role(u.Role) != policy.Admin {
+		if !canApprove(u) {
 			continue
 		}
 		pub, err := keys.LoadPublicKey(u.Name+"'s registered key", []byte(u.QuorumKey.PEM))

@@ -229,12 +229,12 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 		}
 		// What any user command must keep, a repair must keep too: it
 		// copies records by majority, and the majority may lack the admins.
+		const hint = "nothing was changed; keep them with --skip USER, or repair by hand (hsm-sync plan)"
 		for _, info := range cl.HSMs {
 			h := loaded[info.ID]
 			if !changed[info.ID] {
 				continue
 			}
-			hint := "nothing was changed; keep them with --skip USER, or repair by hand (hsm-sync plan)"
 			if countRole(h, policy.Admin) == 0 {
 				return fmt.Errorf("the repair would leave %s without an admin; %s", info.ID, hint)
 			}

@@ -164,17 +164,17 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 		// One entry per username and role: a user that is an admin on one
 		// HSM and a crypto user on another is two entries, each with
 		// inconsistent coverage, rather than one that looks whole.
-		type key struct{ name, role string }
-		byName := map[key]*agg{}
+		type entry struct{ name, role string }
+		byEntry := map[entry]*agg{}
 		n := 0
 		for _, h := range hsms {
 			for _, u := range h.Users {
-				k := key{u.Name, u.Role}
-				a := byName[k]
+				k := entry{u.Name, u.Role}
+				a := byEntry[k]
 				if a == nil {
 					a = &agg{first: u, order: n}
 					n++
-					byName[k] = a
+					byEntry[k] = a
 				}
 				a.present++
 				if u.Failures >= MaxFailures {
@@ -182,13 +182,13 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 				}
 			}
 		}
-		names := make([]key, 0, len(byName))
-		for k := range byName {
-			names = append(names, k)
+		entries := make([]entry, 0, len(byEntry))
+		for k := range byEntry {
+			entries = append(entries, k)
 		}
 		// Creation order, with the internal user last as cloudhsm-cli shows it.
-		sort.Slice(names, func(i, j int) bool {
-			a, b := byName[names[i]], byName[names[j]]
+		sort.Slice(entries, func(i, j int) bool {
+			a, b := byEntry[entries[i]], byEntry[entries[j]]
 			ai, bi := a.first.Role == string(policy.Appliance), b.first.Role == string(policy.Appliance)
 			if ai != bi {
 				return bi
@@ -198,8 +198,8 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			}
 			return a.order < b.order
 		})
-		for _, k := range names {
-			a := byName[k]
+		for _, k := range entries {
+			a := byEntry[k]
 			v := UserView{Username: k.name, Role: a.first.Role, Locked: "false", MFA: []Strategy{}, Quorum: []Strategy{}, Coverage: "full"}
 			switch {
 			case a.locked == a.present:
@@ -347,12 +347,16 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 	})
 }
 
-// keyHolders counts the admins who can approve: those with a registered
-// quorum key.
+// canApprove says whether u may sign quorum approvals: an admin with a
+// registered quorum key.
+func canApprove(u state.User) bool {
+	return u.QuorumKey != nil && policy.Role(u.Role) == policy.Admin
+}
+
 func keyHolders(h *state.HSM) int {
 	n := 0
 	for _, u := range h.Users {
-		if u.QuorumKey != nil && policy.Role(u.Role) == policy.Admin {
+		if canApprove(u) {
 			n++
 		}
 	}

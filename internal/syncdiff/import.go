@@ -19,11 +19,42 @@ import (
 // Import reads a capture, sniffing its format: cloudhsm-cli "user list" JSON
 // when the first non-blank byte is '{', else CMU listUsers text.
 func Import(name string, data []byte) (Snapshot, error) {
-	t := bytes.TrimLeft(blankCLIPrompts(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))), " \t\r\n")
-	if len(t) > 0 && t[0] == '{' {
+	if startsWithJSON(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))) {
 		return ImportCLIUserList(name, bytes.NewReader(data))
 	}
 	return ImportCMUListUsers(name, bytes.NewReader(data))
+}
+
+// startsWithJSON says whether the first line that is neither blank nor a
+// cloudhsm-cli prompt starts with '{'. It reads only up to that line.
+func startsWithJSON(data []byte) bool {
+	isJSON := false
+	eachLine(data, func(_ int, line []byte) bool {
+		t := bytes.TrimLeft(line, " \t")
+		if len(t) == 0 || cliPrompt.Match(line) {
+			return true
+		}
+		isJSON = t[0] == '{'
+		return false
+	})
+	return isJSON
+}
+
+// eachLine calls fn with each line's offset and text (without "\r\n")
+// until fn returns false.
+func eachLine(data []byte, fn func(off int, line []byte) bool) {
+	for off := 0; off < len(data); {
+		end := bytes.IndexByte(data[off:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += off
+		}
+		if !fn(off, bytes.TrimSuffix(data[off:end], []byte("\r"))) {
+			return
+		}
+		off = end + 1
+	}
 }
 
 // cliPrompt is cloudhsm-cli's prompt line, as a terminal capture keeps it:
@@ -35,14 +66,8 @@ var cliPrompt = regexp.MustCompile(`^[ \t]*aws-cloudhsm[ \t]?>[^\n]*$`)
 // included, stays where it was. No line of JSON can start with the prompt.
 func blankCLIPrompts(data []byte) []byte {
 	out, copied := data, false
-	for off := 0; off < len(data); {
-		end := bytes.IndexByte(data[off:], '\n')
-		if end < 0 {
-			end = len(data)
-		} else {
-			end += off
-		}
-		if line := bytes.TrimSuffix(data[off:end], []byte("\r")); cliPrompt.Match(line) {
+	eachLine(data, func(off int, line []byte) bool {
+		if cliPrompt.Match(line) {
 			if !copied {
 				out, copied = bytes.Clone(data), true
 			}
@@ -50,8 +75,8 @@ func blankCLIPrompts(data []byte) []byte {
 				out[i] = ' '
 			}
 		}
-		off = end + 1
-	}
+		return true
+	})
 	return out
 }
 
