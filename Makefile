@@ -22,12 +22,9 @@ demo: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...
 
+# Every fuzz target for FUZZTIME each (a duration, or a count like 30000x).
 fuzz:
-	@for pkg in $$($(GO) list ./internal/...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" bash scripts/fuzz.sh
 
 install:
 	$(GO) install $(addprefix ./cmd/,$(notdir $(wildcard $(addprefix cmd/,$(CMDS)))))
