@@ -163,7 +163,23 @@ func TestRepair(t *testing.T) {
 			},
 		},
 		{
-			name: "password: the majority's hash",
+			name: "password changed later on one HSM: the change is completed everywhere",
+			hsms: 3,
+			drift: func(t *testing.T, c *Client, h []string) {
+				c.opts.Now = func() time.Time { return testNow.Add(time.Minute) }
+				ok(t)(c.ChangePassword(Targeting{Server: h[1]}, syncAdmin, "cu1", policy.CryptoUser, "Rotated-pass1", nil))
+			},
+			decisions: map[string]syncdiff.Decision{"cu1": syncdiff.DecisionUpdate},
+			check: func(t *testing.T, c *Client, h []string) {
+				for _, id := range h {
+					if u := user(t, c, id, "cu1"); !verifyPassword(u.Hash, "Rotated-pass1") {
+						t.Error("cu1's hash on " + id + " is not the rotated password's")
+					}
+				}
+			},
+		},
+		{
+			name: "password changed at the same time: the majority's hash",
 			hsms: 3,
 			drift: func(t *testing.T, c *Client, h []string) {
 				ok(t)(c.ChangePassword(Targeting{Server: h[1]}, syncAdmin, "cu1", policy.CryptoUser, "Other-pass1", nil))
@@ -176,7 +192,7 @@ func TestRepair(t *testing.T) {
 			},
 		},
 		{
-			name: "lock: copying the record unlocks and resets the count",
+			name: "lock: the strictest state is kept, on every HSM",
 			hsms: 3,
 			drift: func(t *testing.T, c *Client, h []string) {
 				for range MaxFailures {
@@ -191,8 +207,10 @@ func TestRepair(t *testing.T) {
 			},
 			decisions: map[string]syncdiff.Decision{"cu1": syncdiff.DecisionUpdate},
 			check: func(t *testing.T, c *Client, h []string) {
-				if u := user(t, c, h[2], "cu1"); u.Failures != 0 {
-					t.Errorf("failures %d after the repair", u.Failures)
+				for _, id := range h {
+					if u := user(t, c, id, "cu1"); u.Failures != MaxFailures {
+						t.Errorf("%s: failures %d after the repair, want %d (locked)", id, u.Failures, MaxFailures)
+					}
 				}
 			},
 		},

@@ -2,6 +2,7 @@ package syncdiff
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,34 +38,34 @@ type rule int
 
 const (
 	ruleOnly     rule = iota // a single version
-	ruleMajority             // held by the most HSMs
-	ruleRecency              // tie broken by the latest change time
+	ruleRecency              // the latest change time
+	ruleMajority             // held by the most HSMs (times unknown or equal)
 	ruleSeq                  // tie broken by the highest sequence number
 	ruleTie                  // still tied: undecidable
 )
 
-// pick chooses the winning bucket. On ruleTie, cands are the tied buckets.
+// pick chooses the winning bucket. The latest change wins when every
+// change time is known: it is the last one an operator made, and a change
+// that reached only some HSMs (a password rotated with HSMs down) must be
+// completed, not reverted. Without times (captures of real clusters), the
+// version on the most HSMs wins. On ruleTie, cands are the tied buckets.
 func pick(bs []bucket) (win int, r rule, cands []int) {
 	if len(bs) == 1 {
 		return 0, ruleOnly, []int{0}
 	}
-	top := 0
+	cands = make([]int, len(bs))
 	for i := range bs {
-		top = max(top, len(bs[i].hsms))
-	}
-	for i := range bs {
-		if len(bs[i].hsms) == top {
-			cands = append(cands, i)
-		}
-	}
-	if len(cands) == 1 {
-		return cands[0], ruleMajority, cands
+		cands[i] = i
 	}
 	if all(cands, func(i int) bool { return bs[i].timeKnown }) {
 		cands = keepMax(cands, func(a, b int) int { return bs[a].latest.Compare(bs[b].latest) })
 		if len(cands) == 1 {
 			return cands[0], ruleRecency, cands
 		}
+	}
+	cands = keepMax(cands, func(a, b int) int { return cmpU(uint64(len(bs[a].hsms)), uint64(len(bs[b].hsms))) })
+	if len(cands) == 1 {
+		return cands[0], ruleMajority, cands
 	}
 	if all(cands, func(i int) bool { return bs[i].seqKnown }) {
 		cands = keepMax(cands, func(a, b int) int { return cmpU(bs[a].seq, bs[b].seq) })
@@ -111,11 +112,6 @@ func cmpU(a, b uint64) int {
 }
 
 type credKey struct{ role, hash, quorum, mfa string }
-
-type lockKey struct {
-	locked   bool
-	failures int
-}
 
 // decide chooses the authoritative version of one differing user.
 func decide(cells []Cell, ignoreHash bool) Authority {
@@ -271,28 +267,15 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 		return undecidable(tieReason(cells, groups, cands, "records"))
 	}
 
-	var lkeys []lockKey
-	var lgroups []bucket
-	for _, i := range groups[w].hsms {
-		u := &cells[i].User
-		k := lockKey{u.Locked, u.Failures}
-		g := indexOf(lkeys, k)
-		if g < 0 {
-			lkeys, lgroups, g = append(lkeys, k), append(lgroups, bucket{}), len(lkeys)
-		}
-		lgroups[g].add(i, u)
-	}
-	lw, lr, lcands := pick(lgroups)
-	if lr == ruleTie {
-		// Conservative: keep the locked state, the most failures.
-		lw = lcands[0]
-		for _, c := range lcands[1:] {
-			if a, b := lkeys[c], lkeys[lw]; a.locked && !b.locked || a.locked == b.locked && a.failures > b.failures {
-				lw = c
-			}
+	// The lock state: the strictest among the HSMs holding the winning
+	// record. Lockout is counted per HSM and only an admin's change-password
+	// unlocks (design.md), so a repair never unlocks or lowers a count.
+	src := groups[w].hsms[0]
+	for _, i := range groups[w].hsms[1:] {
+		if stricter(cells[i].User, cells[src].User) {
+			src = i
 		}
 	}
-	src := lgroups[lw].hsms[0]
 	auth := Authority{Decision: DecisionUpdate, Source: cells[src].HSM, Version: cells[src].User}
 	if len(absent) > 0 {
 		auth.Decision = DecisionCreate
@@ -305,15 +288,7 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 	if len(groups) > 1 {
 		parts = append(parts, winReason(cells, groups, w, r, len(present), "records"))
 	}
-	if len(lgroups) > 1 {
-		s := winReason(cells, lgroups, lw, lr, len(groups[w].hsms), "lock states")
-		if lr == ruleTie {
-			s = fmt.Sprintf("the same record is held with different lock states on %s with no majority or later change, so the locked state (most failures) on %s is kept",
-				ids(cells, groups[w].hsms), cells[src].HSM)
-		}
-		parts = append(parts, s)
-	}
-	if l := lockReason(cells, present, src); l != "" {
+	if l := lockReason(cells, present, groups[w].hsms, src); l != "" {
 		parts = append(parts, l)
 	}
 	auth.Reason = strings.Join(parts, "; ")
@@ -326,8 +301,14 @@ func winReason(cells []Cell, bs []bucket, w int, r rule, of int, what string) st
 	case ruleMajority:
 		return fmt.Sprintf("the %s differ and the version on %s (%d of %d) is the majority", what, ids(cells, win.hsms), len(win.hsms), of)
 	case ruleRecency:
-		return fmt.Sprintf("the %s differ with no majority (%s); the version on %s changed last (%s), so it wins",
-			what, tieList(cells, bs), ids(cells, win.hsms), ts(win.latest))
+		var others []string
+		for i, b := range bs {
+			if i != w {
+				others = append(others, ids(cells, b.hsms)+": "+ts(b.latest))
+			}
+		}
+		return fmt.Sprintf("the %s differ and the version on %s changed last (%s; %s), so it wins: the latest change is the last one an operator made, and one that reached only some HSMs is completed, not undone",
+			what, ids(cells, win.hsms), ts(win.latest), strings.Join(others, ", "))
 	case ruleSeq:
 		return fmt.Sprintf("the %s differ with no majority (%s) and the same change time; the version on %s has the latest change sequence (%d), so it wins",
 			what, tieList(cells, bs), ids(cells, win.hsms), win.seq)
@@ -359,39 +340,68 @@ func tieList(cells []Cell, bs []bucket) string {
 	return strings.Join(parts, " vs ")
 }
 
-// lockReason explains the lock state that goes with the authoritative record.
-func lockReason(cells []Cell, present []int, src int) string {
+// stricter says whether a's lock state is stricter than b's.
+func stricter(a, b User) bool {
+	return a.Locked && !b.Locked || a.Locked == b.Locked && a.Failures > b.Failures
+}
+
+// lockReason explains the lock state that goes with the authoritative
+// record on src; same are the HSMs holding that record.
+func lockReason(cells []Cell, present, same []int, src int) string {
 	a := cells[src].User
 	var other []int
+	sameDiffers := false
 	for _, i := range present {
 		if u := cells[i].User; u.Locked != a.Locked || u.Failures != a.Failures {
 			other = append(other, i)
+			sameDiffers = sameDiffers || slices.Contains(same, i)
 		}
 	}
 	if len(other) == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("the lock state goes with the authoritative record on %s (%s; %s: ", cells[src].HSM, lockDesc(a), ids(cells, other))
-	var ds []string
+	// Name each other lock state once, with the HSMs holding it.
+	var descs []string
+	var holders [][]int
 	for _, i := range other {
-		ds = append(ds, lockDesc(cells[i].User))
+		d := lockDesc(cells[i].User)
+		k := indexOf(descs, d)
+		if k < 0 {
+			descs, holders, k = append(descs, d), append(holders, nil), len(descs)
+		}
+		holders[k] = append(holders[k], i)
 	}
-	s += strings.Join(ds, ", ") + ")"
+	states := cells[src].HSM + ": " + lockDesc(a)
+	for k, d := range descs {
+		states += "; " + ids(cells, holders[k]) + ": " + d
+	}
+	if sameDiffers {
+		s := "the same record is held with different lock states (" + states + "); the strictest, on " + cells[src].HSM +
+			", is kept: lockout is counted per HSM and only an admin's change-password unlocks, so a repair never unlocks an account or lowers its failure count"
+		if a.Locked {
+			return s + "; copying the record locks it on the other HSMs too"
+		}
+		return s
+	}
+	s := "the lock state goes with the authoritative record (" + states + ")"
 	if a.Locked {
 		return s + "; a locked account stays locked until an admin changes its password, so copying the record locks it on the other HSMs too"
 	}
 	for _, i := range other {
 		if cells[i].User.Locked {
-			return s + "; a locked account stays locked until an admin changes its password, so copying the record (or an admin changing the password there) unlocks it"
+			return s + "; the authoritative record's password differs from the locked one's, as after an admin's change-password, which unlocks: copying it unlocks the account there"
 		}
 	}
-	return s + "; copying the record resets the failure count"
+	return s + fmt.Sprintf("; copying the record sets the failure count to %d", a.Failures)
 }
 
 func lockDesc(u User) string {
 	l := "unlocked"
 	if u.Locked {
 		l = "locked"
+		if u.Failures == 0 {
+			return l // a cloudhsm-cli capture gives no count
+		}
 	}
 	return fmt.Sprintf("%s, %d login failures", l, u.Failures)
 }

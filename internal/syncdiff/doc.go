@@ -11,11 +11,14 @@
 //     of the present records is a partial delete; absent without such a
 //     record is a partial create (assumed when deletion records are
 //     unavailable, as in captures);
-//   - among differing present records the version on the most HSMs wins, a
-//     tie is broken by the latest change time, then sequence number; a
-//     remaining tie, or contradictory evidence, is undecidable and nothing is
-//     planned for that user;
-//   - the lock state goes with the authoritative record.
+//   - among differing present records the latest change wins when every
+//     change time is known (a change that reached some HSMs is completed);
+//     otherwise, or at the same time, the version on the most HSMs, then the
+//     highest sequence number; a remaining tie, or contradictory evidence, is
+//     undecidable and nothing is planned for that user;
+//   - the lock state is the strictest among the HSMs holding the
+//     authoritative record: only an admin's change-password unlocks, so a
+//     repair never unlocks an account or lowers its failure count.
 //
 // Report.Plan turns a report into per-HSM actions (copy a record from a
 // source HSM, or delete), never touching unreachable HSMs, and WritePlan

@@ -64,7 +64,7 @@ func TestImportCMUSeed003(t *testing.T) {
 	_, rows := Diff(s).Matrix()
 	want := [][]string{
 		{"admin", "ok", "ok", "mfa≠", "update from server 0"},
-		{"example_user", "ok", "ok", "locked", "update from server 0"},
+		{"example_user", "unlocked", "unlocked", "ok", "update from server 2"},
 		{"newest_user", "ok", "missing", "ok", "create from server 0"},
 	}
 	if !slices.EqualFunc(rows, want, slices.Equal) {

@@ -202,17 +202,27 @@ func lost(a Action) []string {
 	if slices.Contains(a.Fixes, KindMFA) || recreated && a.Record.MFA != "" {
 		out = append(out, "the MFA registration")
 	}
-	if a.Record.Locked {
+	switch {
+	case a.Record.Locked:
 		out = append(out, "the locked state")
+	case a.Record.Failures > 0 && slices.Contains(a.Fixes, KindLock):
+		out = append(out, "the login failure count")
 	}
 	return out
 }
 
 // recordOnly reports whether a copy fixes nothing a password command can:
-// the user exists with the right role and the right credential.
+// the user exists with the right role and the right credential. A lock
+// difference alone is one: the source holds the strictest lock state of
+// that record, which a password command would reset, not raise.
 func recordOnly(a Action) bool {
-	return a.Kind == ActionCopy && a.DstRole == a.Role &&
-		!slices.Contains(a.Fixes, KindPassword) && !slices.Contains(a.Fixes, KindLock)
+	return a.Kind == ActionCopy && a.DstRole == a.Role && !slices.Contains(a.Fixes, KindPassword)
+}
+
+// reRegistered reports whether the copy restores a key its user could
+// register again (quorum key, MFA).
+func reRegistered(a Action) bool {
+	return slices.Contains(a.Fixes, KindQuorum) || slices.Contains(a.Fixes, KindMFA)
 }
 
 // notes says what the password route cannot restore; copyRoute names what
@@ -320,8 +330,13 @@ func (cliWriter) action(b *strings.Builder, a Action) {
 		ip = "<IP-OF-" + a.Dst.ID + ">"
 	}
 	if recordOnly(a) {
-		fmt.Fprintf(b, "# cloudhsm-cli cannot copy %s: %s registers it again on %s (with a config listing only it, sudo /opt/cloudhsm/bin/configure-cli -a %s), or copy the record with CMU syncUser (or hsm-sync apply)\n",
-			strings.Join(lost(a), ", "), a.User, a.Dst.ID, ip)
+		if reRegistered(a) {
+			fmt.Fprintf(b, "# cloudhsm-cli cannot copy %s: %s registers it again on %s (with a config listing only it, sudo /opt/cloudhsm/bin/configure-cli -a %s), or copy the record with CMU syncUser (or hsm-sync apply)\n",
+				strings.Join(lost(a), ", "), a.User, a.Dst.ID, ip)
+		} else {
+			fmt.Fprintf(b, "# cloudhsm-cli cannot set %s: copy %s's record from %s to %s with CMU syncUser (or hsm-sync apply)\n",
+				strings.Join(lost(a), ", "), a.User, a.Src.ID, a.Dst.ID)
+		}
 		return
 	}
 	fmt.Fprintf(b, "# config listing only %s: sudo /opt/cloudhsm/bin/configure-cli -a %s\n", a.Dst.ID, ip)

@@ -224,9 +224,12 @@ func cellText(u UserDiff, c Cell) string {
 		case KindPassword:
 			parts = append(parts, "password≠")
 		case KindLock:
-			if c.User.Locked {
+			switch {
+			case c.User.Locked:
 				parts = append(parts, "locked")
-			} else {
+			case u.Authority.Source != "" && u.Authority.Version.Locked:
+				parts = append(parts, "unlocked")
+			default:
 				parts = append(parts, "failures:"+strconv.Itoa(c.User.Failures))
 			}
 		case KindQuorum:
