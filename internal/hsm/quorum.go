@@ -320,14 +320,23 @@ func (c *Client) DeleteTokens(t Targeting, auth Authenticator, scope string) (*R
 // reachable HSM; hsm-sync reports HSMs that disagree).
 func (c *Client) QuorumPolicy() (state.Quorum, []string, error) {
 	var q state.Quorum
+	var differs []string
 	warnings, err := c.read(func(cl *state.Cluster, hsms []*state.HSM) error {
 		if err := c.Policy().Check(policy.Unauthenticated, policy.QuorumPolicyRead); err != nil {
 			return err
 		}
 		q = hsms[0].Quorum
+		// One HSM's policy is shown; say so when another enforces a different one.
+		first := policyOf(hsms[0])
+		for _, h := range hsms[1:] {
+			if p := policyOf(h); p != first {
+				differs = append(differs, fmt.Sprintf("the quorum policy differs between HSMs (%s: %s; %s: %s); %s's is shown; hsm-sync diff explains the drift and hsm-sync apply sets the strictest",
+					hsms[0].ID, first, h.ID, p, hsms[0].ID))
+			}
+		}
 		return nil
 	})
-	return q, warnings, err
+	return q, append(warnings, differs...), err
 }
 
 // SetQuorumValue sets a service's quorum value. The first change needs no

@@ -12,6 +12,12 @@ import (
 	"github.com/hsmkit/hsmkit/internal/syncdiff"
 )
 
+// policyOf maps an HSM's quorum policy to the drift model.
+func policyOf(h *state.HSM) syncdiff.Policy {
+	return syncdiff.Policy{User: h.Quorum.Values[ServiceUser], Quorum: h.Quorum.Values[ServiceQuorum],
+		Generated: h.Quorum.Generated, Approved: h.Quorum.Approved}
+}
+
 // syncView maps an HSM's users to the drift model.
 func syncView(server int, info state.HSMInfo, h *state.HSM) syncdiff.HSM {
 	v := syncdiff.HSM{ID: info.ID, Server: server, IP: info.IP, Reachable: h != nil}
@@ -30,8 +36,8 @@ func syncView(server int, info state.HSMInfo, h *state.HSM) syncdiff.HSM {
 		}
 		v.Users = append(v.Users, su)
 	}
-	v.Policy = &syncdiff.Policy{User: h.Quorum.Values[ServiceUser], Quorum: h.Quorum.Values[ServiceQuorum],
-		Generated: h.Quorum.Generated, Approved: h.Quorum.Approved}
+	p := policyOf(h)
+	v.Policy = &p
 	v.Deleted = make([]syncdiff.Tombstone, 0, len(h.Deleted))
 	for _, d := range h.Deleted {
 		v.Deleted = append(v.Deleted, syncdiff.Tombstone{Name: d.Name, Role: d.Role, Changed: d.Changed, Seq: d.Seq, Op: d.Op, DeletedOp: d.DeletedOp})
