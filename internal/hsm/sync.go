@@ -234,7 +234,7 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 			}
 		}
 		// What any user command must keep, a repair must keep too: it
-		// copies records by majority, and the majority may lack the admins.
+		// copies the records hsm-sync diff chose, which may lack the admins.
 		const hint = "nothing was changed; keep them with --skip USER, or repair by hand (hsm-sync plan)"
 		for _, info := range cl.HSMs {
 			h := loaded[info.ID]
