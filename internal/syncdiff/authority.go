@@ -38,17 +38,18 @@ type rule int
 
 const (
 	ruleOnly     rule = iota // a single version
-	ruleRecency              // the latest change time
-	ruleMajority             // held by the most HSMs (times unknown or equal)
+	ruleMajority             // held by the most HSMs
+	ruleRecency              // tie broken by the latest change time
 	ruleSeq                  // tie broken by the highest sequence number
 	ruleTie                  // still tied: undecidable
 )
 
-// pick chooses the winning bucket. The latest change wins when every
-// change time is known: it is the last one an operator made, and a change
-// that reached only some HSMs (a password rotated with HSMs down) must be
-// completed, not reverted. Without times (captures of real clusters), the
-// version on the most HSMs wins. On ruleTie, cands are the tied buckets.
+// pick chooses the winning bucket: the version on the most HSMs, a tie
+// broken by the latest change, then the highest sequence number. The
+// majority comes first so that a write reaching one HSM alone (--server,
+// an HSM that missed a quorum value, a user changing its own password
+// there) cannot override the cluster; such a change is undone and must be
+// made again on every HSM. On ruleTie, cands are the tied buckets.
 func pick(bs []bucket) (win int, r rule, cands []int) {
 	if len(bs) == 1 {
 		return 0, ruleOnly, []int{0}
@@ -57,15 +58,15 @@ func pick(bs []bucket) (win int, r rule, cands []int) {
 	for i := range bs {
 		cands[i] = i
 	}
+	cands = keepMax(cands, func(a, b int) int { return cmpU(uint64(len(bs[a].hsms)), uint64(len(bs[b].hsms))) })
+	if len(cands) == 1 {
+		return cands[0], ruleMajority, cands
+	}
 	if all(cands, func(i int) bool { return bs[i].timeKnown }) {
 		cands = keepMax(cands, func(a, b int) int { return bs[a].latest.Compare(bs[b].latest) })
 		if len(cands) == 1 {
 			return cands[0], ruleRecency, cands
 		}
-	}
-	cands = keepMax(cands, func(a, b int) int { return cmpU(uint64(len(bs[a].hsms)), uint64(len(bs[b].hsms))) })
-	if len(cands) == 1 {
-		return cands[0], ruleMajority, cands
 	}
 	if all(cands, func(i int) bool { return bs[i].seqKnown }) {
 		cands = keepMax(cands, func(a, b int) int { return cmpU(bs[a].seq, bs[b].seq) })
@@ -299,16 +300,20 @@ func winReason(cells []Cell, bs []bucket, w int, r rule, of int, what string) st
 	win := bs[w]
 	switch r {
 	case ruleMajority:
-		return fmt.Sprintf("the %s differ and the version on %s (%d of %d) is the majority", what, ids(cells, win.hsms), len(win.hsms), of)
-	case ruleRecency:
-		var others []string
+		s := fmt.Sprintf("the %s differ and the version on %s (%d of %d) is the majority", what, ids(cells, win.hsms), len(win.hsms), of)
+		var newer []string
 		for i, b := range bs {
-			if i != w {
-				others = append(others, ids(cells, b.hsms)+": "+ts(b.latest))
+			if i != w && b.timeKnown && win.timeKnown && b.latest.After(win.latest) {
+				newer = append(newer, ids(cells, b.hsms)+" ("+ts(b.latest)+")")
 			}
 		}
-		return fmt.Sprintf("the %s differ and the version on %s changed last (%s; %s), so it wins: the latest change is the last one an operator made, and one that reached only some HSMs is completed, not undone",
-			what, ids(cells, win.hsms), ts(win.latest), strings.Join(others, ", "))
+		if len(newer) > 0 {
+			s += "; the later change on " + strings.Join(newer, ", ") + " reached fewer HSMs and is undone, so no single HSM overrides the cluster: make it again on every HSM if it was meant"
+		}
+		return s
+	case ruleRecency:
+		return fmt.Sprintf("the %s differ with no majority (%s); the version on %s changed last (%s), so it wins",
+			what, tieList(cells, bs), ids(cells, win.hsms), ts(win.latest))
 	case ruleSeq:
 		return fmt.Sprintf("the %s differ with no majority (%s) and the same change time; the version on %s has the latest change sequence (%d), so it wins",
 			what, tieList(cells, bs), ids(cells, win.hsms), win.seq)
@@ -349,18 +354,47 @@ func stricter(a, b User) bool {
 // record on src; same are the HSMs holding that record.
 func lockReason(cells []Cell, present, same []int, src int) string {
 	a := cells[src].User
-	var other []int
-	sameDiffers := false
+	var sameOther, diffOther, diffLocked []int
 	for _, i := range present {
-		if u := cells[i].User; u.Locked != a.Locked || u.Failures != a.Failures {
-			other = append(other, i)
-			sameDiffers = sameDiffers || slices.Contains(same, i)
+		u := cells[i].User
+		switch {
+		case u.Locked == a.Locked && u.Failures == a.Failures:
+		case slices.Contains(same, i):
+			sameOther = append(sameOther, i)
+		default:
+			diffOther = append(diffOther, i)
+			if u.Locked {
+				diffLocked = append(diffLocked, i)
+			}
 		}
 	}
-	if len(other) == 0 {
-		return ""
+	var parts []string
+	if len(sameOther) > 0 {
+		s := "the same record is held with different lock states (" + lockStates(cells, src, sameOther) + "); the strictest, on " + cells[src].HSM +
+			", is kept: lockout is counted per HSM and only an admin's change-password unlocks, so a repair never unlocks an account or lowers its failure count"
+		if a.Locked {
+			s += "; copying the record locks it on the other HSMs too"
+		}
+		parts = append(parts, s)
 	}
-	// Name each other lock state once, with the HSMs holding it.
+	if len(diffOther) > 0 {
+		s := "the lock state goes with the authoritative record (" + lockStates(cells, src, diffOther) + ")"
+		switch {
+		case a.Locked:
+			s += "; copying it locks the account on " + ids(cells, diffOther) + " too"
+		case len(diffLocked) > 0:
+			s += "; copying it replaces the locked record on " + ids(cells, diffLocked) + ", which unlocks the account there"
+		default:
+			s += fmt.Sprintf("; copying it sets the failure count to %d on %s", a.Failures, ids(cells, diffOther))
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// lockStates names src's lock state, then each other state once with the
+// HSMs holding it.
+func lockStates(cells []Cell, src int, other []int) string {
 	var descs []string
 	var holders [][]int
 	for _, i := range other {
@@ -371,28 +405,11 @@ func lockReason(cells []Cell, present, same []int, src int) string {
 		}
 		holders[k] = append(holders[k], i)
 	}
-	states := cells[src].HSM + ": " + lockDesc(a)
+	s := cells[src].HSM + ": " + lockDesc(cells[src].User)
 	for k, d := range descs {
-		states += "; " + ids(cells, holders[k]) + ": " + d
+		s += "; " + ids(cells, holders[k]) + ": " + d
 	}
-	if sameDiffers {
-		s := "the same record is held with different lock states (" + states + "); the strictest, on " + cells[src].HSM +
-			", is kept: lockout is counted per HSM and only an admin's change-password unlocks, so a repair never unlocks an account or lowers its failure count"
-		if a.Locked {
-			return s + "; copying the record locks it on the other HSMs too"
-		}
-		return s
-	}
-	s := "the lock state goes with the authoritative record (" + states + ")"
-	if a.Locked {
-		return s + "; a locked account stays locked until an admin changes its password, so copying the record locks it on the other HSMs too"
-	}
-	for _, i := range other {
-		if cells[i].User.Locked {
-			return s + "; the authoritative record's password differs from the locked one's, as after an admin's change-password, which unlocks: copying it unlocks the account there"
-		}
-	}
-	return s + fmt.Sprintf("; copying the record sets the failure count to %d", a.Failures)
+	return s
 }
 
 func lockDesc(u User) string {

@@ -11,10 +11,10 @@
 //     of the present records is a partial delete; absent without such a
 //     record is a partial create (assumed when deletion records are
 //     unavailable, as in captures);
-//   - among differing present records the latest change wins when every
-//     change time is known (a change that reached some HSMs is completed);
-//     otherwise, or at the same time, the version on the most HSMs, then the
-//     highest sequence number; a remaining tie, or contradictory evidence, is
+//   - among differing present records the version on the most HSMs wins (a
+//     later change that reached fewer HSMs is undone, so one HSM cannot
+//     override the cluster), a tie is broken by the latest change time, then
+//     sequence number; a remaining tie, or contradictory evidence, is
 //     undecidable and nothing is planned for that user;
 //   - the lock state is the strictest among the HSMs holding the
 //     authoritative record: only an admin's change-password unlocks, so a
