@@ -139,6 +139,32 @@ func (e *UndecidedError) Hint() string {
 	return "decide by hand (hsm-sync plan explains why), or pass --skip USER for each to repair the rest"
 }
 
+func hasUnlockedAdmin(h *state.HSM) bool {
+	return slices.ContainsFunc(h.Users, func(u state.User) bool { return policy.Role(u.Role) == policy.Admin && u.Failures < MaxFailures })
+}
+
+// skipKeepsWeakRecord refuses to raise the quorum policy of a weak HSM
+// (user quorum below the strictest) while a skipped differing user keeps
+// its record (or its absence) there: once the policy is repaired that record would count, and a
+// change that skipped the approvals would spread on the next run.
+func skipKeepsWeakRecord(r syncdiff.Report, p syncdiff.Plan, skip []string) error {
+	if p.Policy == nil {
+		return nil
+	}
+	for i, id := range p.Policy.HSMs {
+		if p.Policy.Has[i].User >= p.Policy.Want.User {
+			continue
+		}
+		for _, ud := range r.Users {
+			if slices.Contains(skip, ud.Name) && slices.ContainsFunc(ud.Cells, func(c syncdiff.Cell) bool { return c.HSM == id && c.State != syncdiff.StateUnreachable }) {
+				return fmt.Errorf("--skip %s keeps its record on %s, which enforces a weaker quorum policy (user quorum %d, elsewhere %d); repairing that policy would make the record count; nothing was changed: repair %s too, or by hand first",
+					ud.Name, id, p.Policy.Has[i].User, p.Policy.Want.User, ud.Name)
+			}
+		}
+	}
+	return nil
+}
+
 // Repair diffs, plans and applies under one lock, so what it repairs is
 // what it saw. An admin authorizes; each record is then copied as a masked
 // object (hash included, so no password is needed) by the appliance user,
@@ -173,11 +199,16 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 		if len(undecided) > 0 {
 			return &UndecidedError{Users: undecided}
 		}
+		if err := skipKeepsWeakRecord(report, plan, skip); err != nil {
+			return err
+		}
 		changed := map[string]bool{}
-		runnerWasAdmin := map[string]bool{}
+		runnerWasAdmin, runnerWasUnlocked, hadUnlockedAdmin := map[string]bool{}, map[string]bool{}, map[string]bool{}
 		for id, h := range loaded {
 			u := findUser(h, runner.User)
 			runnerWasAdmin[id] = u != nil && policy.Role(u.Role) == policy.Admin
+			runnerWasUnlocked[id] = u != nil && u.Failures < MaxFailures
+			hadUnlockedAdmin[id] = hasUnlockedAdmin(h)
 		}
 		for _, a := range plan.Actions {
 			if slices.Contains(skip, a.User) {
@@ -244,8 +275,17 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 			if countRole(h, policy.Admin) == 0 {
 				return fmt.Errorf("the repair would leave %s without an admin; %s", info.ID, hint)
 			}
-			if u := findUser(h, runner.User); runnerWasAdmin[info.ID] && (u == nil || policy.Role(u.Role) != policy.Admin) {
+			u := findUser(h, runner.User)
+			if runnerWasAdmin[info.ID] && (u == nil || policy.Role(u.Role) != policy.Admin) {
 				return fmt.Errorf("the repair would delete or demote %s, the admin running it, on %s; %s", runner.User, info.ID, hint)
+			}
+			// The strictest lock state spreads; it must not lock out the
+			// admins who could unlock it.
+			if runnerWasUnlocked[info.ID] && u != nil && u.Failures >= MaxFailures {
+				return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or have another admin reset its password", runner.User, info.ID, hint)
+			}
+			if hadUnlockedAdmin[info.ID] && !hasUnlockedAdmin(h) {
+				return fmt.Errorf("the repair would leave %s without an unlocked admin; %s", info.ID, hint)
 			}
 			if err := approversKept(h); err != nil {
 				return fmt.Errorf("on %s the repair %w; %s", info.ID, err, hint)

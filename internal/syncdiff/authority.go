@@ -114,20 +114,43 @@ func cmpU(a, b uint64) int {
 
 type credKey struct{ role, hash, quorum, mfa string }
 
-// decide chooses the authoritative version of one differing user.
-func decide(cells []Cell, ignoreHash bool) Authority {
-	var present, absent, unreach []int
+// decide chooses the authoritative version of one differing user. The
+// records of weak HSMs (a user quorum value below the strictest) do not
+// count: they are repaired to what the others decided. A weak HSM implies
+// a reachable strict one, so present and absent are never both empty then.
+func decide(cells []Cell, ignoreHash bool, weak []bool, hsms []HSM) Authority {
+	var present, absent, unreach, weakHeld []int
 	for i, c := range cells {
-		switch c.State {
-		case StatePresent:
-			present = append(present, i)
-		case StateAbsent:
-			absent = append(absent, i)
-		default:
+		switch {
+		case c.State == StateUnreachable:
 			unreach = append(unreach, i)
+		case weak != nil && weak[i]:
+			weakHeld = append(weakHeld, i)
+		case c.State == StatePresent:
+			present = append(present, i)
+		default:
+			absent = append(absent, i)
 		}
 	}
-	a := decideReachable(cells, present, absent, ignoreHash)
+	var a Authority
+	switch {
+	case len(weakHeld) > 0 && len(present) == 0:
+		a = Authority{Decision: DecisionDelete, Reason: fmt.Sprintf("present only on %s, absent on %s", ids(cells, presentIn(cells, weakHeld)), ids(cells, absent))}
+	default:
+		a = decideReachable(cells, present, absent, ignoreHash)
+	}
+	if len(weakHeld) > 0 {
+		if a.Reason == "" {
+			a.Reason = "the records on " + ids(cells, present) + " agree"
+		}
+		var ps []string
+		for _, i := range weakHeld {
+			ps = append(ps, fmt.Sprintf("%s (user quorum %d)", cells[i].HSM, hsms[i].Policy.User))
+		}
+		a.Reason += "; " + strings.Join(ps, ", ") + " " + verb(len(weakHeld), "enforces", "enforce") +
+			" a weaker quorum policy than the others, so a change there may have skipped the approvals they require: " +
+			pron(len(weakHeld)) + " record does not count and is repaired to theirs"
+	}
 	if len(unreach) > 0 {
 		a.Reason += "; " + ids(cells, unreach) + " " + verb(len(unreach), "is", "are") +
 			" unreachable, so " + pron(len(unreach)) + " record is unknown and nothing is planned there"
@@ -136,6 +159,16 @@ func decide(cells []Cell, ignoreHash bool) Authority {
 		a.Reason += "; nothing is planned for this user"
 	}
 	return a
+}
+
+func presentIn(cells []Cell, ix []int) []int {
+	var out []int
+	for _, i := range ix {
+		if cells[i].State == StatePresent {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func undecidable(reason string) Authority {

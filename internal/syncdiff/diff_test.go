@@ -61,6 +61,12 @@ func tombOf(h HSM, name string, m int, deletedOp string) HSM {
 
 func noRecords(h HSM) HSM { h.Deleted = nil; return h }
 
+// userQuorum gives h a quorum policy with that user service value.
+func userQuorum(h HSM, v int) HSM {
+	h.Policy = &Policy{User: v, Quorum: 1, Generated: 600, Approved: 600}
+	return h
+}
+
 func cluster(hs ...HSM) Snapshot {
 	s := Snapshot{ClusterID: "cluster-test", HSMs: hs}
 	for _, h := range hs {
@@ -141,6 +147,13 @@ func TestDiffAuthority(t *testing.T) {
 			map[string]wantUser{"gina": {DecisionUpdate, a, []string{"hsm-c:quorum"}, []string{"majority"}}}},
 		{"mfa", cluster(hsm(a, 0, usr("hank")), hsm(b, 1, usr("hank", mfa("token-sign"))), hsm(c, 2, usr("hank"))),
 			map[string]wantUser{"hank": {DecisionUpdate, a, []string{"hsm-b:mfa"}, []string{"majority"}}}},
+		{"weak HSM: a user only it holds is deleted there", cluster(userQuorum(hsm(a, 0), 2), userQuorum(hsm(b, 1), 2), userQuorum(hsm(c, 2, usr("evil", role(RoleAdmin), changed(5))), 1)),
+			map[string]wantUser{"evil": {DecisionDelete, "", []string{"hsm-a:missing", "hsm-b:missing"}, []string{
+				"present only on hsm-c, absent on hsm-a, hsm-b; hsm-c (user quorum 1) enforces a weaker quorum policy than the others"}}}},
+		{"weak HSM: its later change does not win a 1-1 tie", cluster(userQuorum(hsm(a, 0, usr("carol")), 2), userQuorum(hsm(b, 1, usr("carol", hash("mine"), changed(5))), 1)),
+			map[string]wantUser{"carol": {DecisionUpdate, a, []string{"hsm-b:password"}, []string{"the records on hsm-a agree; hsm-b (user quorum 1)", "does not count"}}}},
+		{"weak HSM: its delete does not count", cluster(userQuorum(hsm(a, 0, usr("carol")), 2), userQuorum(tomb(hsm(b, 1), "carol", 5), 1)),
+			map[string]wantUser{"carol": {DecisionUpdate, a, []string{"hsm-b:missing"}, []string{"does not count"}}}},
 		{"unreachable HSM is not counted", cluster(hsm(a, 0, usr("ivan")), hsm(b, 1), down(hsm(c, 2))),
 			map[string]wantUser{"ivan": {DecisionCreate, a, []string{"hsm-b:missing"}, []string{"present on 1 of 2 HSMs (hsm-a)", "hsm-c is unreachable, so its record is unknown and nothing is planned there"}}}},
 		{"capture: partial create assumed", cluster(noRecords(hsm(a, 0, usr("jo", captured()))), noRecords(hsm(b, 1))),

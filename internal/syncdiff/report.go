@@ -214,7 +214,8 @@ func Diff(s Snapshot) Report {
 		}
 	}
 
-	d := differ{s: &s}
+	r.Policy = policyDrift(s.HSMs)
+	d := differ{s: &s, weak: weakHSMs(s.HSMs, r.Policy)}
 	for row, name := range names {
 		ix := idx[row*n : (row+1)*n]
 		if d.rowDiffers(ix) {
@@ -222,8 +223,22 @@ func Diff(s Snapshot) Report {
 		}
 	}
 	slices.SortFunc(r.Users, func(a, b UserDiff) int { return strings.Compare(a.Name, b.Name) })
-	r.Policy = policyDrift(s.HSMs)
 	return r
+}
+
+// weakHSMs marks the HSMs whose user quorum value is below the strictest
+// of the cluster. A user change there may have needed fewer approvals than
+// anywhere else (an HSM that missed a set-value, or came back zeroized), so
+// its records are no evidence of what the cluster decided.
+func weakHSMs(hsms []HSM, d *PolicyDrift) []bool {
+	if d == nil {
+		return nil
+	}
+	weak := make([]bool, len(hsms))
+	for i, h := range hsms {
+		weak[i] = h.Reachable && h.Policy != nil && h.Policy.User < d.Want.User
+	}
+	return weak
 }
 
 func staleConfig(s Snapshot) *StaleConfig {
@@ -249,6 +264,7 @@ func staleConfig(s Snapshot) *StaleConfig {
 
 type differ struct {
 	s      *Snapshot
+	weak   []bool           // per HSM: its user quorum value is below the strictest (nil: none)
 	tombs  []map[string]int // per HSM: name → index of its newest tombstone, built on first need
 	filled []bool
 }
@@ -344,7 +360,7 @@ func (d *differ) userDiff(name string, ix []int32) UserDiff {
 			ignoreHash = true
 		}
 	}
-	ud.Authority = decide(ud.Cells, ignoreHash)
+	ud.Authority = decide(ud.Cells, ignoreHash, d.weak, d.s.HSMs)
 	ud.Differences = differences(ud.Cells, ud.Authority, ignoreHash)
 	return ud
 }
