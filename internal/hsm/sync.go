@@ -144,21 +144,24 @@ func hasUnlockedAdmin(h *state.HSM) bool {
 }
 
 // skipKeepsWeakRecord refuses to raise the quorum policy of a weak HSM
-// (user quorum below the strictest) while a skipped differing user keeps
-// its record (or its absence) there: once the policy is repaired that record would count, and a
+// (user or quorum service value below the strictest) while a skipped user
+// keeps a record there that differs from the chosen one (or one a delete
+// would remove): once the policy is repaired that record would count, and a
 // change that skipped the approvals would spread on the next run.
 func skipKeepsWeakRecord(r syncdiff.Report, p syncdiff.Plan, skip []string) error {
 	if p.Policy == nil {
 		return nil
 	}
 	for i, id := range p.Policy.HSMs {
-		if p.Policy.Has[i].User >= p.Policy.Want.User {
+		if has := p.Policy.Has[i]; has.User >= p.Policy.Want.User && has.Quorum >= p.Policy.Want.Quorum {
 			continue
 		}
 		for _, ud := range r.Users {
-			if slices.Contains(skip, ud.Name) && slices.ContainsFunc(ud.Cells, func(c syncdiff.Cell) bool { return c.HSM == id && c.State != syncdiff.StateUnreachable }) {
-				return fmt.Errorf("--skip %s keeps its record on %s, which enforces a weaker quorum policy (user quorum %d, elsewhere %d); repairing that policy would make the record count; nothing was changed: repair %s too, or by hand first",
-					ud.Name, id, p.Policy.Has[i].User, p.Policy.Want.User, ud.Name)
+			differs := slices.ContainsFunc(ud.Differences, func(d syncdiff.Difference) bool { return d.HSM == id }) ||
+				ud.Authority.Decision == syncdiff.DecisionDelete && slices.ContainsFunc(ud.Cells, func(c syncdiff.Cell) bool { return c.HSM == id && c.State == syncdiff.StatePresent })
+			if slices.Contains(skip, ud.Name) && differs {
+				return fmt.Errorf("--skip %s keeps its record on %s, which enforces a weaker quorum policy (%s; the strictest is %s); repairing that policy would make the record count; nothing was changed: repair %s too, or by hand first",
+					ud.Name, id, p.Policy.Has[i], p.Policy.Want, ud.Name)
 			}
 		}
 	}
@@ -282,7 +285,7 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 			// The strictest lock state spreads; it must not lock out the
 			// admins who could unlock it.
 			if runnerWasUnlocked[info.ID] && u != nil && u.Failures >= MaxFailures {
-				return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or have another admin reset its password", runner.User, info.ID, hint)
+				return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or run it as another admin, or reset %s's password first", runner.User, info.ID, hint, runner.User)
 			}
 			if hadUnlockedAdmin[info.ID] && !hasUnlockedAdmin(h) {
 				return fmt.Errorf("the repair would leave %s without an unlocked admin; %s", info.ID, hint)

@@ -134,22 +134,35 @@ func decide(cells []Cell, ignoreHash bool, weak []bool, hsms []HSM) Authority {
 	}
 	var a Authority
 	switch {
+	case len(weakHeld) > 0 && len(present)+len(absent) == 0:
+		a = undecidable("the quorum policies of the HSMs conflict (each is below another in some service), so no HSM's records can be trusted; " +
+			"set the same policy on every HSM by hand (hsm-quorum set-value --server ID) and run hsm-sync again")
 	case len(weakHeld) > 0 && len(present) == 0:
 		a = Authority{Decision: DecisionDelete, Reason: fmt.Sprintf("present only on %s, absent on %s", ids(cells, presentIn(cells, weakHeld)), ids(cells, absent))}
 	default:
 		a = decideReachable(cells, present, absent, ignoreHash)
 	}
-	if len(weakHeld) > 0 {
-		if a.Reason == "" {
+	if len(weakHeld) > 0 && len(present)+len(absent) > 0 {
+		switch {
+		case a.Reason != "":
+		case len(present) == 1:
+			a.Reason = "the record on " + ids(cells, present) + " is the reference"
+		default:
 			a.Reason = "the records on " + ids(cells, present) + " agree"
+		}
+		if a.Decision == DecisionUpdate && slices.ContainsFunc(weakHeld, func(i int) bool { return cells[i].State == StateAbsent }) {
+			a.Decision = DecisionCreate
 		}
 		var ps []string
 		for _, i := range weakHeld {
-			ps = append(ps, fmt.Sprintf("%s (user quorum %d)", cells[i].HSM, hsms[i].Policy.User))
+			p := hsms[i].Policy
+			ps = append(ps, fmt.Sprintf("%s (user %d, quorum %d)", cells[i].HSM, p.User, p.Quorum))
 		}
+		trusted := append(append([]int{}, present...), absent...)
+		slices.Sort(trusted)
 		a.Reason += "; " + strings.Join(ps, ", ") + " " + verb(len(weakHeld), "enforces", "enforce") +
-			" a weaker quorum policy than the others, so a change there may have skipped the approvals they require: " +
-			pron(len(weakHeld)) + " record does not count and is repaired to theirs"
+			" a weaker quorum policy than " + ids(cells, trusted) + ", so a change there may have skipped approvals required there: the records of " +
+			ids(cells, weakHeld) + " do not count and are repaired to those of " + ids(cells, trusted)
 	}
 	if len(unreach) > 0 {
 		a.Reason += "; " + ids(cells, unreach) + " " + verb(len(unreach), "is", "are") +

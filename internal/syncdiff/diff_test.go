@@ -62,8 +62,11 @@ func tombOf(h HSM, name string, m int, deletedOp string) HSM {
 func noRecords(h HSM) HSM { h.Deleted = nil; return h }
 
 // userQuorum gives h a quorum policy with that user service value.
-func userQuorum(h HSM, v int) HSM {
-	h.Policy = &Policy{User: v, Quorum: 1, Generated: 600, Approved: 600}
+func userQuorum(h HSM, v int) HSM { return quorums(h, v, 1) }
+
+// quorums gives h a quorum policy with these user and quorum service values.
+func quorums(h HSM, user, quorum int) HSM {
+	h.Policy = &Policy{User: user, Quorum: quorum, Generated: 600, Approved: 600}
 	return h
 }
 
@@ -149,11 +152,15 @@ func TestDiffAuthority(t *testing.T) {
 			map[string]wantUser{"hank": {DecisionUpdate, a, []string{"hsm-b:mfa"}, []string{"majority"}}}},
 		{"weak HSM: a user only it holds is deleted there", cluster(userQuorum(hsm(a, 0), 2), userQuorum(hsm(b, 1), 2), userQuorum(hsm(c, 2, usr("evil", role(RoleAdmin), changed(5))), 1)),
 			map[string]wantUser{"evil": {DecisionDelete, "", []string{"hsm-a:missing", "hsm-b:missing"}, []string{
-				"present only on hsm-c, absent on hsm-a, hsm-b; hsm-c (user quorum 1) enforces a weaker quorum policy than the others"}}}},
+				"present only on hsm-c, absent on hsm-a, hsm-b; hsm-c (user 1, quorum 1) enforces a weaker quorum policy than hsm-a, hsm-b, so a change there may have skipped approvals required there: the records of hsm-c do not count and are repaired to those of hsm-a, hsm-b"}}}},
 		{"weak HSM: its later change does not win a 1-1 tie", cluster(userQuorum(hsm(a, 0, usr("carol")), 2), userQuorum(hsm(b, 1, usr("carol", hash("mine"), changed(5))), 1)),
-			map[string]wantUser{"carol": {DecisionUpdate, a, []string{"hsm-b:password"}, []string{"the records on hsm-a agree; hsm-b (user quorum 1)", "does not count"}}}},
+			map[string]wantUser{"carol": {DecisionUpdate, a, []string{"hsm-b:password"}, []string{"the record on hsm-a is the reference; hsm-b (user 1, quorum 1)", "do not count"}}}},
 		{"weak HSM: its delete does not count", cluster(userQuorum(hsm(a, 0, usr("carol")), 2), userQuorum(tomb(hsm(b, 1), "carol", 5), 1)),
-			map[string]wantUser{"carol": {DecisionUpdate, a, []string{"hsm-b:missing"}, []string{"does not count"}}}},
+			map[string]wantUser{"carol": {DecisionCreate, a, []string{"hsm-b:missing"}, []string{"do not count"}}}},
+		{"weak in the quorum service alone counts as weak", cluster(quorums(hsm(a, 0), 2, 2), quorums(hsm(b, 1), 2, 2), quorums(hsm(c, 2, usr("evil", role(RoleAdmin))), 2, 1)),
+			map[string]wantUser{"evil": {DecisionDelete, "", []string{"hsm-a:missing", "hsm-b:missing"}, []string{"hsm-c (user 2, quorum 1) enforces a weaker quorum policy"}}}},
+		{"conflicting policies: nothing can be trusted", cluster(quorums(hsm(a, 0), 2, 2), quorums(hsm(b, 1, usr("evil", role(RoleAdmin))), 3, 1)),
+			map[string]wantUser{"evil": {DecisionUndecidable, "", []string{"hsm-a:missing"}, []string{"the quorum policies of the HSMs conflict", "nothing is planned"}}}},
 		{"unreachable HSM is not counted", cluster(hsm(a, 0, usr("ivan")), hsm(b, 1), down(hsm(c, 2))),
 			map[string]wantUser{"ivan": {DecisionCreate, a, []string{"hsm-b:missing"}, []string{"present on 1 of 2 HSMs (hsm-a)", "hsm-c is unreachable, so its record is unknown and nothing is planned there"}}}},
 		{"capture: partial create assumed", cluster(noRecords(hsm(a, 0, usr("jo", captured()))), noRecords(hsm(b, 1))),

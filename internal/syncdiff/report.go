@@ -226,17 +226,19 @@ func Diff(s Snapshot) Report {
 	return r
 }
 
-// weakHSMs marks the HSMs whose user quorum value is below the strictest
-// of the cluster. A user change there may have needed fewer approvals than
-// anywhere else (an HSM that missed a set-value, or came back zeroized), so
-// its records are no evidence of what the cluster decided.
+// weakHSMs marks the HSMs whose user or quorum service value is below the
+// strictest of the cluster. A user change there may have needed fewer
+// approvals than elsewhere (an HSM that missed a set-value, or came back
+// zeroized), or its user value may have been lowered and raised again by
+// one admin, so its records are no evidence of what the cluster decided.
+// When every HSM is below the strictest in some service, all are weak.
 func weakHSMs(hsms []HSM, d *PolicyDrift) []bool {
 	if d == nil {
 		return nil
 	}
 	weak := make([]bool, len(hsms))
 	for i, h := range hsms {
-		weak[i] = h.Reachable && h.Policy != nil && h.Policy.User < d.Want.User
+		weak[i] = h.Reachable && h.Policy != nil && (h.Policy.User < d.Want.User || h.Policy.Quorum < d.Want.Quorum)
 	}
 	return weak
 }
