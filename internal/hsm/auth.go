@@ -22,6 +22,9 @@ import (
 // MaxFailures locks an account: five wrong passwords, counted per HSM.
 const MaxFailures = 5
 
+// locked reports whether u has reached the lockout.
+func locked(u *state.User) bool { return u.Failures >= MaxFailures }
+
 // Principal is who acts on one HSM.
 type Principal struct {
 	User    string
@@ -162,7 +165,7 @@ func (tx *Tx) checkLogin(h *state.HSM, user string, role policy.Role, pw string)
 		return "", fmt.Errorf("login failed: %s is an internal user", user)
 	case role != actual && !(role == policy.Admin && actual == policy.Unactivated):
 		return "", fmt.Errorf("login failed: %s is not a %s (its role is %s)", user, role, actual)
-	case u.Failures >= MaxFailures:
+	case locked(u):
 		return "", fmt.Errorf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", user, MaxFailures, user, actual)
 	}
 	key := HashDigest(u.Hash)
@@ -173,7 +176,7 @@ func (tx *Tx) checkLogin(h *state.HSM, user string, role policy.Role, pw string)
 	}
 	if !ok {
 		u.Failures++
-		if u.Failures >= MaxFailures {
+		if locked(u) {
 			return "", keepErr{fmt.Errorf("login failed: wrong password for %s; the account is now locked after %d failed logins", user, MaxFailures)}
 		}
 		return "", keepErr{fmt.Errorf("login failed: wrong password for %s (%d failed; it locks at %d)", user, u.Failures, MaxFailures)}

@@ -27,7 +27,7 @@ func syncView(server int, info state.HSMInfo, h *state.HSM) syncdiff.HSM {
 	v.Users = make([]syncdiff.User, 0, len(h.Users))
 	for _, u := range h.Users {
 		su := syncdiff.User{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: HashDigest(u.Hash),
-			Locked: u.Failures >= MaxFailures, Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op}
+			Locked: locked(&u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op}
 		if u.QuorumKey != nil {
 			su.QuorumKey = u.QuorumKey.Fingerprint
 		}
@@ -140,7 +140,7 @@ func (e *UndecidedError) Hint() string {
 }
 
 func hasUnlockedAdmin(h *state.HSM) bool {
-	return slices.ContainsFunc(h.Users, func(u state.User) bool { return policy.Role(u.Role) == policy.Admin && u.Failures < MaxFailures })
+	return slices.ContainsFunc(h.Users, func(u state.User) bool { return policy.Role(u.Role) == policy.Admin && !locked(&u) })
 }
 
 // skipKeepsWeakRecord refuses to raise the quorum policy of a weak HSM
@@ -153,7 +153,7 @@ func skipKeepsWeakRecord(r syncdiff.Report, p syncdiff.Plan, skip []string) erro
 		return nil
 	}
 	for i, id := range p.Policy.HSMs {
-		if has := p.Policy.Has[i]; has.User >= p.Policy.Want.User && has.Quorum >= p.Policy.Want.Quorum {
+		if !p.Policy.Has[i].Below(p.Policy.Want) {
 			continue
 		}
 		for _, ud := range r.Users {
@@ -206,12 +206,16 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 			return err
 		}
 		changed := map[string]bool{}
-		runnerWasAdmin, runnerWasUnlocked, hadUnlockedAdmin := map[string]bool{}, map[string]bool{}, map[string]bool{}
+		// What the guards below compare with, taken before any action.
+		type guarded struct{ runnerAdmin, runnerUnlocked, unlockedAdmin bool }
+		before := map[string]guarded{}
 		for id, h := range loaded {
 			u := findUser(h, runner.User)
-			runnerWasAdmin[id] = u != nil && policy.Role(u.Role) == policy.Admin
-			runnerWasUnlocked[id] = u != nil && u.Failures < MaxFailures
-			hadUnlockedAdmin[id] = hasUnlockedAdmin(h)
+			before[id] = guarded{
+				runnerAdmin:    u != nil && policy.Role(u.Role) == policy.Admin,
+				runnerUnlocked: u != nil && !locked(u),
+				unlockedAdmin:  hasUnlockedAdmin(h),
+			}
 		}
 		for _, a := range plan.Actions {
 			if slices.Contains(skip, a.User) {
@@ -279,15 +283,15 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 				return fmt.Errorf("the repair would leave %s without an admin; %s", info.ID, hint)
 			}
 			u := findUser(h, runner.User)
-			if runnerWasAdmin[info.ID] && (u == nil || policy.Role(u.Role) != policy.Admin) {
+			if before[info.ID].runnerAdmin && (u == nil || policy.Role(u.Role) != policy.Admin) {
 				return fmt.Errorf("the repair would delete or demote %s, the admin running it, on %s; %s", runner.User, info.ID, hint)
 			}
 			// The strictest lock state spreads; it must not lock out the
 			// admins who could unlock it.
-			if runnerWasUnlocked[info.ID] && u != nil && u.Failures >= MaxFailures {
+			if before[info.ID].runnerUnlocked && u != nil && locked(u) {
 				return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or run it as another admin, or reset %s's password first", runner.User, info.ID, hint, runner.User)
 			}
-			if hadUnlockedAdmin[info.ID] && !hasUnlockedAdmin(h) {
+			if before[info.ID].unlockedAdmin && !hasUnlockedAdmin(h) {
 				return fmt.Errorf("the repair would leave %s without an unlocked admin; %s", info.ID, hint)
 			}
 			if err := approversKept(h); err != nil {

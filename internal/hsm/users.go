@@ -177,7 +177,7 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 					byEntry[k] = a
 				}
 				a.present++
-				if u.Failures >= MaxFailures {
+				if locked(&u) {
 					a.locked++
 				}
 			}

@@ -35,6 +35,12 @@ func (p Policy) String() string {
 	return fmt.Sprintf("user %d, quorum %d, timeouts %ds/%ds", p.User, p.Quorum, p.Generated, p.Approved)
 }
 
+// Below reports whether p needs fewer approvals than want for some service:
+// user changes made under p may have skipped approvals want requires.
+func (p Policy) Below(want Policy) bool {
+	return p.User < want.User || p.Quorum < want.Quorum
+}
+
 // strictest is the policy no HSM may fall below: the highest quorum
 // values and the shortest timeouts of any.
 func strictest(ps []Policy) Policy {

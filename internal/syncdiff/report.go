@@ -238,7 +238,7 @@ func weakHSMs(hsms []HSM, d *PolicyDrift) []bool {
 	}
 	weak := make([]bool, len(hsms))
 	for i, h := range hsms {
-		weak[i] = h.Reachable && h.Policy != nil && (h.Policy.User < d.Want.User || h.Policy.Quorum < d.Want.Quorum)
+		weak[i] = h.Reachable && h.Policy != nil && h.Policy.Below(d.Want)
 	}
 	return weak
 }
