@@ -31,6 +31,20 @@ func WriteJSON(w io.Writer, code int, data any) error {
 	return err
 }
 
+// WriteJSONPlain prints data as indented JSON without the envelope: for
+// documents people read and diff (hsm-sim dump).
+func WriteJSONPlain(w io.Writer, data any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(data); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
 // Table prints rows under a header for people.
 func Table(w io.Writer, header []string, rows [][]string) error {
 	// Headers as given: the default upper-cases and splits them, which

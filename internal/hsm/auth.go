@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -25,31 +24,43 @@ const MaxFailures = 5
 // locked reports whether u has reached the lockout.
 func locked(u *state.User) bool { return u.Failures >= MaxFailures }
 
-// Principal is who acts on one HSM.
+// Principal is who acts on one HSM. The gate (tx.resolve) fills Role and
+// Locked from that HSM's record of User.
 type Principal struct {
 	User    string
 	Role    policy.Role
 	Session string // "" for a one-shot login
+	Locked  bool
 }
 
-// Authenticator says who acts on an HSM: a session, a one-shot login
-// (HSM_PIN), or nobody.
+// Authenticator says who claims to act on an HSM: a session, a one-shot
+// login (HSM_PIN), or nobody. It proves the claim; the gate decides what
+// the claim is worth.
 type Authenticator interface {
-	On(tx *Tx, h *state.HSM) (Principal, error)
+	On(tx *Tx, h *state.HSMTx) (Principal, error)
 }
+
+// fixedPrincipal is an authenticator that needs no HSM to say who acts.
+type fixedPrincipal interface{ principal() Principal }
 
 // Nobody is the unauthenticated caller.
 type Nobody struct{}
 
-func (Nobody) On(*Tx, *state.HSM) (Principal, error) {
-	return Principal{Role: policy.Unauthenticated}, nil
-}
+func (Nobody) On(*Tx, *state.HSMTx) (Principal, error) { return Nobody{}.principal(), nil }
+func (Nobody) principal() Principal                   { return Principal{Role: policy.Unauthenticated} }
 
-// Fixed is a principal already established, for tests of the permission
-// table and for the appliance user.
+// Account is the AWS account that owns the cluster: hsm-sim's caller. It
+// creates, removes, stops and starts HSMs and holds no HSM user.
+type Account struct{}
+
+func (Account) On(*Tx, *state.HSMTx) (Principal, error) { return Account{}.principal(), nil }
+func (Account) principal() Principal                   { return Principal{Role: policy.Account} }
+
+// Fixed claims a user without proof: for in-process tests of the
+// permission table only. The gate still takes the role from the record.
 type Fixed Principal
 
-func (f Fixed) On(*Tx, *state.HSM) (Principal, error) { return Principal(f), nil }
+func (f Fixed) On(*Tx, *state.HSMTx) (Principal, error) { return Principal(f), nil }
 
 // SessionFile is the client side of a login (mode 0600). The HSMs keep
 // only a hash of its secret.
@@ -65,12 +76,22 @@ type SessionFile struct {
 	Path string `json:"-"`
 }
 
+// maxSessionFile bounds a session file read: it is a few hundred bytes.
+const maxSessionFile = 64 << 10
+
 // LoadSession reads a session file; a missing file is (nil, nil).
 func LoadSession(path string) (*SessionFile, error) {
-	data, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxSessionFile {
+		return nil, fmt.Errorf("%s: not a session file (remove it and log in again)", path)
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -94,16 +115,20 @@ func (s *SessionFile) Save() error {
 	return renameio.WriteFile(s.Path, append(data, '\n'), 0o600, renameio.WithTempDir(filepath.Dir(s.Path)))
 }
 
-func (s *SessionFile) On(tx *Tx, h *state.HSM) (Principal, error) {
+func (s *SessionFile) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 	if s.Cluster != tx.Cluster.ID {
 		return Principal{}, fmt.Errorf("the session %s belongs to cluster %s, not %s: log in again", s.Path, s.Cluster, tx.Cluster.ID)
 	}
-	for _, hs := range h.Sessions {
+	ss, err := h.Sessions()
+	if err != nil {
+		return Principal{}, &TroubleError{Err: err}
+	}
+	for _, hs := range ss {
 		if s.owns(hs) {
-			return Principal{User: hs.User, Role: policy.Role(hs.Role), Session: hs.ID}, nil
+			return Principal{User: hs.User, Session: hs.ID}, nil
 		}
 	}
-	return Principal{}, fmt.Errorf("not logged in on %s (the session ended or never reached it): hsm-user login", h.ID)
+	return Principal{}, fmt.Errorf("not logged in on %s (the session ended or never reached it): hsm-user login", h.ID())
 }
 
 // owns says whether hs is this file's session: the same id and the hash
@@ -113,10 +138,6 @@ func (s *SessionFile) owns(hs state.Session) bool {
 	return hs.ID == s.ID && subtle.ConstantTimeCompare(hs.SecretHash, sum[:]) == 1
 }
 
-func sessionOpen(h *state.HSM, id string) bool {
-	return slices.ContainsFunc(h.Sessions, func(s state.Session) bool { return s.ID == id })
-}
-
 // PIN is a one-shot login for one command (HSM_PIN=user:password, HSM_ROLE).
 type PIN struct {
 	User     string
@@ -124,7 +145,8 @@ type PIN struct {
 	Role     policy.Role
 }
 
-// ParsePIN reads HSM_PIN and HSM_ROLE.
+// ParsePIN reads HSM_PIN and HSM_ROLE. No part of a malformed PIN is
+// echoed: it may be a password.
 func ParsePIN(pin, role string) (*PIN, error) {
 	name, password, ok := strings.Cut(pin, ":")
 	if !ok {
@@ -132,7 +154,7 @@ func ParsePIN(pin, role string) (*PIN, error) {
 	}
 	user, err := NormalizeUsername(name)
 	if err != nil {
-		return nil, fmt.Errorf("HSM_PIN: %v", err)
+		return nil, errors.New("HSM_PIN: the username before ':' is not a valid username (1 to 31 letters, digits and _)")
 	}
 	if role == "" {
 		return nil, errors.New("HSM_PIN needs HSM_ROLE=admin or crypto-user")
@@ -144,18 +166,64 @@ func ParsePIN(pin, role string) (*PIN, error) {
 	return &PIN{User: user, Password: password, Role: r}, nil
 }
 
-func (p *PIN) On(tx *Tx, h *state.HSM) (Principal, error) {
-	role, err := tx.checkLogin(h, p.User, p.Role, p.Password)
-	if err != nil {
+func (p *PIN) On(tx *Tx, h *state.HSMTx) (Principal, error) {
+	if _, err := tx.checkLogin(h, p.User, p.Role, p.Password); err != nil {
 		return Principal{}, err
 	}
-	return Principal{User: p.User, Role: role}, nil
+	return Principal{User: p.User}, nil
 }
+
+func (p *PIN) preverify(c *Client) (pwCache, error) { return c.preverify(p.User, p.Password) }
+
+// preverifier is an authenticator whose password can be checked before
+// the lock is taken.
+type preverifier interface {
+	preverify(c *Client) (pwCache, error)
+}
+
+// pwCache holds the results of password checks made outside the lock,
+// by the digest of the hash record checked: under the lock a record with
+// the same digest needs no second KDF run, and one that changed meanwhile
+// is checked again there.
+type pwCache map[string]bool
+
+// preverify runs the KDF for user's password against each distinct hash
+// record the cluster's HSMs hold, without the lock: argon2id at the
+// default cost takes tens of milliseconds and a lock held through it
+// serialises every client (docs/design.md, "Concurrency").
+func (c *Client) preverify(user, pw string) (pwCache, error) {
+	cache := pwCache{}
+	for _, info := range c.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		var hash *state.Hash
+		err := c.Store.View(info.ID, func(h *state.HSMTx) error {
+			u, err := h.User(user)
+			if u != nil {
+				hash = u.Hash
+			}
+			return err
+		})
+		if err != nil || hash == nil {
+			continue // the locked pass says what is wrong
+		}
+		if d := HashDigest(hash); !cacheHas(cache, d) {
+			cache[d] = verifyPassword(hash, pw)
+		}
+	}
+	return cache, nil
+}
+
+func cacheHas(c pwCache, d string) bool { _, ok := c[d]; return ok }
 
 // checkLogin verifies a password on one HSM, counting failures toward
 // lockout (the caller keeps the HSM's changes on failure).
-func (tx *Tx) checkLogin(h *state.HSM, user string, role policy.Role, pw string) (policy.Role, error) {
-	u := findUser(h, user)
+func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw string) (policy.Role, error) {
+	u, err := h.User(user)
+	if err != nil {
+		return "", &TroubleError{Err: err}
+	}
 	if u == nil {
 		return "", fmt.Errorf("login failed: no user %s", user)
 	}
@@ -166,16 +234,22 @@ func (tx *Tx) checkLogin(h *state.HSM, user string, role policy.Role, pw string)
 	case role != actual && !(role == policy.Admin && actual == policy.Unactivated):
 		return "", fmt.Errorf("login failed: %s is not a %s (its role is %s)", user, role, actual)
 	case locked(u):
-		return "", fmt.Errorf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", user, MaxFailures, user, actual)
+		return "", &LockedError{User: user, Role: actual}
 	}
 	key := HashDigest(u.Hash)
-	ok, seen := tx.pwCache[key]
+	ok, seen := tx.pw[key]
 	if !seen {
 		ok = verifyPassword(u.Hash, pw)
-		tx.pwCache[key] = ok
+		if tx.pw == nil {
+			tx.pw = pwCache{}
+		}
+		tx.pw[key] = ok
 	}
 	if !ok {
 		u.Failures++
+		if err := h.PutUser(u); err != nil {
+			return "", err
+		}
 		if locked(u) {
 			return "", keepErr{fmt.Errorf("login failed: wrong password for %s; the account is now locked after %d failed logins", user, MaxFailures)}
 		}
@@ -183,6 +257,9 @@ func (tx *Tx) checkLogin(h *state.HSM, user string, role policy.Role, pw string)
 	}
 	if u.Failures != 0 {
 		u.Failures = 0
+		if err := h.PutUser(u); err != nil {
+			return "", err
+		}
 	}
 	return actual, nil
 }

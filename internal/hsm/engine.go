@@ -1,13 +1,14 @@
 // Package hsm is the HSM engine: the simulated cluster's users, sessions,
-// lockout and tokens, one method per operation. Every operation asks the
-// permission table (package policy) before it acts, and every write of an
-// HSM is atomic (package state).
+// lockout and tokens, one method per operation. Every operation, whatever
+// command asks for it, runs through one transaction path (tx.go): take the
+// lock, load, resolve the caller from each HSM's current records, ask the
+// permission table (package policy), run, commit each HSM it changed. See
+// docs/design.md, "The engine".
 package hsm
 
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	Now      func() time.Time
+	Now      func() time.Time // tests only: the cluster's clock is the time
 	LockWait time.Duration
+	// Waiting is told, once, when the lock has been waited for a second.
+	Waiting func(msg string)
 	Who      string // shown to others waiting for the lock
 	Policy   *policy.Table
 }
@@ -88,7 +91,10 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 }
 
 // Now is the simulated time.
-func (c *Client) Now() time.Time { return c.opts.Now() }
+func (c *Client) Now() time.Time { return c.now(c.Cluster) }
+
+// now is the cluster's time as cl says it.
+func (c *Client) now(cl *state.Cluster) time.Time { return c.opts.Now() }
 
 // Policy is the permission table in force.
 func (c *Client) Policy() *policy.Table { return c.opts.Policy }
@@ -236,229 +242,3 @@ func (c *Client) planTargets(cl *state.Cluster, t Targeting) (targets []string, 
 	return targets, nil, nil
 }
 
-// lockCluster takes the state lock and reads the cluster as it is now.
-func (c *Client) lockCluster() (*state.Cluster, func(), error) {
-	unlock, err := c.Store.Lock(c.opts.LockWait, c.opts.Who)
-	if err != nil {
-		return nil, nil, &TroubleError{Err: err, Fix: "retry when the other command is done; HSM_LOCK_TIMEOUT sets the wait"}
-	}
-	cl, err := c.Store.LoadCluster()
-	if err != nil {
-		unlock()
-		return nil, nil, &TroubleError{Err: err}
-	}
-	c.Cluster = cl
-	return cl, unlock, nil
-}
-
-// keepErr marks an error after which the HSM's changes must still be
-// written: a failed login counts toward lockout.
-type keepErr struct{ error }
-
-func (e keepErr) Unwrap() error { return e.error }
-
-// Tx is one operation in progress: the lock is held and the HSMs loaded.
-type Tx struct {
-	c       *Client
-	Cluster *state.Cluster
-	Now     time.Time
-	Rand    *Rand
-	OpID    string
-	auth    Authenticator
-	pwCache map[string]bool // hash digest + password check results, so one password costs one KDF run
-	targets []string        // the HSMs this operation acts on
-}
-
-// mutate runs fn on each target HSM and writes each one atomically. Unless
-// partial, it writes nothing when fn fails on any HSM (but keeps the
-// changes fn asked to keep, such as login failure counts).
-func (c *Client) mutate(t Targeting, auth Authenticator, purpose string, fn func(tx *Tx, h *state.HSM) error, beforeWrite ...func(tx *Tx) error) (*Result, error) {
-	cl, unlock, err := c.lockCluster()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	targets, skipped, err := c.planTargets(cl, t)
-	if err != nil {
-		return nil, err
-	}
-	hsms := make([]*state.HSM, len(targets))
-	var counter uint64
-	for i, id := range targets {
-		if hsms[i], err = c.Store.LoadHSM(id); err != nil {
-			return nil, &TroubleError{Err: err}
-		}
-		counter += hsms[i].Seq
-	}
-	if cl.Seed != nil {
-		// Every write anywhere moves the deterministic stream on, so the
-		// HSMs outside the targets count too.
-		for _, h := range cl.HSMs {
-			if slices.Contains(targets, h.ID) {
-				continue
-			}
-			if hh, err := c.Store.LoadHSM(h.ID); err == nil {
-				counter += hh.Seq
-			}
-		}
-	}
-	tx := &Tx{c: c, Cluster: cl, Now: c.opts.Now(), Rand: newRand(cl.Seed, counter, purpose), auth: auth, pwCache: map[string]bool{}, targets: targets}
-	tx.OpID = tx.Rand.ID("op-")
-
-	errs := make([]error, len(hsms))
-	failed := false
-	for i, h := range hsms {
-		errs[i] = fn(tx, h)
-		if errs[i] != nil {
-			failed = true
-		}
-	}
-	if !failed || t.AllowPartial {
-		for _, bw := range beforeWrite {
-			if err := bw(tx); err != nil {
-				return nil, err
-			}
-		}
-	}
-	res := &Result{}
-	for i, h := range hsms {
-		var keep keepErr
-		write := errs[i] == nil && (!failed || t.AllowPartial)
-		if errs[i] != nil && errors.As(errs[i], &keep) {
-			write = true
-		}
-		if write {
-			if err := c.Store.SaveHSM(h); err != nil && errs[i] == nil {
-				errs[i] = err
-			}
-		}
-		o := Outcome{HSM: h.ID, Status: "ok"}
-		if errs[i] != nil {
-			o = Outcome{HSM: h.ID, Status: "failed", Err: errs[i]}
-		} else if !write {
-			o = Outcome{HSM: h.ID, Status: "not written", Err: errors.New("another HSM refused")}
-		}
-		res.Outcomes = append(res.Outcomes, o)
-	}
-	res.Outcomes = append(res.Outcomes, skipped...)
-	if failed && !t.AllowPartial {
-		return res, combine(targets, errs)
-	}
-	if res.Partial() {
-		return res, &PartialError{Result: res}
-	}
-	return res, nil
-}
-
-// combine reports per-HSM errors: one message when every HSM said the same.
-func combine(ids []string, errs []error) error {
-	var first error
-	same := true
-	for _, e := range errs {
-		if e == nil {
-			same = false
-			continue
-		}
-		if first == nil {
-			first = e
-		} else if e.Error() != first.Error() {
-			same = false
-		}
-	}
-	if same {
-		var keep keepErr
-		if errors.As(first, &keep) {
-			return keep.error
-		}
-		return first
-	}
-	var parts []string
-	someOK := false
-	for i, e := range errs {
-		if e != nil {
-			parts = append(parts, fmt.Sprintf("%s: %v", ids[i], e))
-		} else {
-			someOK = true
-		}
-	}
-	if !someOK {
-		return errors.New(strings.Join(parts, "; "))
-	}
-	return &DriftError{Msg: strings.Join(parts, "; ")}
-}
-
-// DriftError is a refusal that differs between HSMs: the cluster is out of sync.
-type DriftError struct{ Msg string }
-
-func (e *DriftError) Error() string {
-	return "refused on some HSMs, so nothing was changed: " + e.Msg
-}
-
-// Hint points at the repair.
-func (e *DriftError) Hint() string {
-	return "the HSMs disagree: hsm-sync diff shows the drift; --allow-partial acts where it can"
-}
-
-// read runs fn on every reachable HSM of the cluster under the lock, so
-// what it shows is one moment of the cluster.
-func (c *Client) read(fn func(cl *state.Cluster, hsms []*state.HSM) error) (warnings []string, err error) {
-	cl, unlock, err := c.lockCluster()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	var hsms []*state.HSM
-	for _, info := range cl.HSMs {
-		if info.Status != state.Running {
-			warnings = append(warnings, fmt.Sprintf("HSM %s is unreachable; not shown", info.ID))
-			continue
-		}
-		h, err := c.Store.LoadHSM(info.ID)
-		if err != nil {
-			return nil, &TroubleError{Err: err}
-		}
-		hsms = append(hsms, h)
-		if !c.Config.Lists(info.ID) {
-			warnings = append(warnings, fmt.Sprintf("the client config %s does not list HSM %s (hsm-sync config --refresh)", c.Config.Path, info.ID))
-		}
-	}
-	for _, ch := range c.Config.HSMs {
-		if c.hsmInfo(cl, ch.ID) == nil {
-			warnings = append(warnings, fmt.Sprintf("the client config %s lists HSM %s, which cluster %s does not have", c.Config.Path, ch.ID, cl.ID))
-		}
-	}
-	if len(hsms) == 0 {
-		return warnings, trouble("hsm-sim start ID", "no reachable HSM in cluster %s", cl.ID)
-	}
-	return warnings, fn(cl, hsms)
-}
-
-func findUser(h *state.HSM, name string) *state.User {
-	for i := range h.Users {
-		if h.Users[i].Name == name {
-			return &h.Users[i]
-		}
-	}
-	return nil
-}
-
-func loggedIn(h *state.HSM, name string) bool {
-	return slices.ContainsFunc(h.Sessions, func(s state.Session) bool { return s.User == name })
-}
-
-// act says who acts on h and asks the permission table about op: the one
-// gate every operation passes.
-func (tx *Tx) act(h *state.HSM, op policy.Op) (Principal, error) {
-	p, err := tx.auth.On(tx, h)
-	if err != nil {
-		return p, err
-	}
-	return p, tx.c.Policy().Check(p.Role, op)
-}
-
-// touch records a user management change on the record.
-func (tx *Tx) touch(h *state.HSM, u *state.User) {
-	u.Changed = tx.Now
-	u.Seq = h.Seq + 1
-	u.Op = tx.OpID
-}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -74,29 +73,44 @@ func (a *Approval) parse() (*quorum.TokenFile, error) {
 
 // expired says whether a token's time has run out: generated tokens must be
 // approved within the generated timeout.
-func expired(h *state.HSM, t *state.Token, now time.Time) bool {
-	return now.After(t.Created.Add(time.Duration(h.Quorum.Generated) * time.Second))
+func expired(h *state.HSMTx, t *state.Token, now time.Time) bool {
+	return now.After(t.Created.Add(time.Duration(h.Meta.Quorum.Generated) * time.Second))
 }
 
 // purge drops tokens whose time ran out, and used ones once they would have.
-func purge(h *state.HSM, now time.Time) {
-	h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return expired(h, &t, now) })
+func purge(h *state.HSMTx, now time.Time) ([]state.Token, error) {
+	toks, err := h.Tokens()
+	if err != nil {
+		return nil, err
+	}
+	live := toks[:0]
+	for _, t := range toks {
+		if expired(h, &t, now) {
+			if err := h.DeleteToken(t.ID); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		live = append(live, t)
+	}
+	return live, nil
 }
 
 // registeredKeys are the quorum keys of the admins of an HSM.
-func registeredKeys(h *state.HSM) (map[string]*rsa.PublicKey, error) {
+func registeredKeys(h *state.HSMTx) (map[string]*rsa.PublicKey, error) {
 	out := map[string]*rsa.PublicKey{}
-	for _, u := range h.Users {
+	err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
 		if !canApprove(u) {
-			continue
+			return nil
 		}
 		pub, err := keys.LoadPublicKey(u.Name+"'s registered key", []byte(u.QuorumKey.PEM))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", h.ID, err)
+			return fmt.Errorf("%s: %v", h.ID(), err)
 		}
 		out[u.Name] = pub
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // requireQuorum passes when the service's quorum value is 1 (off);
@@ -104,14 +118,14 @@ func registeredKeys(h *state.HSM) (map[string]*rsa.PublicKey, error) {
 // this service, on this HSM, unexpired, unused, with enough distinct valid
 // signatures from admins with registered keys. The token is used up when
 // the operation is written.
-func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approval) error {
+func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, a *Approval) error {
 	if a != nil {
 		// A bad file is an error even where no quorum is needed.
 		if _, err := a.parse(); err != nil {
 			return err
 		}
 	}
-	m := h.Quorum.Values[service]
+	m := h.Meta.Quorum.Values[service]
 	if m <= 1 {
 		return nil
 	}
@@ -127,7 +141,10 @@ func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approv
 		return fmt.Errorf("%s: approval_data: %v", a.Path, err)
 	}
 	digest := sha256.Sum256(tf.ApprovalData)
-	tok := findToken(h, recs, digest[:])
+	tok, err := findToken(h, recs, digest[:])
+	if err != nil {
+		return err
+	}
 	if tok == nil {
 		return &QuorumError{Why: fmt.Sprintf("no HSM holds a token matching %s (it was never generated, was deleted, its session ended, or its approval_data was altered)", a.Path)}
 	}
@@ -149,7 +166,7 @@ func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approv
 			a.Path, tok.Coverage, len(tx.targets))}
 	case expired(h, tok, tx.Now):
 		return &QuorumError{Why: fmt.Sprintf("the token in %s expired at %s (generated timeout %d s)", a.Path,
-			tok.Created.Add(time.Duration(h.Quorum.Generated)*time.Second).Format(time.RFC3339), h.Quorum.Generated)}
+			tok.Created.Add(time.Duration(h.Meta.Quorum.Generated)*time.Second).Format(time.RFC3339), h.Meta.Quorum.Generated)}
 	}
 	keyring, err := registeredKeys(h)
 	if err != nil {
@@ -162,23 +179,30 @@ func (tx *Tx) requireQuorum(h *state.HSM, p Principal, service string, a *Approv
 	tok.Approvals = approvers
 	if len(approvers) < m {
 		// Keep the approvals counted so far: hsm-quorum list shows them.
+		if err := h.PutToken(tok); err != nil {
+			return err
+		}
 		return keepErr{&QuorumError{Why: fmt.Sprintf("%d of %d approvals (%v)", len(approvers), m, approvers)}}
 	}
 	tok.Approved, tok.Used = tx.Now, tx.Now
-	return nil
+	return h.PutToken(tok)
 }
 
 // findToken finds the HSM's token among the file's records.
-func findToken(h *state.HSM, recs []quorum.Record, digest []byte) *state.Token {
+func findToken(h *state.HSMTx, recs []quorum.Record, digest []byte) (*state.Token, error) {
+	toks, err := h.Tokens()
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range recs {
-		for i := range h.Tokens {
-			t := &h.Tokens[i]
+		for i := range toks {
+			t := &toks[i]
 			if t.ID == r.TokenID && bytes.Equal(t.Digest, digest) {
-				return t
+				return t, nil
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // GenerateToken makes a quorum token for the logged-in user: one record
@@ -189,56 +213,64 @@ func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path st
 	if err != nil {
 		return nil, err
 	}
-	var records []quorum.Record
-	var held []*state.HSM
-	op := policy.QuorumToken
+	perm := policy.QuorumToken
 	if service == ServiceRegistration {
-		op = policy.RegisterQuorumKey
+		perm = policy.RegisterQuorumKey
 	}
-	res, err := c.mutate(t, auth, "quorum-generate", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.act(h, op)
-		if err != nil {
-			return err
-		}
-		if p.Session == "" {
-			return errors.New("a quorum token is bound to a login session: log in with hsm-user login (HSM_PIN cannot hold a token)")
-		}
-		purge(h, tx.Now)
-		for _, old := range h.Tokens {
-			if old.User == p.User && old.Service == service && old.Used.IsZero() {
-				return fmt.Errorf("%s already has an active %s token on %s; use it, or delete it with hsm-quorum delete --scope user", p.User, service, h.ID)
+	var records []quorum.Record
+	type held struct {
+		h   *state.HSMTx
+		tok state.Token
+	}
+	var holders []held
+	return c.run(op{name: "quorum-generate", perm: perm, auth: auth, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if p.Session == "" {
+				return errors.New("a quorum token is bound to a login session: log in with hsm-user login (HSM_PIN cannot hold a token)")
 			}
-		}
-		h.NextTokenID++
-		rec := quorum.Record{Version: quorum.RecordVersion, Service: svc, TokenID: h.NextTokenID, Username: p.User, Created: tx.Now}
-		tx.Rand.Read(rec.Nonce[:])
-		records = append(records, rec)
-		h.Tokens = append(h.Tokens, state.Token{ID: rec.TokenID, User: p.User, Session: p.Session, Service: service, Created: tx.Now})
-		held = append(held, h)
-		return nil
-	}, func(tx *Tx) error {
-		// Every HSM's record is known: bind each token to its file, then write the file.
-		var data []byte
-		if service == ServiceRegistration {
-			rf := quorum.NewRegistrationFile(records)
-			for i, h := range held {
-				sum := sha256.Sum256(rf.Tokens[i].ApprovalData)
-				h.Tokens[len(h.Tokens)-1].Digest = sum[:]
-				h.Tokens[len(h.Tokens)-1].Coverage = len(records)
+			live, err := purge(h, tx.Now)
+			if err != nil {
+				return err
 			}
-			data = rf.Marshal()
-		} else {
-			tf := quorum.NewTokenFile(records)
-			sum := sha256.Sum256(tf.ApprovalData)
-			for _, h := range held {
-				h.Tokens[len(h.Tokens)-1].Digest = sum[:]
-				h.Tokens[len(h.Tokens)-1].Coverage = len(records)
+			for _, old := range live {
+				if old.User == p.User && old.Service == service && old.Used.IsZero() {
+					return fmt.Errorf("%s already has an active %s token on %s; use it, or delete it with hsm-quorum delete --scope user", p.User, service, h.ID())
+				}
 			}
-			data = tf.Marshal()
-		}
-		return renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path)))
-	})
-	return res, err
+			h.Meta.NextTokenID++
+			rec := quorum.Record{Version: quorum.RecordVersion, Service: svc, TokenID: h.Meta.NextTokenID, Username: p.User, Created: tx.Now}
+			tx.Rand.Read(rec.Nonce[:])
+			records = append(records, rec)
+			holders = append(holders, held{h, state.Token{ID: rec.TokenID, User: p.User, Session: p.Session, Service: service, Created: tx.Now}})
+			return nil
+		},
+		beforeCommit: func(tx *Tx) error {
+			// Every HSM's record is known: bind each token to its file,
+			// then write the file.
+			var data []byte
+			if service == ServiceRegistration {
+				rf := quorum.NewRegistrationFile(records)
+				for i := range holders {
+					sum := sha256.Sum256(rf.Tokens[i].ApprovalData)
+					holders[i].tok.Digest = sum[:]
+				}
+				data = rf.Marshal()
+			} else {
+				tf := quorum.NewTokenFile(records)
+				sum := sha256.Sum256(tf.ApprovalData)
+				for i := range holders {
+					holders[i].tok.Digest = sum[:]
+				}
+				data = tf.Marshal()
+			}
+			for i := range holders {
+				holders[i].tok.Coverage = len(records)
+				if err := holders[i].h.PutToken(&holders[i].tok); err != nil {
+					return err
+				}
+			}
+			return renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path)))
+		}})
 }
 
 // TokenView is one token as cloudhsm-cli's quorum token-sign list shows it.
@@ -259,18 +291,19 @@ type Value struct {
 // ListTokens lists the unexpired, unused tokens of the cluster.
 func (c *Client) ListTokens(auth Authenticator) ([]TokenView, []string, error) {
 	out := []TokenView{}
-	warnings, err := c.read(func(cl *state.Cluster, hsms []*state.HSM) error {
-		if err := c.Policy().Check(policy.Unauthenticated, policy.QuorumPolicyRead); err != nil {
-			return err
-		}
+	warnings, err := c.read(auth, policy.QuorumPolicyRead, func(cl *state.Cluster, hsms []*state.HSMTx) error {
 		type key struct {
 			user, service string
 			digest        string
 		}
 		seen := map[key]int{}
-		now := c.Now()
+		now := c.now(cl)
 		for _, h := range hsms {
-			for _, t := range h.Tokens {
+			toks, err := h.Tokens()
+			if err != nil {
+				return &TroubleError{Err: err}
+			}
+			for _, t := range toks {
 				if !t.Used.IsZero() || expired(h, &t, now) {
 					continue
 				}
@@ -279,8 +312,8 @@ func (c *Client) ListTokens(auth Authenticator) ([]TokenView, []string, error) {
 					out[i].Coverage = coverage(len(cl.HSMs), t.Coverage, out[i].Coverage)
 					continue
 				}
-				left := int(t.Created.Add(time.Duration(h.Quorum.Generated)*time.Second).Sub(now) / time.Second)
-				required := h.Quorum.Values[t.Service]
+				left := int(t.Created.Add(time.Duration(h.Meta.Quorum.Generated)*time.Second).Sub(now) / time.Second)
+				required := h.Meta.Quorum.Values[t.Service]
 				if t.Service == ServiceRegistration {
 					required = 1
 				}
@@ -306,32 +339,41 @@ func (c *Client) DeleteTokens(t Targeting, auth Authenticator, scope string) (*R
 	if scope != "user" && scope != "all" {
 		return nil, fmt.Errorf("--scope %q: want user or all", scope)
 	}
-	return c.mutate(t, auth, "quorum-delete", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.act(h, policy.QuorumToken)
-		if err != nil {
-			return err
-		}
-		h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return scope == "all" || t.User == p.User })
-		return nil
-	})
+	return c.run(op{name: "quorum-delete", perm: policy.QuorumToken, auth: auth, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			toks, err := h.Tokens()
+			if err != nil {
+				return err
+			}
+			for _, tok := range toks {
+				if scope == "all" || tok.User == p.User {
+					if err := h.DeleteToken(tok.ID); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}})
 }
 
 // QuorumPolicy reads the quorum values and timeouts (from the first
-// reachable HSM; hsm-sync reports HSMs that disagree).
+// reachable HSM; hsm-sync reports HSMs that disagree). Anyone may read
+// them, so it asks as nobody.
 func (c *Client) QuorumPolicy() (state.Quorum, []string, error) {
+	return c.quorumPolicy(Nobody{})
+}
+
+func (c *Client) quorumPolicy(auth Authenticator) (state.Quorum, []string, error) {
 	var q state.Quorum
 	var differs []string
-	warnings, err := c.read(func(cl *state.Cluster, hsms []*state.HSM) error {
-		if err := c.Policy().Check(policy.Unauthenticated, policy.QuorumPolicyRead); err != nil {
-			return err
-		}
-		q = hsms[0].Quorum
+	warnings, err := c.read(auth, policy.QuorumPolicyRead, func(cl *state.Cluster, hsms []*state.HSMTx) error {
+		q = hsms[0].Meta.Quorum.Clone()
 		// One HSM's policy is shown; say so when another enforces a different one.
 		first := policyOf(hsms[0])
 		for _, h := range hsms[1:] {
 			if p := policyOf(h); p != first {
 				differs = append(differs, fmt.Sprintf("the quorum policy differs between HSMs (%s: %s; %s: %s); %s's is shown; hsm-sync diff explains the drift and hsm-sync apply sets the strictest",
-					hsms[0].ID, first, h.ID, p, hsms[0].ID))
+					hsms[0].ID(), first, h.ID(), p, hsms[0].ID()))
 			}
 		}
 		return nil
@@ -350,26 +392,23 @@ func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string,
 	if value < 1 || value > MaxQuorum {
 		return nil, fmt.Errorf("--value %d: want 1 (off) to %d", value, MaxQuorum)
 	}
-	return c.mutate(t, auth, "quorum-set-value", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.act(h, policy.QuorumPolicyWrite)
-		if err != nil {
-			return err
-		}
-		if value > 1 {
-			keyring, err := registeredKeys(h)
-			if err != nil {
+	return c.run(op{name: "quorum-set-value", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if value > 1 {
+				keyring, err := registeredKeys(h)
+				if err != nil {
+					return err
+				}
+				if value > len(keyring) {
+					return fmt.Errorf("--value %d is more than the %d admin(s) with a registered quorum key: nobody could approve anything (register keys with hsm-user change-quorum register)", value, len(keyring))
+				}
+			}
+			if err := tx.requireQuorum(h, p, ServiceQuorum, a); err != nil {
 				return err
 			}
-			if value > len(keyring) {
-				return fmt.Errorf("--value %d is more than the %d admin(s) with a registered quorum key: nobody could approve anything (register keys with hsm-user change-quorum register)", value, len(keyring))
-			}
-		}
-		if err := tx.requireQuorum(h, p, ServiceQuorum, a); err != nil {
-			return err
-		}
-		h.Quorum.Values[service] = value
-		return nil
-	})
+			h.Meta.Quorum.Values[service] = value
+			return nil
+		}})
 }
 
 // SetTimeouts sets the generated and/or approved token timeouts (seconds).
@@ -379,18 +418,16 @@ func (c *Client) SetTimeouts(t Targeting, auth Authenticator, generated, approve
 			return nil, fmt.Errorf("timeout %d: want 1 to 86400 seconds", v)
 		}
 	}
-	return c.mutate(t, auth, "quorum-set-timeout", func(tx *Tx, h *state.HSM) error {
-		if _, err := tx.act(h, policy.QuorumPolicyWrite); err != nil {
-			return err
-		}
-		if generated > 0 {
-			h.Quorum.Generated = generated
-		}
-		if approved > 0 {
-			h.Quorum.Approved = approved
-		}
-		return nil
-	})
+	return c.run(op{name: "quorum-set-timeout", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if generated > 0 {
+				h.Meta.Quorum.Generated = generated
+			}
+			if approved > 0 {
+				h.Meta.Quorum.Approved = approved
+			}
+			return nil
+		}})
 }
 
 // RegisterQuorumKey registers the logged-in admin's quorum public key. The
@@ -408,41 +445,46 @@ func (c *Client) RegisterQuorumKey(t Targeting, auth Authenticator, pubPath stri
 		return nil, err
 	}
 	spki := keys.MarshalPublicKeyPEM(pub)
-	return c.mutate(t, auth, "register-quorum-key", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.act(h, policy.RegisterQuorumKey)
-		if err != nil {
-			return err
-		}
-		var tok *state.Token
-		for _, entry := range rf.Tokens {
-			recs, err := quorum.DecodeApprovalData(entry.ApprovalData)
+	return c.run(op{name: "register-quorum-key", perm: policy.RegisterQuorumKey, auth: auth, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			var tok *state.Token
+			for _, entry := range rf.Tokens {
+				recs, err := quorum.DecodeApprovalData(entry.ApprovalData)
+				if err != nil {
+					return fmt.Errorf("%s: %v", tokenPath, err)
+				}
+				sum := sha256.Sum256(entry.ApprovalData)
+				if tok, err = findToken(h, recs, sum[:]); err != nil {
+					return err
+				} else if tok != nil {
+					break
+				}
+			}
+			switch {
+			case tok == nil:
+				return fmt.Errorf("no HSM holds a registration token matching %s (generate one with hsm-quorum generate --service registration)", tokenPath)
+			case tok.Service != ServiceRegistration:
+				return fmt.Errorf("the token in %s is for the %s service, not registration", tokenPath, tok.Service)
+			case tok.User != p.User || tok.Session != p.Session:
+				return fmt.Errorf("the token in %s was generated by another user or session", tokenPath)
+			case !tok.Used.IsZero():
+				return fmt.Errorf("the token in %s was already used", tokenPath)
+			case expired(h, tok, tx.Now):
+				return fmt.Errorf("the token in %s expired", tokenPath)
+			}
+			u, err := h.User(p.User)
 			if err != nil {
-				return fmt.Errorf("%s: %v", tokenPath, err)
+				return err
 			}
-			sum := sha256.Sum256(entry.ApprovalData)
-			if tok = findToken(h, recs, sum[:]); tok != nil {
-				break
+			if u == nil {
+				return fmt.Errorf("no user %s", p.User)
 			}
-		}
-		switch {
-		case tok == nil:
-			return fmt.Errorf("no HSM holds a registration token matching %s (generate one with hsm-quorum generate --service registration)", tokenPath)
-		case tok.Service != ServiceRegistration:
-			return fmt.Errorf("the token in %s is for the %s service, not registration", tokenPath, tok.Service)
-		case tok.User != p.User || tok.Session != p.Session:
-			return fmt.Errorf("the token in %s was generated by another user or session", tokenPath)
-		case !tok.Used.IsZero():
-			return fmt.Errorf("the token in %s was already used", tokenPath)
-		case expired(h, tok, tx.Now):
-			return fmt.Errorf("the token in %s expired", tokenPath)
-		}
-		u := findUser(h, p.User)
-		if u == nil {
-			return fmt.Errorf("no user %s", p.User)
-		}
-		tok.Used = tx.Now
-		u.QuorumKey = &state.PublicKey{Fingerprint: keys.Fingerprint(pub), PEM: string(spki)}
-		tx.touch(h, u)
-		return nil
-	})
+			tok.Used = tx.Now
+			if err := h.PutToken(tok); err != nil {
+				return err
+			}
+			u.QuorumKey = &state.PublicKey{Fingerprint: keys.Fingerprint(pub), PEM: string(spki)}
+			tx.touch(h, u)
+			return h.PutUser(u)
+		}})
 }

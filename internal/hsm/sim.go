@@ -52,10 +52,20 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if fi, err := os.Stat(filepath.Dir(o.ConfigPath)); err != nil || !fi.IsDir() {
 		return nil, nil, fmt.Errorf("--config %s: its directory %s does not exist; nothing was created", o.ConfigPath, filepath.Dir(o.ConfigPath))
 	}
+	if err := policy.CloudHSM.Check(policy.Account, policy.InitCluster); err != nil {
+		return nil, nil, err
+	}
 	st, err := state.Create(o.StateDir)
 	if err != nil {
 		return nil, nil, err
 	}
+	// The one operation that precedes its cluster: it makes the state
+	// directory, then writes it under the lock like every other.
+	unlock, err := st.Lock(10*time.Second, "hsm-sim init", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	first := &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
 	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: o.Now, Op: "op-init"}
 	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: o.Now, Op: "op-init"}
@@ -64,7 +74,7 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], o.Now)
 		cl.HSMs = append(cl.HSMs, info)
 		h := cloneHSM(first, info.ID)
-		if err := st.SaveHSM(h); err != nil {
+		if err := st.CreateHSM(h); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -124,25 +134,11 @@ func cloneHSM(from *state.HSM, id string) *state.HSM {
 	h := &state.HSM{ID: id, Seq: from.Seq, NextUserID: from.NextUserID, NextTokenID: 0x10}
 	h.Users = slices.Clone(from.Users)
 	h.Deleted = slices.Clone(from.Deleted)
-	h.Quorum = from.Quorum
-	h.Quorum.Values = map[string]int{}
-	for k, v := range from.Quorum.Values {
-		h.Quorum.Values[k] = v
-	}
+	h.Quorum = from.Quorum.Clone()
 	if h.Users == nil {
 		h.Users = []state.User{}
 	}
 	return h
-}
-
-// simulate runs a cluster-side change under the lock.
-func (c *Client) simulate(fn func(cl *state.Cluster) error) error {
-	cl, unlock, err := c.lockCluster()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return fn(cl)
 }
 
 func (c *Client) mustHSM(cl *state.Cluster, id string) (*state.HSMInfo, error) {
@@ -156,126 +152,140 @@ func (c *Client) mustHSM(cl *state.Cluster, id string) (*state.HSMInfo, error) {
 // as it is: a real client's config does not learn of the newcomer either.
 func (c *Client) AddHSM(az string) (state.HSMInfo, error) {
 	var info state.HSMInfo
-	err := c.simulate(func(cl *state.Cluster) error {
-		if err := c.Policy().Check(policy.Unauthenticated, policy.ClusterInfo); err != nil {
-			return err
-		}
-		if len(cl.HSMs) >= MaxHSMs {
-			return fmt.Errorf("cluster %s has %d HSMs, the most a cluster can have", cl.ID, MaxHSMs)
-		}
-		var peer *state.HSM
-		for _, h := range cl.HSMs {
-			if h.Status == state.Running {
-				p, err := c.Store.LoadHSM(h.ID)
-				if err != nil {
-					return &TroubleError{Err: err}
+	_, err := c.run(op{name: "add-hsm", scope: scopeCluster, perm: policy.AddHSM, auth: Account{}, write: true,
+		whole: func(tx *Tx, _ Principal) error {
+			cl := tx.Cluster
+			if len(cl.HSMs) >= MaxHSMs {
+				return fmt.Errorf("cluster %s has %d HSMs, the most a cluster can have", cl.ID, MaxHSMs)
+			}
+			if az != "" && !azRe.MatchString(az) {
+				return fmt.Errorf("--az %q: want an availability zone name such as us-east-1a", az)
+			}
+			var peer *state.HSM
+			for _, h := range cl.HSMs {
+				if h.Status != state.Running {
+					continue
 				}
-				if len(p.Users) > 1 || peer == nil {
+				var users int
+				if err := tx.View(h.ID, func(t *state.HSMTx) error { users = t.CountUsers(); return nil }); err != nil {
+					return err
+				}
+				if users > 1 || peer == nil {
+					p, err := c.Store.LoadHSM(h.ID)
+					if err != nil {
+						return &TroubleError{Err: err}
+					}
 					peer = p
 				}
-				if len(p.Users) > 1 {
+				if users > 1 {
 					break
 				}
 			}
-		}
-		if peer == nil {
-			return fmt.Errorf("no reachable HSM to clone from: start one first (hsm-sim start ID)")
-		}
-		if len(peer.Users) <= 1 {
-			// A zeroized peer holds only app_user and the default policy:
-			// the clone would miss every user and weaken the quorum.
-			return fmt.Errorf("every reachable HSM is zeroized (%s holds only app_user): the new HSM would clone no users and the default quorum policy; start an HSM that holds the cluster's users (hsm-sim start ID), or repair with hsm-sync apply first", peer.ID)
-		}
-		if az != "" && !azRe.MatchString(az) {
-			return fmt.Errorf("--az %q: want an availability zone name such as us-east-1a", az)
-		}
-		if az == "" {
-			az = cl.AZs[len(cl.HSMs)%len(cl.AZs)]
-		} else if !slices.Contains(cl.AZs, az) {
-			cl.AZs = append(cl.AZs, az)
-		}
-		var counter uint64
-		for _, h := range cl.HSMs {
-			counter += uint64(len(h.ID))
-		}
-		r := newRand(cl.Seed, peer.Seq+counter+uint64(len(cl.HSMs)), "add-hsm")
-		info = newHSMInfo(cl, r, az, c.Now())
-		if err := c.Store.SaveHSM(cloneHSM(peer, info.ID)); err != nil {
-			return err
-		}
-		cl.HSMs = append(cl.HSMs, info)
-		return c.Store.SaveCluster(cl)
-	})
+			if peer == nil {
+				return fmt.Errorf("no reachable HSM to clone from: start one first (hsm-sim start ID)")
+			}
+			if len(peer.Users) <= 1 {
+				// A zeroized peer holds only app_user and the default policy:
+				// the clone would miss every user and weaken the quorum.
+				return fmt.Errorf("every reachable HSM is zeroized (%s holds only app_user): the new HSM would clone no users and the default quorum policy; start an HSM that holds the cluster's users (hsm-sim start ID), or repair with hsm-sync apply first", peer.ID)
+			}
+			if az == "" {
+				az = cl.AZs[len(cl.HSMs)%len(cl.AZs)]
+			} else if !slices.Contains(cl.AZs, az) {
+				cl.AZs = append(cl.AZs, az)
+			}
+			// Ids keep the derivation they have always had, so seeded
+			// scenarios keep their golden files.
+			var counter uint64
+			for _, h := range cl.HSMs {
+				counter += uint64(len(h.ID))
+			}
+			info = newHSMInfo(cl, newRand(cl.Seed, peer.Seq+counter+uint64(len(cl.HSMs)), "add-hsm"), az, tx.Now)
+			if c.hsmInfo(cl, info.ID) != nil {
+				return fmt.Errorf("HSM id %s is taken; add it again", info.ID)
+			}
+			// The database is made first; the cluster record that names it
+			// is the commit point (a kill in between leaves a file no
+			// cluster names, which the next CreateHSM of that id replaces).
+			if err := c.Store.CreateHSM(cloneHSM(peer, info.ID)); err != nil {
+				return err
+			}
+			cl.HSMs = append(cl.HSMs, info)
+			tx.ClusterChanged()
+			return nil
+		}})
 	return info, err
 }
 
 // RemoveHSM deletes an HSM from the cluster.
 func (c *Client) RemoveHSM(id string) error {
-	return c.simulate(func(cl *state.Cluster) error {
-		if _, err := c.mustHSM(cl, id); err != nil {
-			return err
-		}
-		if len(cl.HSMs) == 1 {
-			return fmt.Errorf("%s is the cluster's last HSM; a cluster keeps at least one", id)
-		}
-		cl.HSMs = slices.DeleteFunc(cl.HSMs, func(h state.HSMInfo) bool { return h.ID == id })
-		if err := c.Store.SaveCluster(cl); err != nil {
-			return err
-		}
-		return c.Store.RemoveHSM(id)
-	})
+	_, err := c.run(op{name: "remove-hsm", scope: scopeCluster, perm: policy.RemoveHSM, auth: Account{}, write: true,
+		whole: func(tx *Tx, _ Principal) error {
+			cl := tx.Cluster
+			if _, err := c.mustHSM(cl, id); err != nil {
+				return err
+			}
+			if len(cl.HSMs) == 1 {
+				return fmt.Errorf("%s is the cluster's last HSM; a cluster keeps at least one", id)
+			}
+			cl.HSMs = slices.DeleteFunc(cl.HSMs, func(h state.HSMInfo) bool { return h.ID == id })
+			tx.ClusterChanged()
+			return nil
+		},
+		afterCommit: func(tx *Tx) error { return c.Store.RemoveHSM(id) }})
+	return err
 }
 
 // SetReachable stops (unreachable) or starts an HSM.
 func (c *Client) SetReachable(id string, up bool) error {
-	return c.simulate(func(cl *state.Cluster) error {
-		h, err := c.mustHSM(cl, id)
-		if err != nil {
-			return err
-		}
-		want := state.Stopped
-		if up {
-			want = state.Running
-		}
-		if h.Status == want {
-			return fmt.Errorf("HSM %s is already %s", id, want)
-		}
-		h.Status = want
-		return c.Store.SaveCluster(cl)
-	})
+	_, err := c.run(op{name: "reachability", scope: scopeCluster, perm: policy.Reachability, auth: Account{}, write: true,
+		whole: func(tx *Tx, _ Principal) error {
+			h, err := c.mustHSM(tx.Cluster, id)
+			if err != nil {
+				return err
+			}
+			want := state.Stopped
+			if up {
+				want = state.Running
+			}
+			if h.Status == want {
+				return fmt.Errorf("HSM %s is already %s", id, want)
+			}
+			h.Status = want
+			tx.ClusterChanged()
+			return nil
+		}})
+	return err
 }
 
 // Zeroize destroys an HSM's users, sessions, tokens and policy; only the
 // appliance user remains. Anyone may do it (seed 000), which is why the
 // cluster's security group matters.
 func (c *Client) Zeroize(auth Authenticator, id string) error {
-	return c.simulate(func(cl *state.Cluster) error {
-		p, err := auth.On(nil, nil)
-		if err != nil {
-			return err
-		}
-		if err := c.Policy().Check(p.Role, policy.Zeroize); err != nil {
-			return err
-		}
-		info, err := c.mustHSM(cl, id)
-		if err != nil {
-			return err
-		}
-		if info.Status != state.Running {
-			return fmt.Errorf("HSM %s is unreachable; start it first", id)
-		}
-		h, err := c.Store.LoadHSM(id)
-		if err != nil {
-			return &TroubleError{Err: err}
-		}
-		z := &state.HSM{ID: id, Seq: h.Seq, NextUserID: h.NextUserID, NextTokenID: h.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{}}
-		for _, u := range h.Users {
-			if policy.Role(u.Role) == policy.Appliance {
-				z.Users = append(z.Users, u)
+	_, err := c.run(op{name: "zeroize", scope: scopeCluster, perm: policy.Zeroize, auth: auth, write: true,
+		whole: func(tx *Tx, _ Principal) error {
+			info, err := c.mustHSM(tx.Cluster, id)
+			if err != nil {
+				return err
 			}
-		}
-		return c.Store.SaveHSM(z)
-	})
+			if info.Status != state.Running {
+				return fmt.Errorf("HSM %s is unreachable; start it first", id)
+			}
+			h, err := tx.HSM(id)
+			if err != nil {
+				return err
+			}
+			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{}}
+			err = h.UsersWithRole(string(policy.Appliance), func(u *state.User) error {
+				z.Users = append(z.Users, *u)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return h.Replace(z)
+		}})
+	return err
 }
 
 // HSMView is one HSM's basic cluster info.
@@ -288,24 +298,46 @@ type HSMView struct {
 // ListHSMs gives the basic cluster info of every HSM.
 func (c *Client) ListHSMs(auth Authenticator) ([]HSMView, error) {
 	var out []HSMView
-	err := c.simulate(func(cl *state.Cluster) error {
-		p, err := auth.On(nil, nil)
-		if err != nil {
-			return err
-		}
-		if err := c.Policy().Check(p.Role, policy.ClusterInfo); err != nil {
-			return err
-		}
-		for _, info := range cl.HSMs {
-			v := HSMView{HSMInfo: info, Listed: c.Config.Lists(info.ID), Users: -1}
-			if h, err := c.Store.LoadHSM(info.ID); err == nil {
-				v.Users = len(h.Users)
-			} else {
-				return &TroubleError{Err: err}
+	_, err := c.run(op{name: "list-hsms", scope: scopeCluster, perm: policy.ClusterInfo, auth: auth,
+		whole: func(tx *Tx, _ Principal) error {
+			for _, info := range tx.Cluster.HSMs {
+				v := HSMView{HSMInfo: info, Listed: c.Config.Lists(info.ID), Users: -1}
+				if err := tx.View(info.ID, func(h *state.HSMTx) error { v.Users = h.CountUsers(); return nil }); err != nil {
+					return err
+				}
+				out = append(out, v)
 			}
-			out = append(out, v)
-		}
-		return nil
-	})
+			return nil
+		}})
+	return out, err
+}
+
+// Dump reads whole HSMs (all of them, or the one named) for people and
+// golden tests: the AWS account's view of the simulator, with password
+// hashes shown as digests.
+func (c *Client) Dump(id string) ([]*state.HSM, error) {
+	var out []*state.HSM
+	_, err := c.run(op{name: "dump", scope: scopeCluster, perm: policy.DumpState, auth: Account{},
+		whole: func(tx *Tx, _ Principal) error {
+			for _, info := range tx.Cluster.HSMs {
+				if id != "" && info.ID != id {
+					continue
+				}
+				var h *state.HSM
+				err := tx.View(info.ID, func(t *state.HSMTx) error {
+					var err error
+					h, err = t.Snapshot()
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				out = append(out, h)
+			}
+			if id != "" && len(out) == 0 {
+				return fmt.Errorf("no HSM %q in cluster %s", id, tx.Cluster.ID)
+			}
+			return nil
+		}})
 	return out, err
 }

@@ -1,8 +1,8 @@
 package hsm
 
 import (
-	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -13,117 +13,136 @@ import (
 )
 
 // policyOf maps an HSM's quorum policy to the drift model.
-func policyOf(h *state.HSM) syncdiff.Policy {
-	return syncdiff.Policy{User: h.Quorum.Values[ServiceUser], Quorum: h.Quorum.Values[ServiceQuorum],
-		Generated: h.Quorum.Generated, Approved: h.Quorum.Approved}
+func policyOf(h *state.HSMTx) syncdiff.Policy {
+	q := h.Meta.Quorum
+	return syncdiff.Policy{User: q.Values[ServiceUser], Quorum: q.Values[ServiceQuorum],
+		Generated: q.Generated, Approved: q.Approved}
 }
 
-// syncView maps an HSM's users to the drift model.
-func syncView(server int, info state.HSMInfo, h *state.HSM) syncdiff.HSM {
-	v := syncdiff.HSM{ID: info.ID, Server: server, IP: info.IP, Reachable: h != nil}
-	if h == nil {
-		return v
+// syncUser maps one stored user to the drift model.
+func syncUser(u *state.User) syncdiff.User {
+	su := syncdiff.User{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: HashDigest(u.Hash),
+		Locked: locked(u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op}
+	if u.QuorumKey != nil {
+		su.QuorumKey = u.QuorumKey.Fingerprint
 	}
-	v.Users = make([]syncdiff.User, 0, len(h.Users))
-	for _, u := range h.Users {
-		su := syncdiff.User{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: HashDigest(u.Hash),
-			Locked: locked(&u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op}
-		if u.QuorumKey != nil {
-			su.QuorumKey = u.QuorumKey.Fingerprint
-		}
-		if u.MFA != nil {
-			su.MFA = u.MFA.Fingerprint
-		}
-		v.Users = append(v.Users, su)
+	if u.MFA != nil {
+		su.MFA = u.MFA.Fingerprint
 	}
-	p := policyOf(h)
-	v.Policy = &p
-	v.Deleted = make([]syncdiff.Tombstone, 0, len(h.Deleted))
-	for _, d := range h.Deleted {
-		v.Deleted = append(v.Deleted, syncdiff.Tombstone{Name: d.Name, Role: d.Role, Changed: d.Changed, Seq: d.Seq, Op: d.Op, DeletedOp: d.DeletedOp})
-	}
-	return v
+	return su
 }
 
-// snapshot reads every HSM of the cluster (not only those the config lists).
-func (c *Client) snapshot(cl *state.Cluster) (syncdiff.Snapshot, map[string]*state.HSM, error) {
+func syncTombstone(d *state.Tombstone) syncdiff.Tombstone {
+	return syncdiff.Tombstone{Name: d.Name, Role: d.Role, Changed: d.Changed, Seq: d.Seq, Op: d.Op, DeletedOp: d.DeletedOp}
+}
+
+// snapshot builds the drift model of every HSM of the cluster (not only
+// those the config lists) without holding every user in memory. A first
+// pass reads, one HSM at a time, the part of each user record that must
+// match everywhere (state.SharedPart) and keeps a 64-bit digest of it per
+// user and HSM; only users whose digests differ, or who are missing
+// somewhere, are then read in full. Users in sync never reach the model:
+// the report lists only users that differ. docs/design.md, "Sync at
+// scale", has the figures.
+func (c *Client) snapshot(tx *Tx) (syncdiff.Snapshot, error) {
+	cl := tx.Cluster
 	s := syncdiff.Snapshot{ClusterID: cl.ID, ConfigHSMs: []string{}}
 	for _, h := range c.Config.HSMs {
 		s.ConfigHSMs = append(s.ConfigHSMs, h.ID)
 	}
-	loaded := map[string]*state.HSM{}
-	for i, info := range cl.HSMs {
-		var h *state.HSM
-		if info.Status == state.Running {
-			var err error
-			if h, err = c.Store.LoadHSM(info.ID); err != nil {
-				return s, nil, &TroubleError{Err: err}
+	n := len(cl.HSMs)
+	seed := maphash.MakeSeed()
+	rows := map[string]int{}
+	var names []string
+	var digests []uint64 // row*n + hsm; 0: absent
+	for hi, info := range cl.HSMs {
+		v := syncdiff.HSM{ID: info.ID, Server: hi, IP: info.IP, Reachable: info.Status == state.Running}
+		if v.Reachable {
+			err := tx.View(info.ID, func(h *state.HSMTx) error {
+				p := policyOf(h)
+				v.Policy = &p
+				return h.ForEachShared(func(name string, shared []byte) error {
+					row, ok := rows[name]
+					if !ok {
+						row = len(names)
+						rows[name] = row
+						names = append(names, name)
+						digests = append(digests, make([]uint64, n)...)
+					}
+					digests[row*n+hi] = maphash.Bytes(seed, shared) | 1
+					return nil
+				})
+			})
+			if err != nil {
+				return s, err
 			}
-			loaded[info.ID] = h
+			v.Users, v.Deleted = []syncdiff.User{}, []syncdiff.Tombstone{}
 		}
-		s.HSMs = append(s.HSMs, syncView(i, info, h))
+		s.HSMs = append(s.HSMs, v)
 	}
-	return s, loaded, nil
-}
-
-// authorize checks who acts against the first reachable HSM where the
-// caller is known. A failed one-shot login is tried, and counted, on every
-// reachable HSM, as hsm-user's logins are: counting it on one HSM alone
-// would make the very lock drift that diff reports.
-func (c *Client) authorize(cl *state.Cluster, loaded map[string]*state.HSM, auth Authenticator, op policy.Op) (Principal, error) {
-	tx := &Tx{c: c, Cluster: cl, Now: c.Now(), pwCache: map[string]bool{}}
-	var firstErr, loginErr error
-	for _, info := range cl.HSMs {
-		h := loaded[info.ID]
-		if h == nil {
-			continue
-		}
-		p, err := auth.On(tx, h)
-		var keep keepErr
-		if errors.As(err, &keep) {
-			if serr := c.Store.SaveHSM(h); serr != nil {
-				return p, serr
+	var drift []string
+	for row, name := range names {
+		var ref uint64
+		for hi := range n {
+			if !s.HSMs[hi].Reachable {
+				continue
 			}
-			if loginErr == nil {
-				loginErr = keep.error
+			d := digests[row*n+hi]
+			if d == 0 || (ref != 0 && d != ref) {
+				drift = append(drift, name)
+				break
 			}
+			ref = d
+		}
+	}
+	if len(drift) == 0 {
+		return s, nil
+	}
+	for hi := range s.HSMs {
+		v := &s.HSMs[hi]
+		if !v.Reachable {
 			continue
 		}
-		if loginErr != nil {
-			continue
-		}
+		err := tx.View(v.ID, func(h *state.HSMTx) error {
+			for _, name := range drift {
+				u, err := h.User(name)
+				if err != nil {
+					return err
+				}
+				if u != nil {
+					v.Users = append(v.Users, syncUser(u))
+					continue
+				}
+				d, err := h.Tombstone(name)
+				if err != nil {
+					return err
+				}
+				if d != nil {
+					v.Deleted = append(v.Deleted, syncTombstone(d))
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
+			return s, err
 		}
-		return p, c.Policy().Check(p.Role, op)
 	}
-	if loginErr != nil {
-		return Principal{}, loginErr
-	}
-	if firstErr == nil {
-		firstErr = errors.New("no reachable HSM")
-	}
-	return Principal{}, firstErr
+	return s, nil
 }
 
 // SyncStatus compares the user tables of every HSM (get sync status: any
 // logged-in role).
 func (c *Client) SyncStatus(auth Authenticator) (syncdiff.Report, error) {
 	var r syncdiff.Report
-	err := c.simulate(func(cl *state.Cluster) error {
-		s, loaded, err := c.snapshot(cl)
-		if err != nil {
-			return err
-		}
-		if _, err := c.authorize(cl, loaded, auth, policy.SyncStatus); err != nil {
-			return err
-		}
-		r = syncdiff.Diff(s)
-		return nil
-	})
+	_, err := c.run(op{name: "sync-status", scope: scopeCluster, perm: policy.SyncStatus, auth: auth,
+		whole: func(tx *Tx, _ Principal) error {
+			s, err := c.snapshot(tx)
+			if err != nil {
+				return err
+			}
+			r = syncdiff.Diff(s)
+			return nil
+		}})
 	return r, err
 }
 
@@ -139,8 +158,13 @@ func (e *UndecidedError) Hint() string {
 	return "decide by hand (hsm-sync plan explains why), or pass --skip USER for each to repair the rest"
 }
 
-func hasUnlockedAdmin(h *state.HSM) bool {
-	return slices.ContainsFunc(h.Users, func(u state.User) bool { return policy.Role(u.Role) == policy.Admin && !locked(&u) })
+func hasUnlockedAdmin(h *state.HSMTx) (bool, error) {
+	found := false
+	err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
+		found = found || !locked(u)
+		return nil
+	})
+	return found, err
 }
 
 // skipKeepsWeakRecord refuses to raise the quorum policy of a weak HSM
@@ -168,161 +192,196 @@ func skipKeepsWeakRecord(r syncdiff.Report, p syncdiff.Plan, skip []string) erro
 	return nil
 }
 
+// guarded is what apply's guards compare with, taken on each HSM before
+// the repair touches it.
+type guarded struct{ runnerAdmin, runnerUnlocked, unlockedAdmin bool }
+
+func takeGuard(h *state.HSMTx, runner string) (guarded, error) {
+	u, err := h.User(runner)
+	if err != nil {
+		return guarded{}, err
+	}
+	ua, err := hasUnlockedAdmin(h)
+	return guarded{
+		runnerAdmin:    u != nil && policy.Role(u.Role) == policy.Admin,
+		runnerUnlocked: u != nil && !locked(u),
+		unlockedAdmin:  ua,
+	}, err
+}
+
 // Repair diffs, plans and applies under one lock, so what it repairs is
 // what it saw. An admin authorizes; each record is then copied as a masked
 // object (hash included, so no password is needed) by the appliance user,
 // which is what may insert masked objects on the destination. Each HSM is
-// written atomically; the same call again changes nothing.
+// committed atomically; the same call again changes nothing.
 func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syncdiff.Plan, *Result, error) {
 	var (
 		report syncdiff.Report
 		plan   syncdiff.Plan
-		res    = &Result{}
 	)
-	err := c.simulate(func(cl *state.Cluster) error {
-		s, loaded, err := c.snapshot(cl)
-		if err != nil {
-			return err
-		}
-		runner, err := c.authorize(cl, loaded, auth, policy.SyncUsers)
-		if err != nil {
-			return err
-		}
-		if err := c.Policy().Check(policy.Appliance, policy.MaskedObjects); err != nil {
-			return err
-		}
-		report = syncdiff.Diff(s)
-		plan = report.Plan()
-		var undecided []string
-		for _, sk := range plan.Skipped {
-			if sk.Decision == syncdiff.DecisionUndecidable && !slices.Contains(skip, sk.User) {
-				undecided = append(undecided, sk.User)
+	res, err := c.run(op{name: "repair", scope: scopeCluster, perm: policy.SyncUsers, auth: auth, write: true,
+		whole: func(tx *Tx, runner Principal) error {
+			if err := tx.check(Principal{User: "app_user", Role: policy.Appliance}, policy.MaskedObjects); err != nil {
+				return err
 			}
-		}
-		if len(undecided) > 0 {
-			return &UndecidedError{Users: undecided}
-		}
-		if err := skipKeepsWeakRecord(report, plan, skip); err != nil {
-			return err
-		}
-		changed := map[string]bool{}
-		// What the guards below compare with, taken before any action.
-		type guarded struct{ runnerAdmin, runnerUnlocked, unlockedAdmin bool }
-		before := map[string]guarded{}
-		for id, h := range loaded {
-			u := findUser(h, runner.User)
-			before[id] = guarded{
-				runnerAdmin:    u != nil && policy.Role(u.Role) == policy.Admin,
-				runnerUnlocked: u != nil && !locked(u),
-				unlockedAdmin:  hasUnlockedAdmin(h),
+			s, err := c.snapshot(tx)
+			if err != nil {
+				return err
 			}
-		}
-		for _, a := range plan.Actions {
-			if slices.Contains(skip, a.User) {
-				continue
-			}
-			dst := loaded[a.Dst.ID]
-			if dst == nil {
-				return fmt.Errorf("plan targets %s, which is not reachable", a.Dst.ID)
-			}
-			switch a.Kind {
-			case syncdiff.ActionCopy:
-				src := loaded[a.Src.ID]
-				u := findUser(src, a.User)
-				if u == nil {
-					return fmt.Errorf("%s no longer holds %s", a.Src.ID, a.User)
+			report = syncdiff.Diff(s)
+			plan = report.Plan()
+			var undecided []string
+			for _, sk := range plan.Skipped {
+				if sk.Decision == syncdiff.DecisionUndecidable && !slices.Contains(skip, sk.User) {
+					undecided = append(undecided, sk.User)
 				}
-				rec := *u
-				dst.Users = slices.DeleteFunc(dst.Users, func(x state.User) bool { return x.Name == a.User })
-				if slices.ContainsFunc(dst.Users, func(x state.User) bool { return x.ID == rec.ID }) {
-					dst.NextUserID++
-					rec.ID = dst.NextUserID
-				} else if rec.ID > dst.NextUserID {
-					dst.NextUserID = rec.ID
+			}
+			if len(undecided) > 0 {
+				return &UndecidedError{Users: undecided}
+			}
+			if err := skipKeepsWeakRecord(report, plan, skip); err != nil {
+				return err
+			}
+			before := map[string]guarded{}
+			open := func(id string) (*state.HSMTx, error) {
+				h, err := tx.HSM(id)
+				if err != nil {
+					return nil, err
 				}
-				dst.Users = append(dst.Users, rec)
-				slices.SortStableFunc(dst.Users, func(a, b state.User) int { return a.ID - b.ID })
-				dst.Deleted = slices.DeleteFunc(dst.Deleted, func(d state.Tombstone) bool { return d.Name == a.User })
-			case syncdiff.ActionDelete:
-				if loggedIn(dst, a.User) {
-					return fmt.Errorf("%s is logged in on %s, so it cannot be deleted there; nothing was changed (it must log out, or pass --skip %s)", a.User, dst.ID, a.User)
-				}
-				var tomb *state.Tombstone
-				for _, h := range loaded {
-					for i := range h.Deleted {
-						if h.Deleted[i].Name == a.User && (tomb == nil || h.Deleted[i].Changed.After(tomb.Changed)) {
-							tomb = &h.Deleted[i]
-						}
+				if _, ok := before[id]; !ok {
+					if before[id], err = takeGuard(h, runner.User); err != nil {
+						return nil, err
 					}
 				}
-				dst.Users = slices.DeleteFunc(dst.Users, func(x state.User) bool { return x.Name == a.User })
-				dst.Deleted = slices.DeleteFunc(dst.Deleted, func(d state.Tombstone) bool { return d.Name == a.User })
-				if tomb != nil {
-					dst.Deleted = append(dst.Deleted, *tomb)
+				return h, nil
+			}
+			// The newest deletion record of each user, from the report.
+			tombs := map[string]*syncdiff.Tombstone{}
+			for _, ud := range report.Users {
+				for _, cell := range ud.Cells {
+					if t := cell.Tombstone; t != nil && (tombs[ud.Name] == nil || t.Changed.After(tombs[ud.Name].Changed)) {
+						tombs[ud.Name] = t
+					}
 				}
 			}
-			changed[dst.ID] = true
-		}
-		if d := plan.Policy; d != nil {
-			for _, id := range d.HSMs {
-				h := loaded[id]
-				h.Quorum.Values = map[string]int{ServiceUser: d.Want.User, ServiceQuorum: d.Want.Quorum}
-				h.Quorum.Generated, h.Quorum.Approved = d.Want.Generated, d.Want.Approved
-				changed[id] = true
+			for _, a := range plan.Actions {
+				if slices.Contains(skip, a.User) {
+					continue
+				}
+				if c.hsmInfo(tx.Cluster, a.Dst.ID) == nil {
+					return fmt.Errorf("plan targets %s, which is not reachable", a.Dst.ID)
+				}
+				switch a.Kind {
+				case syncdiff.ActionCopy:
+					var rec *state.User
+					if err := tx.View(a.Src.ID, func(h *state.HSMTx) error {
+						var err error
+						rec, err = h.User(a.User)
+						return err
+					}); err != nil {
+						return err
+					}
+					if rec == nil {
+						return fmt.Errorf("%s no longer holds %s", a.Src.ID, a.User)
+					}
+					dst, err := open(a.Dst.ID)
+					if err != nil {
+						return err
+					}
+					if rec.ID > dst.Meta.NextUserID {
+						dst.Meta.NextUserID = rec.ID
+					}
+					if err := dst.PutUser(rec); err != nil {
+						return err
+					}
+					if err := dst.DeleteTombstone(a.User); err != nil {
+						return err
+					}
+				case syncdiff.ActionDelete:
+					dst, err := open(a.Dst.ID)
+					if err != nil {
+						return err
+					}
+					if in, err := loggedIn(dst, a.User); err != nil {
+						return err
+					} else if in {
+						return fmt.Errorf("%s is logged in on %s, so it cannot be deleted there; nothing was changed (it must log out, or pass --skip %s)", a.User, dst.ID(), a.User)
+					}
+					if err := dst.DeleteUser(a.User); err != nil {
+						return err
+					}
+					if t := tombs[a.User]; t != nil {
+						err = dst.PutTombstone(&state.Tombstone{Name: t.Name, Role: t.Role, Changed: t.Changed, Seq: t.Seq, Op: t.Op, DeletedOp: t.DeletedOp})
+					} else {
+						err = dst.DeleteTombstone(a.User)
+					}
+					if err != nil {
+						return err
+					}
+				}
 			}
-		}
-		// What any user command must keep, a repair must keep too: it
-		// copies the records hsm-sync diff chose, which may lack the admins.
-		const hint = "nothing was changed; keep them with --skip USER, or repair by hand (hsm-sync plan)"
-		for _, info := range cl.HSMs {
-			h := loaded[info.ID]
-			if !changed[info.ID] {
-				continue
+			if d := plan.Policy; d != nil {
+				for _, id := range d.HSMs {
+					h, err := open(id)
+					if err != nil {
+						return err
+					}
+					h.Meta.Quorum.Values = map[string]int{ServiceUser: d.Want.User, ServiceQuorum: d.Want.Quorum}
+					h.Meta.Quorum.Generated, h.Meta.Quorum.Approved = d.Want.Generated, d.Want.Approved
+				}
 			}
-			if countRole(h, policy.Admin) == 0 {
-				return fmt.Errorf("the repair would leave %s without an admin; %s", info.ID, hint)
+			// What any user command must keep, a repair must keep too: it
+			// copies the records hsm-sync diff chose, which may lack the admins.
+			const hint = "nothing was changed; keep them with --skip USER, or repair by hand (hsm-sync plan)"
+			for _, info := range tx.Cluster.HSMs {
+				b, changed := before[info.ID]
+				if !changed {
+					continue
+				}
+				h, _ := tx.HSM(info.ID)
+				admins, err := countRole(h, policy.Admin)
+				if err != nil {
+					return err
+				}
+				if admins == 0 {
+					return fmt.Errorf("the repair would leave %s without an admin; %s", info.ID, hint)
+				}
+				u, err := h.User(runner.User)
+				if err != nil {
+					return err
+				}
+				if b.runnerAdmin && (u == nil || policy.Role(u.Role) != policy.Admin) {
+					return fmt.Errorf("the repair would delete or demote %s, the admin running it, on %s; %s", runner.User, info.ID, hint)
+				}
+				// The strictest lock state spreads; it must not lock out the
+				// admins who could unlock it.
+				if b.runnerUnlocked && u != nil && locked(u) {
+					return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or run it as another admin, or reset %s's password first", runner.User, info.ID, hint, runner.User)
+				}
+				ua, err := hasUnlockedAdmin(h)
+				if err != nil {
+					return err
+				}
+				if b.unlockedAdmin && !ua {
+					return fmt.Errorf("the repair would leave %s without an unlocked admin; %s", info.ID, hint)
+				}
+				if err := approversKept(h); err != nil {
+					return fmt.Errorf("on %s the repair %w; %s", info.ID, err, hint)
+				}
 			}
-			u := findUser(h, runner.User)
-			if before[info.ID].runnerAdmin && (u == nil || policy.Role(u.Role) != policy.Admin) {
-				return fmt.Errorf("the repair would delete or demote %s, the admin running it, on %s; %s", runner.User, info.ID, hint)
-			}
-			// The strictest lock state spreads; it must not lock out the
-			// admins who could unlock it.
-			if before[info.ID].runnerUnlocked && u != nil && locked(u) {
-				return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or run it as another admin, or reset %s's password first", runner.User, info.ID, hint, runner.User)
-			}
-			if before[info.ID].unlockedAdmin && !hasUnlockedAdmin(h) {
-				return fmt.Errorf("the repair would leave %s without an unlocked admin; %s", info.ID, hint)
-			}
-			if err := approversKept(h); err != nil {
-				return fmt.Errorf("on %s the repair %w; %s", info.ID, err, hint)
-			}
-		}
-		for _, info := range cl.HSMs {
-			if !changed[info.ID] {
-				continue
-			}
-			o := Outcome{HSM: info.ID, Status: "ok"}
-			if err := c.Store.SaveHSM(loaded[info.ID]); err != nil {
-				o = Outcome{HSM: info.ID, Status: "failed", Err: err}
-			}
-			res.Outcomes = append(res.Outcomes, o)
-		}
-		if res.Partial() {
-			return &PartialError{Result: res}
-		}
-		return nil
-	})
+			return nil
+		}})
+	if res == nil {
+		res = &Result{}
+	}
 	return report, plan, res, err
 }
 
 // ConfigDrift compares the client config with the cluster: HSMs it lacks
 // and HSMs it lists that the cluster has not.
 func (c *Client) ConfigDrift() (missing, unknown []string, err error) {
-	err = c.simulate(func(cl *state.Cluster) error {
-		if err := c.Policy().Check(policy.Unauthenticated, policy.ClusterInfo); err != nil {
-			return err
-		}
+	_, err = c.run(op{name: "config-check", scope: scopeCluster, perm: policy.ClusterInfo, auth: Nobody{}, whole: func(tx *Tx, _ Principal) error {
+		cl := tx.Cluster
 		for _, h := range cl.HSMs {
 			if !c.Config.Lists(h.ID) {
 				missing = append(missing, h.ID)
@@ -334,7 +393,7 @@ func (c *Client) ConfigDrift() (missing, unknown []string, err error) {
 			}
 		}
 		return nil
-	})
+	}})
 	return missing, unknown, err
 }
 

@@ -25,88 +25,139 @@ func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
 		return nil, errors.New("invalid password: choose a password other than the default")
 	}
 	var hash *state.Hash
-	return c.mutate(t, Fixed{User: "admin", Role: policy.Unactivated}, "activate", func(tx *Tx, h *state.HSM) error {
-		u := findUser(h, "admin")
-		if u == nil || policy.Role(u.Role) != policy.Unactivated {
-			return errors.New("the cluster is already activated (no unactivated admin on it)")
-		}
-		if _, err := tx.act(h, policy.ChangeOwnPassword); err != nil {
-			return err
-		}
-		if hash == nil {
-			hash = hashPassword(tx.Cluster, "admin", pw)
-		}
-		u.Hash, u.Role, u.Failures = hash, string(policy.Admin), 0
-		tx.touch(h, u)
-		return nil
-	})
+	return c.run(op{name: "activate", perm: policy.ChangeOwnPassword, auth: unactivatedAdmin{}, target: t, write: true,
+		prepare: func() error { hash = hashPassword(c.Cluster, "admin", pw); return nil },
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			u, err := h.User("admin")
+			if err != nil {
+				return err
+			}
+			u.Hash, u.Role, u.Failures = hash, string(policy.Admin), 0
+			tx.touch(h, u)
+			return h.PutUser(u)
+		}})
 }
 
-// Login verifies the password on each HSM and opens a session there.
+// unactivatedAdmin is the caller of an activation: the unactivated admin
+// with its default password, on an HSM that still holds it.
+type unactivatedAdmin struct{}
+
+func (unactivatedAdmin) On(tx *Tx, h *state.HSMTx) (Principal, error) {
+	u, err := h.User("admin")
+	if err != nil {
+		return Principal{}, err
+	}
+	if u == nil || policy.Role(u.Role) != policy.Unactivated {
+		return Principal{}, errors.New("the cluster is already activated (no unactivated admin on it)")
+	}
+	return Principal{User: "admin"}, nil
+}
+
+// Login verifies the password on each HSM and opens a session there. The
+// "already logged in" check and the session file's write happen under the
+// lock, so logins racing on one session file leave exactly one session.
 func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, pw string) (*SessionFile, *Result, error) {
 	user, err := NormalizeUsername(user)
 	if err != nil {
 		return nil, nil, err
 	}
-	if old, err := LoadSession(sessionPath); err != nil {
-		return nil, nil, err
-	} else if old != nil {
-		return nil, nil, fmt.Errorf("already logged in as %s (%s): hsm-user logout first", old.Username, sessionPath)
-	}
 	sf := &SessionFile{Cluster: c.Cluster.ID, Username: user, Path: sessionPath}
 	var opened []string
-	res, err := c.mutate(t, Nobody{}, "login", func(tx *Tx, h *state.HSM) error {
-		actual, err := tx.checkLogin(h, user, role, pw)
-		if err != nil {
-			return err
-		}
-		if sf.ID == "" {
-			// Unique on the first HSM: a seeded stream repeats an id when
-			// a killed login left the write count where it was.
-			for sf.ID == "" || sessionOpen(h, sf.ID) {
+	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role}, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if old, err := LoadSession(sessionPath); err != nil {
+				return &TroubleError{Err: err}
+			} else if old != nil {
+				return fmt.Errorf("already logged in as %s (%s): hsm-user logout first", old.Username, sessionPath)
+			}
+			if sf.ID == "" {
+				sf.Secret, sf.Created = tx.Rand.Secret(32), tx.Now
+			}
+			ss, err := h.Sessions()
+			if err != nil {
+				return err
+			}
+			for sf.ID == "" || slices.ContainsFunc(ss, func(s state.Session) bool { return s.ID == sf.ID }) {
+				if len(opened) > 0 {
+					return fmt.Errorf("session id %s is already open on %s: log in again", sf.ID, h.ID())
+				}
+				// Unique on the first HSM: a seeded stream repeats an id
+				// when a killed login left the write count where it was.
 				sf.ID = tx.Rand.ID("session-")
 			}
-			sf.Secret, sf.Created = tx.Rand.Secret(32), tx.Now
-		} else if sessionOpen(h, sf.ID) {
-			return fmt.Errorf("session id %s is already open on %s: log in again", sf.ID, h.ID)
-		}
-		sf.Role = string(actual)
-		sum := sha256.Sum256(sf.Secret)
-		h.Sessions = append(h.Sessions, state.Session{ID: sf.ID, SecretHash: sum[:], User: user, Role: sf.Role, Created: tx.Now})
-		opened = append(opened, h.ID)
-		return nil
-	}, func(tx *Tx) error {
-		// The session file first: a login stopped after some HSM writes
-		// must still leave the client a way to end those sessions.
-		if len(opened) == 0 {
-			return nil
-		}
-		sf.HSMs = opened
-		return sf.Save()
-	})
+			sf.Role = string(p.Role)
+			sum := sha256.Sum256(sf.Secret)
+			opened = append(opened, h.ID())
+			return h.PutSession(&state.Session{ID: sf.ID, SecretHash: sum[:], User: user, Role: sf.Role, Created: tx.Now})
+		},
+		beforeCommit: func(tx *Tx) error {
+			// The session file first: a login stopped after some HSM writes
+			// must still leave the client a way to end those sessions.
+			if len(opened) == 0 {
+				return nil
+			}
+			sf.HSMs = opened
+			return sf.Save()
+		}})
 	if sf.HSMs == nil {
 		return nil, res, err
 	}
 	return sf, res, err
 }
 
+// ErrNoSession is a logout that found its session on no HSM: the file is
+// another client's, or its session ended already.
+var ErrNoSession = errors.New("the session is open on none of the HSMs it names (it ended already, or the file is not the one that logged in); nothing was logged out")
+
 // Logout ends the session on the HSMs it reached (and its quorum tokens
 // with it). The session file then lists only the HSMs it could not reach,
 // so a later logout ends it there too (a session left on an HSM would pin
 // its user: a logged-in user cannot be deleted); once none is left, or
 // only HSMs that left the cluster, the file is removed. Open says which
-// HSMs still hold the session.
+// HSMs still hold the session. A logout that ends nothing anywhere is an
+// error and keeps the file.
 func (c *Client) Logout(sf *SessionFile) (res *Result, open []string, err error) {
-	res, err = c.mutate(Targeting{Only: sf.HSMs}, sf, "logout", func(tx *Tx, h *state.HSM) error {
-		// Only the session this file's secret proves: an id alone ends
-		// nobody else's session.
-		n := len(h.Sessions)
-		h.Sessions = slices.DeleteFunc(h.Sessions, func(s state.Session) bool { return sf.owns(s) })
-		if len(h.Sessions) < n {
-			h.Tokens = slices.DeleteFunc(h.Tokens, func(t state.Token) bool { return t.Session == sf.ID })
-		}
-		return nil
-	})
+	ended := 0
+	res, err = c.run(op{name: "logout", perm: policy.Logout, auth: Nobody{}, target: Targeting{Only: sf.HSMs}, write: true,
+		each: func(tx *Tx, h *state.HSMTx, _ Principal) error {
+			if sf.Cluster != tx.Cluster.ID {
+				return fmt.Errorf("the session %s belongs to cluster %s, not %s", sf.Path, sf.Cluster, tx.Cluster.ID)
+			}
+			ss, err := h.Sessions()
+			if err != nil {
+				return err
+			}
+			// Only the session this file's secret proves: an id alone ends
+			// nobody else's session.
+			for _, s := range ss {
+				if !sf.owns(s) {
+					continue
+				}
+				ended++
+				if err := h.DeleteSession(s.ID); err != nil {
+					return err
+				}
+				toks, err := h.Tokens()
+				if err != nil {
+					return err
+				}
+				for _, t := range toks {
+					if t.Session == sf.ID {
+						if err := h.DeleteToken(t.ID); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		},
+		beforeCommit: func(tx *Tx) error {
+			// Every HSM the file names was reached and none held it.
+			if ended == 0 && len(tx.targets) == len(sf.HSMs) {
+				return ErrNoSession
+			}
+			return nil
+		}})
 	var partial *PartialError
 	if err != nil && !errors.As(err, &partial) {
 		return res, nil, err // nothing ended: keep the session file
@@ -152,10 +203,7 @@ type Strategy struct {
 // cluster-coverage "full" or "inconsistent".
 func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 	var out []UserView
-	warnings, err := c.read(func(cl *state.Cluster, hsms []*state.HSM) error {
-		if err := c.Policy().Check(policy.Unauthenticated, policy.ListUsers); err != nil {
-			return err
-		}
+	warnings, err := c.read(auth, policy.ListUsers, func(cl *state.Cluster, hsms []*state.HSMTx) error {
 		type agg struct {
 			first          state.User
 			order, present int
@@ -168,18 +216,22 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 		byEntry := map[entry]*agg{}
 		n := 0
 		for _, h := range hsms {
-			for _, u := range h.Users {
+			err := h.ForEachUser(func(u *state.User) error {
 				k := entry{u.Name, u.Role}
 				a := byEntry[k]
 				if a == nil {
-					a = &agg{first: u, order: n}
+					a = &agg{first: *u, order: n}
 					n++
 					byEntry[k] = a
 				}
 				a.present++
-				if locked(&u) {
+				if locked(u) {
 					a.locked++
 				}
+				return nil
+			})
+			if err != nil {
+				return &TroubleError{Err: err}
 			}
 		}
 		entries := make([]entry, 0, len(byEntry))
@@ -229,31 +281,32 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 	if err != nil {
 		return nil, err
 	}
+	if err := c.Policy().CanAssign(role); err != nil {
+		return nil, err
+	}
 	if err := CheckPassword(pw); err != nil {
 		return nil, err
 	}
 	var hash *state.Hash
-	return c.mutate(t, auth, "create", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.act(h, policy.ManageUsers)
-		if err != nil {
-			return err
-		}
-		if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
-			return err
-		}
-		if findUser(h, user) != nil {
-			return fmt.Errorf("user %s already exists", user)
-		}
-		if hash == nil {
-			hash = hashPassword(tx.Cluster, user, pw)
-		}
-		h.NextUserID++
-		u := state.User{ID: h.NextUserID, Name: user, Role: string(role), Hash: hash}
-		tx.touch(h, &u)
-		h.Users = append(h.Users, u)
-		h.Deleted = slices.DeleteFunc(h.Deleted, func(d state.Tombstone) bool { return d.Name == user })
-		return nil
-	})
+	return c.run(op{name: "create", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
+				return err
+			}
+			if u, err := h.User(user); err != nil {
+				return err
+			} else if u != nil {
+				return fmt.Errorf("user %s already exists", user)
+			}
+			h.Meta.NextUserID++
+			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash}
+			tx.touch(h, u)
+			if err := h.PutUser(u); err != nil {
+				return err
+			}
+			return h.DeleteTombstone(user)
+		}})
 }
 
 // DeleteUser removes a user on every target HSM, leaving a tombstone.
@@ -262,36 +315,47 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 	if err != nil {
 		return nil, err
 	}
-	return c.mutate(t, auth, "delete", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.act(h, policy.ManageUsers)
-		if err != nil {
-			return err
-		}
-		if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
-			return err
-		}
-		u := findUser(h, user)
-		switch {
-		case u == nil:
-			return fmt.Errorf("no user %s", user)
-		case policy.Role(u.Role) == policy.Appliance:
-			return fmt.Errorf("%s is an internal user and cannot be deleted", user)
-		case policy.Role(u.Role) != role:
-			return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
-		case u.Role == string(policy.Admin) && countRole(h, policy.Admin) == 1:
-			return fmt.Errorf("%s is the last admin; create another admin first", user)
-		case loggedIn(h, user):
-			return fmt.Errorf("user %s is logged in; it must log out before it can be deleted", user)
-		}
-		h.Deleted = slices.DeleteFunc(h.Deleted, func(d state.Tombstone) bool { return d.Name == user })
-		h.Deleted = append(h.Deleted, state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Seq + 1, Op: tx.OpID, DeletedOp: u.Op})
-		h.Users = slices.DeleteFunc(h.Users, func(x state.User) bool { return x.Name == user })
-		// h is this operation's copy: a refusal here writes nothing.
-		if err := approversKept(h); err != nil {
-			return fmt.Errorf("deleting %s %w", user, err)
-		}
-		return nil
-	})
+	return c.run(op{name: "delete", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
+				return err
+			}
+			u, err := h.User(user)
+			if err != nil {
+				return err
+			}
+			admins, err := countRole(h, policy.Admin)
+			if err != nil {
+				return err
+			}
+			in, err := loggedIn(h, user)
+			if err != nil {
+				return err
+			}
+			switch {
+			case u == nil:
+				return fmt.Errorf("no user %s", user)
+			case policy.Role(u.Role) == policy.Appliance:
+				return fmt.Errorf("%s is an internal user and cannot be deleted", user)
+			case policy.Role(u.Role) != role:
+				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
+			case u.Role == string(policy.Admin) && admins == 1:
+				return fmt.Errorf("%s is the last admin; create another admin first", user)
+			case in:
+				return fmt.Errorf("user %s is logged in; it must log out before it can be deleted", user)
+			}
+			if err := h.PutTombstone(&state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Meta.Seq + 1, Op: tx.OpID, DeletedOp: u.Op}); err != nil {
+				return err
+			}
+			if err := h.DeleteUser(user); err != nil {
+				return err
+			}
+			// This transaction is rolled back on a refusal: nothing is written.
+			if err := approversKept(h); err != nil {
+				return fmt.Errorf("deleting %s %w", user, err)
+			}
+			return nil
+		}})
 }
 
 // ChangePassword sets a user's password: one's own, or, as an admin,
@@ -304,73 +368,78 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 	if err := CheckPassword(pw); err != nil {
 		return nil, err
 	}
+	self := func(p Principal) bool { return p.User == user && p.Role != policy.Unauthenticated }
 	var hash *state.Hash
-	return c.mutate(t, auth, "change-password", func(tx *Tx, h *state.HSM) error {
-		p, err := tx.auth.On(tx, h)
-		if err != nil {
-			return err
-		}
-		self := p.User == user && p.Role != policy.Unauthenticated
-		if self {
-			err = tx.c.Policy().Check(p.Role, policy.ChangeOwnPassword)
-		} else {
-			err = tx.c.Policy().Check(p.Role, policy.ChangeAnyPassword)
-		}
-		if err != nil {
-			return err
-		}
-		u := findUser(h, user)
-		switch {
-		case u == nil:
-			return fmt.Errorf("no user %s", user)
-		case policy.Role(u.Role) == policy.Appliance && !self:
-			return fmt.Errorf("%s is an internal user; its password is not yours to change", user)
-		case policy.Role(u.Role) != role && !(self && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
-			return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
-		case !self && loggedIn(h, user):
-			return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
-		}
-		if !self {
-			if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
+	return c.run(op{name: "change-password", auth: auth, target: t, write: true,
+		permFor: func(p Principal) policy.Op {
+			if self(p) {
+				return policy.ChangeOwnPassword
+			}
+			return policy.ChangeAnyPassword
+		},
+		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			u, err := h.User(user)
+			if err != nil {
 				return err
 			}
-		}
-		if hash == nil {
-			hash = hashPassword(tx.Cluster, user, pw)
-		}
-		u.Hash, u.Failures = hash, 0
-		if policy.Role(u.Role) == policy.Unactivated {
-			u.Role = string(policy.Admin) // activation
-		}
-		tx.touch(h, u)
-		return nil
-	})
+			if u == nil {
+				return fmt.Errorf("no user %s", user)
+			}
+			in, err := loggedIn(h, user)
+			if err != nil {
+				return err
+			}
+			switch {
+			case policy.Role(u.Role) == policy.Appliance && !self(p):
+				return fmt.Errorf("%s is an internal user; its password is not yours to change", user)
+			case policy.Role(u.Role) != role && !(self(p) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
+				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
+			case !self(p) && in:
+				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
+			}
+			if !self(p) {
+				if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
+					return err
+				}
+			}
+			u.Hash, u.Failures = hash, 0
+			if policy.Role(u.Role) == policy.Unactivated {
+				u.Role = string(policy.Admin) // activation
+			}
+			tx.touch(h, u)
+			return h.PutUser(u)
+		}})
 }
 
 // canApprove says whether u may sign quorum approvals: an admin with a
 // registered quorum key.
-func canApprove(u state.User) bool {
+func canApprove(u *state.User) bool {
 	return u.QuorumKey != nil && policy.Role(u.Role) == policy.Admin
 }
 
-func keyHolders(h *state.HSM) int {
+func keyHolders(h *state.HSMTx) (int, error) {
 	n := 0
-	for _, u := range h.Users {
+	err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
 		if canApprove(u) {
 			n++
 		}
-	}
-	return n
+		return nil
+	})
+	return n, err
 }
 
 // approversKept refuses a state in which some service's quorum value is
 // above the admins who could approve it: nobody could ever approve that
 // service again, and with the quorum service itself the cluster's policy
 // is locked for good.
-func approversKept(h *state.HSM) error {
-	holders := keyHolders(h)
+func approversKept(h *state.HSMTx) error {
+	holders, err := keyHolders(h)
+	if err != nil {
+		return err
+	}
 	for _, svc := range []string{ServiceUser, ServiceQuorum} {
-		if v := h.Quorum.Values[svc]; v > 1 && holders < v {
+		if v := h.Meta.Quorum.Values[svc]; v > 1 && holders < v {
 			return fmt.Errorf("would leave %d admin(s) with a registered quorum key, fewer than the %s service's quorum value %d: nobody could approve it again; lower it first (hsm-quorum set-value --service %s --value N)",
 				holders, svc, v, svc)
 		}
@@ -378,12 +447,8 @@ func approversKept(h *state.HSM) error {
 	return nil
 }
 
-func countRole(h *state.HSM, r policy.Role) int {
+func countRole(h *state.HSMTx, r policy.Role) (int, error) {
 	n := 0
-	for _, u := range h.Users {
-		if policy.Role(u.Role) == r {
-			n++
-		}
-	}
-	return n
+	err := h.UsersWithRole(string(r), func(*state.User) error { n++; return nil })
+	return n, err
 }

@@ -18,6 +18,9 @@ const (
 	Appliance       Role = "internal(APPLIANCE_USER)" // AU, the user app_user
 	Unactivated     Role = "unactivated-admin"        // PRECO
 	Unauthenticated Role = "unauthenticated"
+	// Account is the AWS account that owns the cluster, outside every HSM:
+	// hsm-sim's caller, which creates, removes, stops and starts HSMs.
+	Account Role = "aws-account"
 )
 
 // Op is an operation the permission table rules on.
@@ -46,6 +49,20 @@ const (
 	// Repairing a user table copies a user as a masked object; because it
 	// changes the users of an HSM, hsmkit also requires an admin.
 	SyncUsers Op = "synchronise users between HSMs"
+
+	// The cluster's own life, which the AWS account controls (CloudHSM's
+	// CreateCluster, CreateHsm, DeleteHsm; stop and start and the clock
+	// are the simulator's). No HSM user may do these.
+	InitCluster  Op = "create a cluster"
+	AddHSM       Op = "add an HSM"
+	RemoveHSM    Op = "remove an HSM"
+	Reachability Op = "stop or start an HSM"
+	SetClock     Op = "set the simulated clock"
+	DumpState    Op = "dump an HSM's records"
+
+	// Sessions.
+	Login  Op = "log in"
+	Logout Op = "log out (end the session one holds)"
 )
 
 // Table is a permission table: for each operation, the roles allowed.
@@ -53,8 +70,10 @@ type Table struct {
 	Name  string
 	Roles []Role
 	Ops   []Op // in the order the table is shown
-	allow map[Op]map[Role]bool
-	note  map[Op]string
+	// Assignable are the roles a user may be created with.
+	Assignable []Role
+	allow      map[Op]map[Role]bool
+	note       map[Op]string
 }
 
 // Row is one line of a table in data form.
@@ -80,12 +99,14 @@ func NewTable(name string, roles []Role, rows []Row) *Table {
 
 var all = []Role{Admin, CryptoUser, Appliance, Unactivated, Unauthenticated}
 var loggedIn = []Role{Admin, CryptoUser, Appliance, Unactivated}
+var allAndAccount = append(append([]Role{}, all...), Account)
+var account = []Role{Account}
 
 // CloudHSM is seed 000's permission table, plus the unactivated admin's
 // rule from its text and the operations the cloudhsm-cli pages describe.
-var CloudHSM = NewTable("cloudhsm", all, []Row{
-	{ClusterInfo, all, ""},
-	{Zeroize, all, "restrict with the cluster's security group"},
+var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
+	{ClusterInfo, allAndAccount, ""},
+	{Zeroize, allAndAccount, "restrict with the cluster's security group"},
 	{ChangeOwnPassword, loggedIn, "for the unactivated admin this is activation"},
 	{ChangeAnyPassword, []Role{Admin}, ""},
 	{ManageUsers, []Role{Admin}, ""},
@@ -101,7 +122,36 @@ var CloudHSM = NewTable("cloudhsm", all, []Row{
 	{QuorumPolicyWrite, []Role{Admin}, ""},
 	{RegisterQuorumKey, []Role{Admin}, ""},
 	{SyncUsers, []Role{Admin}, ""},
+	{Login, []Role{Admin, CryptoUser, Unactivated}, "the appliance user is internal"},
+	{Logout, all, "the session file's secret is the proof"},
+	{InitCluster, account, ""},
+	{AddHSM, account, ""},
+	{RemoveHSM, account, ""},
+	{Reachability, account, ""},
+	{SetClock, account, "the simulator's own"},
+	{DumpState, account, "hashes are shown as digests"},
 })
+
+func init() { CloudHSM.Assignable = []Role{Admin, CryptoUser} }
+
+// CanAssign refuses a role no user may be created with (the internal
+// appliance user, the unactivated admin, anything unknown).
+func (t *Table) CanAssign(r Role) error {
+	for _, a := range t.Assignable {
+		if a == r {
+			return nil
+		}
+	}
+	return fmt.Errorf("role %q cannot be given to a user (want one of %s)", string(r), roleList(t.Assignable))
+}
+
+func roleList(rs []Role) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, ", ")
+}
 
 // Allowed says whether role may perform op. An operation the table does
 // not name is refused.

@@ -1,12 +1,13 @@
 // Package state keeps a simulated cluster in a directory:
 //
-//	DIR/cluster.json      the cluster: id, KDF cost, HSMs and their basic info
-//	DIR/hsms/<id>.json    one file per HSM: users, sessions, tokens, policy
+//	DIR/cluster.json      the cluster: id, KDF cost, clock, HSMs and their basic info
+//	DIR/hsms/<id>.db      one bbolt database per HSM: users, sessions, tokens, policy
 //	DIR/.lock             the sidecar lock every writer holds
 //
-// Each file is replaced atomically and durably (temp file, fsync, rename,
-// fsync of the directory), so a crash at any instant leaves every HSM
-// readable and valid. Files are 0600, directories 0700.
+// cluster.json is replaced atomically and durably (temp file, fsync,
+// rename, fsync of the directory); an HSM's database commits each
+// transaction atomically and durably (hsmdb.go). A crash at any instant
+// leaves every HSM readable and valid. Files are 0600, directories 0700.
 package state
 
 import (
@@ -86,13 +87,12 @@ func Create(dir string) (*Store, error) {
 	return &Store{Dir: dir}, nil
 }
 
-func (s *Store) clusterPath() string      { return filepath.Join(s.Dir, "cluster.json") }
-func (s *Store) hsmPath(id string) string { return filepath.Join(s.Dir, "hsms", id+".json") }
+func (s *Store) clusterPath() string { return filepath.Join(s.Dir, "cluster.json") }
 
 // Lock takes the sidecar lock, waiting at most wait. The lock file is never
 // renamed over, so the lock stays on one inode; the holder writes who it is
 // into it for the error others see.
-func (s *Store) Lock(wait time.Duration, who string) (unlock func(), err error) {
+func (s *Store) Lock(wait time.Duration, who string, waiting func(string)) (unlock func(), err error) {
 	path := filepath.Join(s.Dir, ".lock")
 	// A symlinked (or otherwise irregular) lock file is refused, not
 	// followed: the holder truncates and writes it.
@@ -117,9 +117,9 @@ func (s *Store) Lock(wait time.Duration, who string) (unlock func(), err error) 
 	return func() { _ = fl.Unlock() }, nil
 }
 
-// tempName is the name renameio gives a temp file: "." + the file's name
-// + a random number.
-var tempName = regexp.MustCompile(`^\.[a-z0-9.-]+\.json-?[0-9]+$`)
+// tempName is the name renameio gives a temp file ("." + the file's name
+// + a random number), or an HSM database being created (CreateHSM).
+var tempName = regexp.MustCompile(`^\.([a-z0-9.-]+\.json-?[0-9]+|[a-z0-9-]+\.db\.new)$`)
 
 // sweepTemp removes temp files that a writer killed before its rename left
 // behind. Only the lock holder writes, so none of them is in use; they hold
@@ -170,36 +170,6 @@ func (s *Store) SaveCluster(c *Cluster) error {
 	return s.write(s.clusterPath(), c)
 }
 
-// LoadHSM reads one HSM's file.
-func (s *Store) LoadHSM(id string) (*HSM, error) {
-	if !hsmIDRe.MatchString(id) {
-		return nil, fmt.Errorf("%q is not an HSM id", id)
-	}
-	var h HSM
-	if err := s.read(s.hsmPath(id), &h); err != nil {
-		return nil, err
-	}
-	if h.ID != id {
-		return nil, fmt.Errorf("%s: holds HSM %q, not %q", s.hsmPath(id), h.ID, id)
-	}
-	return &h, nil
-}
-
-// SaveHSM bumps the HSM's sequence number and writes its file atomically.
-func (s *Store) SaveHSM(h *HSM) error {
-	h.Schema = Schema
-	h.Seq++
-	return s.write(s.hsmPath(h.ID), h)
-}
-
-// RemoveHSM deletes an HSM's file durably.
-func (s *Store) RemoveHSM(id string) error {
-	if err := os.Remove(s.hsmPath(id)); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(s.hsmPath(id)))
-}
-
 // SchemaError is a state file written by another version of hsmkit.
 type SchemaError struct {
 	Path string
@@ -210,21 +180,20 @@ func (e *SchemaError) Error() string {
 	if e.Got > Schema {
 		return fmt.Sprintf("%s: schema version %d is newer than this hsmkit understands (%d): upgrade hsmkit", e.Path, e.Got, Schema)
 	}
+	if e.Got == 1 {
+		return fmt.Sprintf("%s: schema version 1 (one JSON file per HSM) is no longer read; convert the state directory with: hsm-sim migrate --state %s", e.Path, filepath.Dir(e.Path))
+	}
 	return fmt.Sprintf("%s: unknown schema version %d (this hsmkit understands %d)", e.Path, e.Got, Schema)
 }
 
 func (s *Store) read(path string, v any) error {
-	fi, err := os.Lstat(path)
-	if err != nil {
+	if _, err := os.Lstat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) && path == s.clusterPath() {
 			return fmt.Errorf("%s: %w (create it with hsm-sim init)", s.Dir, ErrNoState)
 		}
 		return err
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file (a symlink or device is refused)", path)
-	}
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		return err
 	}

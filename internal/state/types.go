@@ -1,9 +1,12 @@
 package state
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Schema is the version of the state layout this build reads and writes.
-const Schema = 1
+const Schema = 2
 
 // Cluster is cluster.json: what the cluster itself knows.
 type Cluster struct {
@@ -45,7 +48,9 @@ type HSMInfo struct {
 	Joined   time.Time `json:"joined"`
 }
 
-// HSM is hsms/<id>.json: one HSM's users, sessions, tokens and policy.
+// HSM is the whole of one HSM, in memory: what hsm-sim dump shows, what a
+// joining HSM is cloned from. Operations never load it; they read and
+// write single records through an HSMTx.
 type HSM struct {
 	Schema      int         `json:"schema"`
 	ID          string      `json:"id"`
@@ -130,6 +135,35 @@ type Quorum struct {
 	Values    map[string]int `json:"values"`
 	Generated int            `json:"generated_timeout"`
 	Approved  int            `json:"approved_timeout"`
+}
+
+// Clone copies the policy, its map included.
+func (q Quorum) Clone() Quorum {
+	c := q
+	c.Values = make(map[string]int, len(q.Values))
+	for k, v := range q.Values {
+		c.Values[k] = v
+	}
+	return c
+}
+
+// Check refuses a policy no HSM could hold: a state file is outside input.
+func (q Quorum) Check() error {
+	for _, svc := range []string{"user", "quorum"} {
+		v, ok := q.Values[svc]
+		if !ok || v < 1 || v > 8 {
+			return fmt.Errorf("quorum value of the %s service is %d; want 1 to 8", svc, v)
+		}
+	}
+	for k := range q.Values {
+		if k != "user" && k != "quorum" {
+			return fmt.Errorf("quorum value for unknown service %q", k)
+		}
+	}
+	if q.Generated < 1 || q.Generated > 86400 || q.Approved < 1 || q.Approved > 86400 {
+		return fmt.Errorf("token timeouts %d/%d s; want 1 to 86400", q.Generated, q.Approved)
+	}
+	return nil
 }
 
 // DefaultQuorum is a new HSM's policy: every service off, 600 s timeouts.

@@ -52,6 +52,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				return "zeroized " + id, cl.Zeroize(hsm.Nobody{}, id)
 			})},
 			{Name: "list", Usage: "show the cluster's HSMs (basic cluster info)", Action: func(c *ucli.Context) error { return list(c, env) }},
+			dumpCommand(env),
+			migrateCommand(env),
 		},
 	}
 	return cli.Run(app, env, args)

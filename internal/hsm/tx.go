@@ -1,0 +1,528 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hsmkit/hsmkit/internal/policy"
+	"github.com/hsmkit/hsmkit/internal/state"
+)
+
+// The one transaction path (docs/design.md, "The engine"). Every state
+// change — a user or quorum operation, a simulator command, a repair —
+// and every read is an op handed to Client.run, which:
+//
+//  1. does the slow work that needs no lock (password hashing and
+//     verification, op.prepare and the authenticator's own);
+//  2. takes the state lock and reads the cluster as it is now;
+//  3. opens a transaction on each HSM the op acts on;
+//  4. on each, resolves the caller from that HSM's current records and
+//     asks the permission table about op.perm: the gate, which no op can
+//     skip because ops never see an HSM before it has passed;
+//  5. runs the op (each, then whole), then commits every HSM it changed,
+//     each atomically and durably, and the cluster record if it changed.
+//
+// Nothing else writes state.
+
+// scope says what an op acts on.
+type scope int
+
+const (
+	scopeTargets scope = iota // the HSMs the client config and Targeting pick
+	scopeCluster              // the cluster as a whole (simulator, sync, reads)
+)
+
+type op struct {
+	name  string // what it is, for the seeded random stream
+	scope scope
+	perm  policy.Op
+	// permFor picks the permission when it depends on who acts (one's own
+	// password or another's).
+	permFor func(p Principal) policy.Op
+	auth    Authenticator
+	target  Targeting
+	write   bool
+
+	// prepare runs before the lock is taken: the KDF belongs here.
+	prepare func() error
+	// each runs on every target HSM, after the gate let the caller in.
+	each func(tx *Tx, h *state.HSMTx, p Principal) error
+	// whole runs once, after each, with the caller the gate let in.
+	whole func(tx *Tx, p Principal) error
+	// beforeCommit runs once every HSM said yes, before anything is
+	// committed (files outside the state that must exist first).
+	beforeCommit func(tx *Tx) error
+	// afterCommit runs once everything is committed (removing what the
+	// committed cluster record no longer names).
+	afterCommit func(tx *Tx) error
+}
+
+// Tx is one operation in progress: the lock is held, the cluster read.
+type Tx struct {
+	c       *Client
+	Cluster *state.Cluster
+	Now     time.Time
+	Rand    *Rand
+	OpID    string
+	auth    Authenticator
+	targets []string // the HSMs a scopeTargets op acts on
+
+	open         map[string]*state.HSMTx // HSM transactions, committed at the end
+	order        []string                // in the order they were opened
+	clusterDirty bool
+	pw           pwCache
+}
+
+// HSM opens (once) a write transaction on an HSM for a scopeCluster op;
+// it is committed with the op.
+func (tx *Tx) HSM(id string) (*state.HSMTx, error) {
+	if h := tx.open[id]; h != nil {
+		return h, nil
+	}
+	h, err := tx.c.Store.Begin(id, true)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	tx.open[id] = h
+	tx.order = append(tx.order, id)
+	return h, nil
+}
+
+// View reads one HSM in a transaction of its own, closed when fn returns:
+// a scan of many HSMs holds one at a time.
+func (tx *Tx) View(id string, fn func(h *state.HSMTx) error) error {
+	if h := tx.open[id]; h != nil {
+		return fn(h)
+	}
+	h, err := tx.c.Store.Begin(id, false)
+	if err != nil {
+		return &TroubleError{Err: err}
+	}
+	defer h.Rollback()
+	return fn(h)
+}
+
+// ClusterChanged marks the cluster record for writing at commit.
+func (tx *Tx) ClusterChanged() { tx.clusterDirty = true }
+
+func (tx *Tx) rollback() {
+	for _, id := range tx.order {
+		tx.open[id].Rollback()
+	}
+}
+
+// gate resolves who acts on h and asks the permission table.
+func (tx *Tx) gate(h *state.HSMTx, o *op) (Principal, error) {
+	p, err := tx.resolve(h)
+	if err != nil {
+		return p, err
+	}
+	return p, tx.check(p, o.permOf(p))
+}
+
+func (o *op) permOf(p Principal) policy.Op {
+	if o.permFor != nil {
+		return o.permFor(p)
+	}
+	return o.perm
+}
+
+// resolve asks the authenticator who acts, then takes the role and lock
+// state from h's current record of that user, never from what a session
+// remembered: a user deleted, demoted or locked since it logged in keeps
+// nothing it no longer has.
+func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) {
+	p, err := tx.auth.On(tx, h)
+	if err != nil || p.User == "" {
+		return p, err
+	}
+	u, err := h.User(p.User)
+	if err != nil {
+		return Principal{}, &TroubleError{Err: err}
+	}
+	if u == nil {
+		return Principal{}, fmt.Errorf("user %s no longer exists on %s: its session grants nothing there (hsm-user logout)", p.User, h.ID())
+	}
+	p.Role, p.Locked = policy.Role(u.Role), locked(u)
+	return p, nil
+}
+
+// check asks the permission table; a locked user may do only what needs
+// no login at all.
+func (tx *Tx) check(p Principal, perm policy.Op) error {
+	if p.Locked && !tx.c.Policy().Allowed(policy.Unauthenticated, perm) {
+		return &LockedError{User: p.User, Role: p.Role}
+	}
+	return tx.c.Policy().Check(p.Role, perm)
+}
+
+// LockedError refuses a locked user everything a login is needed for.
+type LockedError struct {
+	User string
+	Role policy.Role
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, MaxFailures, e.User, e.Role)
+}
+
+// run is the one transaction path.
+func (c *Client) run(o op) (*Result, error) {
+	if o.prepare != nil {
+		if err := o.prepare(); err != nil {
+			return nil, err
+		}
+	}
+	var pw pwCache
+	if pre, ok := o.auth.(preverifier); ok {
+		var err error
+		if pw, err = pre.preverify(c); err != nil {
+			return nil, err
+		}
+	}
+	cl, unlock, err := c.lockCluster()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	tx := &Tx{c: c, Cluster: cl, Now: c.now(cl), auth: o.auth, open: map[string]*state.HSMTx{}, pw: pw}
+	defer tx.rollback()
+	if tx.Rand, err = c.opRand(cl, o.name); err != nil {
+		return nil, err
+	}
+	tx.OpID = tx.Rand.ID("op-")
+	if o.scope == scopeCluster {
+		return nil, c.runCluster(tx, &o)
+	}
+	return c.runTargets(tx, &o)
+}
+
+// runCluster runs an op on the cluster as a whole. The caller is resolved
+// on the first reachable HSM that knows it.
+func (c *Client) runCluster(tx *Tx, o *op) error {
+	p, err := c.resolveOnCluster(tx, o)
+	_, isPIN := o.auth.(*PIN)
+	if err != nil && !isPIN && !isTrouble(err) && tx.c.Policy().Allowed(policy.Unauthenticated, o.permOf(Principal{})) {
+		// What needs no login is not refused for a session that no
+		// longer holds (a failed one-shot login still is).
+		p, err = Nobody{}.principal(), nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.check(p, o.permOf(p)); err != nil {
+		return err
+	}
+	if err := o.whole(tx, p); err != nil {
+		return err
+	}
+	if o.beforeCommit != nil {
+		if err := o.beforeCommit(tx); err != nil {
+			return err
+		}
+	}
+	res := &Result{}
+	for _, id := range tx.order {
+		if !o.write {
+			tx.open[id].Rollback()
+			continue
+		}
+		oc := Outcome{HSM: id, Status: "ok"}
+		if err := tx.open[id].Commit(); err != nil {
+			oc = Outcome{HSM: id, Status: "failed", Err: err}
+		}
+		res.Outcomes = append(res.Outcomes, oc)
+	}
+	if tx.clusterDirty && !res.Partial() {
+		if err := c.Store.SaveCluster(tx.Cluster); err != nil {
+			return &TroubleError{Err: err}
+		}
+		if o.afterCommit != nil {
+			if err := o.afterCommit(tx); err != nil {
+				return err
+			}
+		}
+	}
+	if res.Partial() {
+		return &PartialError{Result: res}
+	}
+	return nil
+}
+
+// resolveOnCluster finds who acts for a cluster-wide op. Principals that
+// need no HSM (nobody, the AWS account) are taken as they are. A login is
+// checked on every reachable HSM in cluster order and the first that
+// knows the caller decides; a failed one-shot login counts on every
+// reachable HSM, as hsm-user's logins do (counting it on one alone would
+// make the very lock drift hsm-sync reports), and is committed at once,
+// whatever becomes of the op.
+func (c *Client) resolveOnCluster(tx *Tx, o *op) (Principal, error) {
+	if fp, ok := o.auth.(fixedPrincipal); ok {
+		return fp.principal(), nil
+	}
+	var firstErr, loginErr error
+	for _, info := range tx.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		h, err := c.Store.Begin(info.ID, true)
+		if err != nil {
+			return Principal{}, &TroubleError{Err: err}
+		}
+		p, err := tx.resolve(h)
+		var keep keepErr
+		if errors.As(err, &keep) {
+			if cerr := h.Commit(); cerr != nil {
+				return Principal{}, cerr
+			}
+			if loginErr == nil {
+				loginErr = keep.error
+			}
+			continue
+		}
+		h.Rollback()
+		if loginErr != nil {
+			continue
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		return p, nil
+	}
+	if loginErr != nil {
+		return Principal{}, loginErr
+	}
+	if firstErr == nil {
+		return Principal{}, trouble("hsm-sim start ID", "no reachable HSM in cluster %s", tx.Cluster.ID)
+	}
+	return Principal{}, firstErr
+}
+
+// runTargets runs an op on each target HSM. Unless partial, it commits
+// nothing when the op fails on any HSM (but keeps what the op asked to
+// keep, such as login failure counts).
+func (c *Client) runTargets(tx *Tx, o *op) (*Result, error) {
+	targets, skipped, err := c.planTargets(tx.Cluster, o.target)
+	if err != nil {
+		return nil, err
+	}
+	tx.targets = targets
+	hsms := make([]*state.HSMTx, len(targets))
+	for i, id := range targets {
+		if hsms[i], err = tx.HSM(id); err != nil {
+			return nil, err
+		}
+	}
+	errs := make([]error, len(hsms))
+	failed := false
+	for i, h := range hsms {
+		p, err := tx.gate(h, o)
+		if err == nil {
+			err = o.each(tx, h, p)
+		}
+		if errs[i] = err; err != nil {
+			failed = true
+		}
+	}
+	if (!failed || o.target.AllowPartial) && o.beforeCommit != nil {
+		if err := o.beforeCommit(tx); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{}
+	for i, h := range hsms {
+		var keep keepErr
+		write := errs[i] == nil && (!failed || o.target.AllowPartial)
+		if errs[i] != nil && errors.As(errs[i], &keep) {
+			write = true
+		}
+		if write && o.write {
+			if err := h.Commit(); err != nil && errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		oc := Outcome{HSM: h.ID(), Status: "ok"}
+		if errs[i] != nil {
+			oc = Outcome{HSM: h.ID(), Status: "failed", Err: errs[i]}
+		} else if !write {
+			oc = Outcome{HSM: h.ID(), Status: "not written", Err: errors.New("another HSM refused")}
+		}
+		res.Outcomes = append(res.Outcomes, oc)
+	}
+	res.Outcomes = append(res.Outcomes, skipped...)
+	if failed && !o.target.AllowPartial {
+		return res, combine(targets, errs)
+	}
+	if res.Partial() {
+		return res, &PartialError{Result: res}
+	}
+	return res, nil
+}
+
+// opRand is the operation's random stream. A seeded cluster keys it by
+// the seed and the cluster's write count, which every HSM's commit moves
+// on, so the same commands give the same ids.
+func (c *Client) opRand(cl *state.Cluster, purpose string) (*Rand, error) {
+	if cl.Seed == nil {
+		return newRand(nil, 0, purpose), nil
+	}
+	var counter uint64
+	for _, info := range cl.HSMs {
+		err := c.Store.View(info.ID, func(h *state.HSMTx) error {
+			counter += h.Meta.Seq
+			return nil
+		})
+		if err != nil {
+			return nil, &TroubleError{Err: err}
+		}
+	}
+	return newRand(cl.Seed, counter, purpose), nil
+}
+
+// lockCluster takes the state lock and reads the cluster as it is now.
+func (c *Client) lockCluster() (*state.Cluster, func(), error) {
+	unlock, err := c.Store.Lock(c.opts.LockWait, c.opts.Who, c.opts.Waiting)
+	if err != nil {
+		return nil, nil, &TroubleError{Err: err, Fix: "retry when the other command is done; HSM_LOCK_TIMEOUT sets the wait"}
+	}
+	cl, err := c.Store.LoadCluster()
+	if err != nil {
+		unlock()
+		return nil, nil, &TroubleError{Err: err}
+	}
+	c.Cluster = cl
+	return cl, unlock, nil
+}
+
+func isTrouble(err error) bool {
+	var t *TroubleError
+	return errors.As(err, &t)
+}
+
+// keepErr marks an error after which the HSM's changes must still be
+// written: a failed login counts toward lockout.
+type keepErr struct{ error }
+
+func (e keepErr) Unwrap() error { return e.error }
+
+// combine reports per-HSM errors: one message when every HSM said the same.
+func combine(ids []string, errs []error) error {
+	var first error
+	same := true
+	for _, e := range errs {
+		if e == nil {
+			same = false
+			continue
+		}
+		if first == nil {
+			first = e
+		} else if e.Error() != first.Error() {
+			same = false
+		}
+	}
+	if same {
+		var keep keepErr
+		if errors.As(first, &keep) {
+			return keep.error
+		}
+		return first
+	}
+	var parts []string
+	someOK := false
+	for i, e := range errs {
+		if e != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", ids[i], e))
+		} else {
+			someOK = true
+		}
+	}
+	if !someOK {
+		return errors.New(strings.Join(parts, "; "))
+	}
+	return &DriftError{Msg: strings.Join(parts, "; ")}
+}
+
+// DriftError is a refusal that differs between HSMs: the cluster is out of sync.
+type DriftError struct{ Msg string }
+
+func (e *DriftError) Error() string {
+	return "refused on some HSMs, so nothing was changed: " + e.Msg
+}
+
+// Hint points at the repair.
+func (e *DriftError) Hint() string {
+	return "the HSMs disagree: hsm-sync diff shows the drift; --allow-partial acts where it can"
+}
+
+// reachable lists the running HSMs of the cluster, with warnings for those
+// a read cannot show and for a stale client config.
+func (c *Client) reachable(cl *state.Cluster) (ids, warnings []string, err error) {
+	for _, info := range cl.HSMs {
+		if info.Status != state.Running {
+			warnings = append(warnings, fmt.Sprintf("HSM %s is unreachable; not shown", info.ID))
+			continue
+		}
+		ids = append(ids, info.ID)
+		if !c.Config.Lists(info.ID) {
+			warnings = append(warnings, fmt.Sprintf("the client config %s does not list HSM %s (hsm-sync config --refresh)", c.Config.Path, info.ID))
+		}
+	}
+	for _, ch := range c.Config.HSMs {
+		if c.hsmInfo(cl, ch.ID) == nil {
+			warnings = append(warnings, fmt.Sprintf("the client config %s lists HSM %s, which cluster %s does not have", c.Config.Path, ch.ID, cl.ID))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, warnings, trouble("hsm-sim start ID", "no reachable HSM in cluster %s", cl.ID)
+	}
+	return ids, warnings, nil
+}
+
+func loggedIn(h *state.HSMTx, name string) (bool, error) {
+	ss, err := h.Sessions()
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(ss, func(s state.Session) bool { return s.User == name }), nil
+}
+
+// touch records a user management change on the record.
+func (tx *Tx) touch(h *state.HSMTx, u *state.User) {
+	u.Changed = tx.Now
+	u.Seq = h.Meta.Seq + 1
+	u.Op = tx.OpID
+}
+
+// read runs fn on every reachable HSM of the cluster under the lock, so
+// what it shows is one moment of the cluster.
+func (c *Client) read(auth Authenticator, perm policy.Op, fn func(cl *state.Cluster, hsms []*state.HSMTx) error) (warnings []string, err error) {
+	_, err = c.run(op{name: "read", scope: scopeCluster, perm: perm, auth: auth,
+		whole: func(tx *Tx, _ Principal) error {
+			ids, w, err := c.reachable(tx.Cluster)
+			warnings = w
+			if err != nil {
+				return err
+			}
+			hsms := make([]*state.HSMTx, 0, len(ids))
+			defer func() {
+				for _, h := range hsms {
+					h.Rollback()
+				}
+			}()
+			for _, id := range ids {
+				h, err := c.Store.Begin(id, false)
+				if err != nil {
+					return &TroubleError{Err: err}
+				}
+				hsms = append(hsms, h)
+			}
+			return fn(tx.Cluster, hsms)
+		}})
+	return warnings, err
+}
