@@ -47,14 +47,14 @@ type fixedPrincipal interface{ principal() Principal }
 type Nobody struct{}
 
 func (Nobody) On(*Tx, *state.HSMTx) (Principal, error) { return Nobody{}.principal(), nil }
-func (Nobody) principal() Principal                   { return Principal{Role: policy.Unauthenticated} }
+func (Nobody) principal() Principal                    { return Principal{Role: policy.Unauthenticated} }
 
 // Account is the AWS account that owns the cluster: hsm-sim's caller. It
 // creates, removes, stops and starts HSMs and holds no HSM user.
 type Account struct{}
 
 func (Account) On(*Tx, *state.HSMTx) (Principal, error) { return Account{}.principal(), nil }
-func (Account) principal() Principal                   { return Principal{Role: policy.Account} }
+func (Account) principal() Principal                    { return Principal{Role: policy.Account} }
 
 // Fixed claims a user without proof: for in-process tests of the
 // permission table only. The gate still takes the role from the record.

@@ -23,8 +23,8 @@ type Options struct {
 	LockWait time.Duration
 	// Waiting is told, once, when the lock has been waited for a second.
 	Waiting func(msg string)
-	Who      string // shown to others waiting for the lock
-	Policy   *policy.Table
+	Who     string // shown to others waiting for the lock
+	Policy  *policy.Table
 }
 
 // Client is one client's view of a cluster: its config and the state.
@@ -241,4 +241,3 @@ func (c *Client) planTargets(cl *state.Cluster, t Targeting) (targets []string, 
 	}
 	return targets, nil, nil
 }
-
