@@ -150,9 +150,11 @@ func (c *Client) mustHSM(cl *state.Cluster, id string) (*state.HSMInfo, error) {
 
 // AddHSM adds an HSM cloned from an active peer. The client config is left
 // as it is: a real client's config does not learn of the newcomer either.
-func (c *Client) AddHSM(az string) (state.HSMInfo, error) {
+func (c *Client) AddHSM(az string) (state.HSMInfo, error) { return c.addHSM(Account{}, az) }
+
+func (c *Client) addHSM(auth Authenticator, az string) (state.HSMInfo, error) {
 	var info state.HSMInfo
-	_, err := c.run(op{name: "add-hsm", scope: scopeCluster, perm: policy.AddHSM, auth: Account{}, write: true,
+	_, err := c.run(op{name: "add-hsm", scope: scopeCluster, perm: policy.AddHSM, auth: auth, write: true,
 		whole: func(tx *Tx, _ Principal) error {
 			cl := tx.Cluster
 			if len(cl.HSMs) >= MaxHSMs {
@@ -218,8 +220,10 @@ func (c *Client) AddHSM(az string) (state.HSMInfo, error) {
 }
 
 // RemoveHSM deletes an HSM from the cluster.
-func (c *Client) RemoveHSM(id string) error {
-	_, err := c.run(op{name: "remove-hsm", scope: scopeCluster, perm: policy.RemoveHSM, auth: Account{}, write: true,
+func (c *Client) RemoveHSM(id string) error { return c.removeHSM(Account{}, id) }
+
+func (c *Client) removeHSM(auth Authenticator, id string) error {
+	_, err := c.run(op{name: "remove-hsm", scope: scopeCluster, perm: policy.RemoveHSM, auth: auth, write: true,
 		whole: func(tx *Tx, _ Principal) error {
 			cl := tx.Cluster
 			if _, err := c.mustHSM(cl, id); err != nil {
@@ -237,8 +241,10 @@ func (c *Client) RemoveHSM(id string) error {
 }
 
 // SetReachable stops (unreachable) or starts an HSM.
-func (c *Client) SetReachable(id string, up bool) error {
-	_, err := c.run(op{name: "reachability", scope: scopeCluster, perm: policy.Reachability, auth: Account{}, write: true,
+func (c *Client) SetReachable(id string, up bool) error { return c.setReachable(Account{}, id, up) }
+
+func (c *Client) setReachable(auth Authenticator, id string, up bool) error {
+	_, err := c.run(op{name: "reachability", scope: scopeCluster, perm: policy.Reachability, auth: auth, write: true,
 		whole: func(tx *Tx, _ Principal) error {
 			h, err := c.mustHSM(tx.Cluster, id)
 			if err != nil {
@@ -315,9 +321,11 @@ func (c *Client) ListHSMs(auth Authenticator) ([]HSMView, error) {
 // Dump reads whole HSMs (all of them, or the one named) for people and
 // golden tests: the AWS account's view of the simulator, with password
 // hashes shown as digests.
-func (c *Client) Dump(id string) ([]*state.HSM, error) {
+func (c *Client) Dump(id string) ([]*state.HSM, error) { return c.dump(Account{}, id) }
+
+func (c *Client) dump(auth Authenticator, id string) ([]*state.HSM, error) {
 	var out []*state.HSM
-	_, err := c.run(op{name: "dump", scope: scopeCluster, perm: policy.DumpState, auth: Account{},
+	_, err := c.run(op{name: "dump", scope: scopeCluster, perm: policy.DumpState, auth: auth,
 		whole: func(tx *Tx, _ Principal) error {
 			for _, info := range tx.Cluster.HSMs {
 				if id != "" && info.ID != id {

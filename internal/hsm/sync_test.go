@@ -39,7 +39,7 @@ func files(t *testing.T, c *Client) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	for _, id := range ids(c) {
-		data, err := os.ReadFile(filepath.Join(c.Config.StateDir(), "hsms", id+".json"))
+		data, err := os.ReadFile(filepath.Join(c.Config.StateDir(), "hsms", id+".db"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,4 +414,13 @@ func TestSyncStatusWrongPINCountsEverywhere(t *testing.T) {
 	if _, err := c.SyncStatus(&PIN{User: "admin", Password: "Admin-pass1", Role: policy.Admin}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func findUser(h *state.HSM, name string) *state.User {
+	for i := range h.Users {
+		if h.Users[i].Name == name {
+			return &h.Users[i]
+		}
+	}
+	return nil
 }

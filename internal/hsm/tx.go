@@ -195,33 +195,36 @@ func (c *Client) run(o op) (*Result, error) {
 	}
 	tx.OpID = tx.Rand.ID("op-")
 	if o.scope == scopeCluster {
-		return nil, c.runCluster(tx, &o)
+		return c.runCluster(tx, &o)
 	}
 	return c.runTargets(tx, &o)
 }
 
 // runCluster runs an op on the cluster as a whole. The caller is resolved
 // on the first reachable HSM that knows it.
-func (c *Client) runCluster(tx *Tx, o *op) error {
-	p, err := c.resolveOnCluster(tx, o)
+func (c *Client) runCluster(tx *Tx, o *op) (*Result, error) {
+	ps, err := c.resolveOnCluster(tx, o)
 	_, isPIN := o.auth.(*PIN)
 	if err != nil && !isPIN && !isTrouble(err) && tx.c.Policy().Allowed(policy.Unauthenticated, o.permOf(Principal{})) {
 		// What needs no login is not refused for a session that no
 		// longer holds (a failed one-shot login still is).
-		p, err = Nobody{}.principal(), nil
+		ps, err = []Principal{Nobody{}.principal()}, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := tx.check(p, o.permOf(p)); err != nil {
-		return err
+	for _, q := range ps {
+		if err := tx.check(q, o.permOf(q)); err != nil {
+			return nil, err
+		}
 	}
+	p := ps[0]
 	if err := o.whole(tx, p); err != nil {
-		return err
+		return nil, err
 	}
 	if o.beforeCommit != nil {
 		if err := o.beforeCommit(tx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	res := &Result{}
@@ -238,45 +241,49 @@ func (c *Client) runCluster(tx *Tx, o *op) error {
 	}
 	if tx.clusterDirty && !res.Partial() {
 		if err := c.Store.SaveCluster(tx.Cluster); err != nil {
-			return &TroubleError{Err: err}
+			return res, &TroubleError{Err: err}
 		}
 		if o.afterCommit != nil {
 			if err := o.afterCommit(tx); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	if res.Partial() {
-		return &PartialError{Result: res}
+		return res, &PartialError{Result: res}
 	}
-	return nil
+	return res, nil
 }
 
 // resolveOnCluster finds who acts for a cluster-wide op. Principals that
 // need no HSM (nobody, the AWS account) are taken as they are. A login is
-// checked on every reachable HSM in cluster order and the first that
-// knows the caller decides; a failed one-shot login counts on every
-// reachable HSM, as hsm-user's logins do (counting it on one alone would
-// make the very lock drift hsm-sync reports), and is committed at once,
-// whatever becomes of the op.
-func (c *Client) resolveOnCluster(tx *Tx, o *op) (Principal, error) {
+// resolved on every reachable HSM that knows it, and the least privilege
+// found wins: a caller locked on one HSM is locked for an op that spans
+// them all, and one whose role differs between HSMs must be allowed in
+// every role it holds (runCluster checks each). A failed one-shot login
+// counts on every reachable HSM, as hsm-user's logins do (counting it on
+// one alone would make the very lock drift hsm-sync reports), and is
+// committed at once, whatever becomes of the op.
+func (c *Client) resolveOnCluster(tx *Tx, o *op) ([]Principal, error) {
 	if fp, ok := o.auth.(fixedPrincipal); ok {
-		return fp.principal(), nil
+		return []Principal{fp.principal()}, nil
 	}
+	_, isPIN := o.auth.(*PIN)
+	var found []Principal
 	var firstErr, loginErr error
 	for _, info := range tx.Cluster.HSMs {
 		if info.Status != state.Running {
 			continue
 		}
-		h, err := c.Store.Begin(info.ID, true)
+		h, err := c.Store.Begin(info.ID, isPIN)
 		if err != nil {
-			return Principal{}, &TroubleError{Err: err}
+			return nil, &TroubleError{Err: err}
 		}
 		p, err := tx.resolve(h)
 		var keep keepErr
 		if errors.As(err, &keep) {
 			if cerr := h.Commit(); cerr != nil {
-				return Principal{}, cerr
+				return nil, cerr
 			}
 			if loginErr == nil {
 				loginErr = keep.error
@@ -284,24 +291,23 @@ func (c *Client) resolveOnCluster(tx *Tx, o *op) (Principal, error) {
 			continue
 		}
 		h.Rollback()
-		if loginErr != nil {
-			continue
-		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		return p, nil
+		found = append(found, p)
 	}
-	if loginErr != nil {
-		return Principal{}, loginErr
+	switch {
+	case loginErr != nil:
+		return nil, loginErr
+	case len(found) > 0:
+		return found, nil
+	case firstErr == nil:
+		return nil, trouble("hsm-sim start ID", "no reachable HSM in cluster %s", tx.Cluster.ID)
 	}
-	if firstErr == nil {
-		return Principal{}, trouble("hsm-sim start ID", "no reachable HSM in cluster %s", tx.Cluster.ID)
-	}
-	return Principal{}, firstErr
+	return nil, firstErr
 }
 
 // runTargets runs an op on each target HSM. Unless partial, it commits

@@ -71,17 +71,17 @@ func TestLockBoundedWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := s.Lock(time.Second, "holder")
+	unlock, err := s.Lock(time.Second, "holder", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Lock(50*time.Millisecond, "waiter")
+	_, err = s.Lock(50*time.Millisecond, "waiter", nil)
 	var le *LockedError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "state is locked by pid") || !strings.Contains(err.Error(), "(holder)") {
 		t.Fatalf("err = %v", err)
 	}
 	unlock()
-	unlock2, err := s.Lock(50*time.Millisecond, "waiter")
+	unlock2, err := s.Lock(50*time.Millisecond, "waiter", nil)
 	if err != nil {
 		t.Fatal("lock not released:", err)
 	}
@@ -111,7 +111,7 @@ func TestLockSweepsStaleTempFiles(t *testing.T) {
 	keep := filepath.Join(dir, "hsms", "notes.txt")
 	os.WriteFile(stale, []byte("{}"), 0o600)
 	os.WriteFile(keep, []byte("x"), 0o600)
-	unlock, err := s.Lock(time.Second, "t")
+	unlock, err := s.Lock(time.Second, "t", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
