@@ -1,8 +1,10 @@
 package hsmkit_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,9 +17,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/rogpeppe/go-internal/testscript"
+	bolt "go.etcd.io/bbolt"
 )
 
 // binaries are the real commands, registered so scenarios run them as
@@ -53,6 +57,7 @@ func TestScripts(t *testing.T) {
 			"samestate":   cmdSamestate,
 			"holdlock":    cmdHoldlock,
 			"releaselock": cmdReleaselock,
+			"setmeta":     cmdSetmeta,
 		},
 	})
 }
@@ -229,3 +234,66 @@ func cmdReleaselock(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 var locks sync.Map // map[*testscript.TestScript]*sync.Map of path to *flock.Flock
+
+// cmdSetmeta rewrites one field of an HSM database's meta record (bucket
+// "meta", key "meta", a JSON object), as a corruption or a newer build
+// would leave it. FIELD is a dotted path into the object (quorum.values.user);
+// JSONVALUE replaces it, or adds it if it is absent (an unknown field):
+//
+//	setmeta st/hsms/hsm-i6dkruvdcbx.db schema 3
+//	setmeta st/hsms/hsm-i6dkruvdcbx.db quorum.values.user 9
+//
+// The file's mode is left as it was.
+func cmdSetmeta(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: setmeta DBFILE FIELD JSONVALUE")
+	}
+	path := ts.MkAbs(args[0])
+	var value any
+	dec := json.NewDecoder(strings.NewReader(args[2]))
+	dec.UseNumber()
+	if err := dec.Decode(&value); err != nil || dec.More() {
+		ts.Fatalf("setmeta: %q is not one JSON value", args[2])
+	}
+	fi, err := os.Lstat(path)
+	ts.Check(err)
+	if !fi.Mode().IsRegular() {
+		ts.Fatalf("setmeta: %s is not a regular file", path)
+	}
+	db, err := bolt.Open(path, fi.Mode().Perm(), &bolt.Options{Timeout: time.Second})
+	ts.Check(err)
+	defer db.Close()
+	ts.Check(db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("meta"))
+		if b == nil {
+			return fmt.Errorf("setmeta: %s has no meta bucket", path)
+		}
+		raw := b.Get([]byte("meta"))
+		if raw == nil {
+			return fmt.Errorf("setmeta: %s has no meta record", path)
+		}
+		var meta map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&meta); err != nil {
+			return fmt.Errorf("setmeta: %s: meta record: %v", path, err)
+		}
+		obj := meta
+		keys := strings.Split(args[1], ".")
+		for _, k := range keys[:len(keys)-1] {
+			next, ok := obj[k].(map[string]any)
+			if !ok {
+				return fmt.Errorf("setmeta: %s: meta field %s is not an object", path, k)
+			}
+			obj = next
+		}
+		obj[keys[len(keys)-1]] = value
+		data, err := json.Marshal(meta)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("meta"), data)
+	}))
+	ts.Check(db.Close())
+	ts.Check(os.Chmod(path, fi.Mode().Perm()))
+}
