@@ -288,7 +288,11 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 					if err != nil {
 						return err
 					}
-					if rec.ID > dst.Meta.NextUserID {
+					// CMU user ids stay unique on each HSM.
+					if other := dst.UserIDTaken(rec.ID); other != "" && other != rec.Name {
+						dst.Meta.NextUserID++
+						rec.ID = dst.Meta.NextUserID
+					} else if rec.ID > dst.Meta.NextUserID {
 						dst.Meta.NextUserID = rec.ID
 					}
 					if err := dst.PutUser(rec); err != nil {

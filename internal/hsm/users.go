@@ -105,9 +105,19 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 	return sf, res, err
 }
 
-// ErrNoSession is a logout that found its session on no HSM: the file is
-// another client's, or its session ended already.
-var ErrNoSession = errors.New("the session is open on none of the HSMs it names (it ended already, or the file is not the one that logged in); nothing was logged out")
+// NoSessionError is a logout that found its session on no HSM: its
+// session ended already (a logout or login killed part-way), or the file
+// is not the one that logged in.
+type NoSessionError struct{ Path string }
+
+func (e *NoSessionError) Error() string {
+	return fmt.Sprintf("the session in %s is open on none of the HSMs it names (it ended already, or the file is not the one that logged in); nothing was logged out", e.Path)
+}
+
+// Hint says how to be rid of the file.
+func (e *NoSessionError) Hint() string {
+	return "the file opens nothing: remove it (rm " + e.Path + ") to log in again"
+}
 
 // Logout ends the session on the HSMs it reached (and its quorum tokens
 // with it). The session file then lists only the HSMs it could not reach,
@@ -154,7 +164,7 @@ func (c *Client) Logout(sf *SessionFile) (res *Result, open []string, err error)
 		beforeCommit: func(tx *Tx) error {
 			// Every HSM the file names was reached and none held it.
 			if ended == 0 && len(tx.targets) == len(sf.HSMs) {
-				return ErrNoSession
+				return &NoSessionError{Path: sf.Path}
 			}
 			return nil
 		}})

@@ -26,6 +26,7 @@ import (
 //	meta      "meta" → Meta (JSON): schema, id, seq, next ids, quorum policy
 //	users     name → user record (codec.go)
 //	roles     role NUL name → "" (finds the admins without reading every user)
+//	ids       big-endian user id → name (keeps CMU user ids unique)
 //	deleted   name → Tombstone (JSON)
 //	sessions  id → Session (JSON)
 //	tokens    big-endian token id → Token (JSON)
@@ -33,10 +34,11 @@ var (
 	bMeta     = []byte("meta")
 	bUsers    = []byte("users")
 	bRoles    = []byte("roles")
+	bIDs      = []byte("ids")
 	bDeleted  = []byte("deleted")
 	bSessions = []byte("sessions")
 	bTokens   = []byte("tokens")
-	allBkts   = [][]byte{bMeta, bUsers, bRoles, bDeleted, bSessions, bTokens}
+	allBkts   = [][]byte{bMeta, bUsers, bRoles, bIDs, bDeleted, bSessions, bTokens}
 	kMeta     = []byte("meta")
 )
 
@@ -235,6 +237,15 @@ func decodeStrict(path string, data []byte, v any) error {
 
 func roleKey(role, name string) []byte { return []byte(role + "\x00" + name) }
 
+func idKey(id int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(id)) }
+
+// UserIDTaken names the user holding a CMU user id, or "".
+func (t *HSMTx) UserIDTaken(id int) string {
+	var name string
+	_ = t.guard(func() error { name = string(t.tx.Bucket(bIDs).Get(idKey(id))); return nil })
+	return name
+}
+
 // User returns a user's record, or nil.
 func (t *HSMTx) User(name string) (*User, error) {
 	var u *User
@@ -268,6 +279,17 @@ func (t *HSMTx) PutUser(u *User) error {
 				return err
 			}
 		}
+		if old != nil && old.ID != u.ID {
+			if err := t.tx.Bucket(bIDs).Delete(idKey(old.ID)); err != nil {
+				return err
+			}
+		}
+		if other := t.tx.Bucket(bIDs).Get(idKey(u.ID)); other != nil && string(other) != u.Name {
+			return fmt.Errorf("user id %d is %q's; %q cannot take it", u.ID, other, u.Name)
+		}
+		if err := t.tx.Bucket(bIDs).Put(idKey(u.ID), []byte(u.Name)); err != nil {
+			return err
+		}
 		if err := t.tx.Bucket(bRoles).Put(roleKey(u.Role, u.Name), nil); err != nil {
 			return err
 		}
@@ -283,6 +305,9 @@ func (t *HSMTx) DeleteUser(name string) error {
 			return err
 		}
 		if err := t.tx.Bucket(bRoles).Delete(roleKey(old.Role, name)); err != nil {
+			return err
+		}
+		if err := t.tx.Bucket(bIDs).Delete(idKey(old.ID)); err != nil {
 			return err
 		}
 		return t.tx.Bucket(bUsers).Delete([]byte(name))
@@ -570,7 +595,11 @@ func (s *Store) LoadHSM(id string) (*HSM, error) {
 // it creates the HSM's database if there is none.
 func (s *Store) SaveHSM(h *HSM) error {
 	if _, err := os.Lstat(s.hsmPath(h.ID)); errors.Is(err, fs.ErrNotExist) {
-		return s.CreateHSM(h)
+		if err := s.CreateHSM(h); err != nil {
+			return err
+		}
+		h.Seq++
+		return nil
 	}
 	t, err := s.Begin(h.ID, true)
 	if err != nil {

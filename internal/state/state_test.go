@@ -11,17 +11,18 @@ import (
 
 func TestDecode(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{`{"schema":1,"id":"hsm-a","seq":1,"next_user_id":0,"next_token_id":0,"users":[],"deleted":[],"sessions":[],"tokens":[],"quorum":{"values":{},"generated_timeout":600,"approved_timeout":600}}`, ""},
-		{`{"schema":2,"id":"hsm-a"}`, "schema version 2 is newer than this hsmkit understands"},
+		{`{"schema":2,"id":"cluster-a","created":"2026-11-22T10:00:00Z","kdf":{"time":1,"memory_kib":64,"threads":1},"salt":null,"azs":[],"hsms":[]}`, ""},
+		{`{"schema":3,"id":"cluster-a"}`, "schema version 3 is newer than this hsmkit understands"},
+		{`{"schema":1,"id":"cluster-a"}`, "hsm-sim migrate --state"},
 		{`{"schema":0}`, "unknown schema version 0"},
-		{`{"id":"hsm-a"}`, "no schema version"},
-		{`{"schema":1,"id":"hsm-a","extra":1}`, `unknown field "extra"`},
-		{`{"schema":1,"id":"hsm-a"}{"schema":1}`, "corrupt state"},
-		{`{"schema":1,"id":"hs`, "corrupt state"},
+		{`{"id":"cluster-a"}`, "no schema version"},
+		{`{"schema":2,"id":"cluster-a","extra":1}`, `unknown field "extra"`},
+		{`{"schema":2,"id":"cluster-a"}{"schema":2}`, "corrupt state"},
+		{`{"schema":2,"id":"hs`, "corrupt state"},
 		{``, "corrupt state"},
 	} {
-		var h HSM
-		err := Decode("f.json", []byte(tc.in), &h)
+		var c Cluster
+		err := Decode("f.json", []byte(tc.in), &c)
 		if tc.want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tc.in, err)
@@ -40,7 +41,7 @@ func TestSaveLoadModesAndSymlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &HSM{ID: "hsm-a", Users: []User{{ID: 1, Name: "admin"}}}
+	h := &HSM{ID: "hsm-a", Users: []User{{ID: 1, Name: "admin"}}, Quorum: DefaultQuorum()}
 	if err := s.SaveHSM(h); err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +52,13 @@ func TestSaveLoadModesAndSymlink(t *testing.T) {
 	if err != nil || got.Seq != 1 || got.Users[0].Name != "admin" {
 		t.Fatalf("%+v %v", got, err)
 	}
-	fi, _ := os.Stat(filepath.Join(dir, "hsms", "hsm-a.json"))
+	fi, _ := os.Stat(filepath.Join(dir, "hsms", "hsm-a.db"))
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %o", fi.Mode().Perm())
 	}
 	// A symlinked HSM file is refused, not followed.
-	os.Rename(filepath.Join(dir, "hsms", "hsm-a.json"), filepath.Join(dir, "elsewhere.json"))
-	os.Symlink(filepath.Join(dir, "elsewhere.json"), filepath.Join(dir, "hsms", "hsm-a.json"))
+	os.Rename(filepath.Join(dir, "hsms", "hsm-a.db"), filepath.Join(dir, "elsewhere.db"))
+	os.Symlink(filepath.Join(dir, "elsewhere.db"), filepath.Join(dir, "hsms", "hsm-a.db"))
 	if _, err := s.LoadHSM("hsm-a"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("symlink: %v", err)
 	}
@@ -88,16 +89,14 @@ func TestLockBoundedWait(t *testing.T) {
 	unlock2()
 }
 
-func FuzzDecodeHSM(f *testing.F) {
-	f.Add([]byte(`{"schema":1,"id":"hsm-a","users":[{"id":1,"name":"admin","role":"admin","hash":null,"failures":0,"changed":"2026-11-22T10:00:00Z","seq":1,"op":"x"}]}`))
-	f.Add([]byte(`{"schema":1}{}`))
+func FuzzDecodeCluster(f *testing.F) {
+	f.Add([]byte(`{"schema":2,"id":"cluster-a","hsms":[{"id":"hsm-a","status":"running"}]}`))
+	f.Add([]byte(`{"schema":2}{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var h HSM
-		if err := Decode("f.json", data, &h); err == nil && h.Schema != Schema {
-			t.Fatalf("accepted schema %d", h.Schema)
-		}
 		var c Cluster
-		_ = Decode("c.json", data, &c)
+		if err := Decode("c.json", data, &c); err == nil && c.Schema != Schema {
+			t.Fatalf("accepted schema %d", c.Schema)
+		}
 	})
 }
 

@@ -32,8 +32,10 @@ type checker struct {
 	undecided   map[string]bool // users hsm-sync apply could not decide, ever
 }
 
-// renameio's temp file for hsms/<id>.json is hsms/.<id>.json<random digits>.
-var tempRe = regexp.MustCompile(`^\.(hsm-[a-z0-9-]+)\.json[0-9]+$`)
+// An HSM database being created (add-hsm, init) is hsms/.<id>.db.new; an
+// HSM's own transactions write inside its database, so a kill leaves no
+// other file.
+var tempRe = regexp.MustCompile(`^\.(hsm-[a-z0-9-]+)\.db\.new$`)
 
 // load reads and validates every HSM file straight from the state.
 func (c *checker) load(why string) ([]*state.HSM, bool) {
@@ -64,7 +66,7 @@ func (c *checker) load(why string) ([]*state.HSM, bool) {
 			c.temps++ // a write killed before its rename; the HSM file is intact beside it
 			continue
 		}
-		if id, ok := strings.CutSuffix(name, ".json"); ok && ids[id] {
+		if id, ok := strings.CutSuffix(name, ".db"); ok && ids[id] {
 			continue
 		}
 		h.errorf("%s: unexpected file hsms/%s", why, name)

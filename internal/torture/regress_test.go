@@ -133,7 +133,10 @@ func TestOrphanSessionEndsNoOtherLogin(t *testing.T) {
 	}
 
 	h.must(password("Bob-pass1"), "hsm-user", "login", "--session", "bob.session", "--username", "bob", "--role", "crypto-user")
-	h.must(nil, "hsm-user", "logout", "--session", "alice.session")
+	// The orphan opens nothing: logout says so, exits 1, ends nobody's.
+	if p := h.run(false, nil, "hsm-user", "logout", "--session", "alice.session"); p.code != 1 || !strings.Contains(p.stderr.String(), "is open on none of the HSMs") {
+		t.Fatalf("logout of the orphan: %s", p.describe())
+	}
 	h.must(password("Bob-pass2"), "hsm-user", "change-password", "--session", "bob.session", "--username", "bob", "--role", "crypto-user")
 	h.must(nil, "hsm-user", "logout", "--session", "bob.session")
 }

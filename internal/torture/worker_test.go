@@ -171,6 +171,15 @@ func (w *worker) endSession() bool {
 			if w.sessUser != nil {
 				w.sessUser.sessions = true
 			}
+		case p.code == 1 && strings.Contains(p.stderr.String(), "is open on none of the HSMs it names"):
+			// A login killed before its first HSM write, or a logout
+			// killed after its last: the file opens nothing, and logout
+			// says so rather than pretend; the hint says to remove it.
+			if err := os.Remove(w.userSess); err != nil {
+				w.h.errorf("worker %d: %v", w.id, err)
+				return false
+			}
+			return true
 		case p.code != 0:
 			w.h.errorf("worker %d: logout of a leftover session: %s", w.id, p.describe())
 			return false
