@@ -20,6 +20,7 @@ import (
 
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/keys"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/quorum"
 )
 
@@ -336,7 +337,7 @@ func sign(c *ucli.Context, env cli.Env) error {
 	if err := required(c, "key", "username"); err != nil {
 		return err
 	}
-	user, err := quorum.NormalizeUsername(c.String("username"))
+	user, err := policy.NormalizeUsername(c.String("username"))
 	if err != nil {
 		return cli.Usagef("--username: %v", err)
 	}
@@ -420,7 +421,7 @@ func verify(c *ucli.Context, env cli.Env) error {
 		if len(specs) != 1 {
 			return cli.Usagef("--username takes exactly one --public-key FILE; for several approvers use --public-key NAME=FILE each, without --username")
 		}
-		u, err := quorum.NormalizeUsername(c.String("username"))
+		u, err := policy.NormalizeUsername(c.String("username"))
 		if err != nil {
 			return cli.Usagef("--username: %v", err)
 		}
@@ -431,7 +432,7 @@ func verify(c *ucli.Context, env cli.Env) error {
 			if !ok || f == "" {
 				return cli.Usagef("--public-key %q: want NAME=FILE (or --username NAME with a single --public-key FILE)", s)
 			}
-			u, err := quorum.NormalizeUsername(u)
+			u, err := policy.NormalizeUsername(u)
 			if err != nil {
 				return cli.Usagef("--public-key %q: %v", s, err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/syncdiff"
 )
 
@@ -192,7 +193,7 @@ func apply(c *ucli.Context, env cli.Env) error {
 	// Usernames are case-insensitive: --skip Erin skips erin.
 	var skip []string
 	for _, u := range c.StringSlice("skip") {
-		n, err := hsm.NormalizeUsername(u)
+		n, err := policy.NormalizeUsername(u)
 		if err != nil {
 			return cli.Usagef("--skip %q: %v", u, err)
 		}
