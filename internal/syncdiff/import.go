@@ -15,8 +15,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/policy"
 )
+
+// MaxCapture bounds a capture read from a stream: a user list is a few
+// KiB per HSM, and a stray pipe from /dev/zero must fail, not fill memory.
+const MaxCapture = 16 << 20
 
 // Import reads a capture, sniffing its format: cloudhsm-cli "user list" JSON
 // when the first non-blank byte is '{', else CMU listUsers text.
@@ -328,9 +333,9 @@ type cliStrategy struct {
 // counts, change times and deletion records are unknown; a registered
 // quorum key shows as "registered", MFA as its strategies.
 func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
-	data, err := io.ReadAll(r)
+	data, err := fileio.ReadAll(r, MaxCapture, name)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("%s: %v", name, err)
+		return Snapshot{}, err
 	}
 	data = blankCLIPrompts(data)
 	errf := func(off int64, format string, args ...any) error {
