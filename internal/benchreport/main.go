@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
 )
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
@@ -221,7 +223,7 @@ func main() {
 	fmt.Fprintf(&w, "\nAt the default KDF cost a login's peak memory is argon2id's 64 MiB plus the process (see the login benchmark's B/op: %.0f MB).\n",
 		eng["BenchmarkLoginDefaultKDF"].metrics["B/op"]/1e6)
 
-	if err := os.WriteFile(*out, w.Bytes(), 0o644); err != nil {
+	if err := fileio.WriteFile(*out, w.Bytes(), 0o644); err != nil {
 		fail("%v", err)
 	}
 	fmt.Fprintf(os.Stderr, "benchreport: wrote %s\n", *out)

@@ -281,3 +281,10 @@ func prepareCommands(cmds []*ucli.Command, onUsage ucli.OnUsageErrorFunc) {
 		prepareCommands(cmd.Subcommands, onUsage)
 	}
 }
+
+// Warn prints each warning of a read.
+func (e Env) Warn(warnings []string) {
+	for _, w := range warnings {
+		e.Warnf("%s", w)
+	}
+}

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
 )
 
 // MaxInput bounds a file read from a flag: tokens, keys and captures are
@@ -12,29 +15,22 @@ import (
 const MaxInput = 16 << 20
 
 // ReadInput reads a regular file named by a flag, at most MaxInput bytes.
-// Errors name the flag and the file; a missing or unreadable file is a
-// usage error.
+// Errors name the flag and the file; a missing, unreadable or non-regular
+// file is a usage error, one too large or failing mid-read a failure.
 func ReadInput(flag, path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, Usagef("%s: %v", flag, err)
-	}
-	if !fi.Mode().IsRegular() {
+	data, err := fileio.ReadFile(path, MaxInput)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return data, nil
+	case errors.Is(err, fileio.ErrNotRegular):
 		return nil, Usagef("%s: %s is not a regular file", flag, path)
+	case errors.As(err, &pe) && pe.Op == "read":
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	case errors.As(err, new(*fileio.TooLargeError)):
+		return nil, fmt.Errorf("%s: %v", flag, err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, Usagef("%s: %v", flag, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxInput+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading %s: %v", flag, path, err)
-	}
-	if len(data) > MaxInput {
-		return nil, fmt.Errorf("%s: %s is larger than %d MiB", flag, path, MaxInput>>20)
-	}
-	return data, nil
+	return nil, Usagef("%s: %v", flag, err)
 }
 
 // CheckOutputPath refuses an output path that is a directory or whose

@@ -17,8 +17,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/google/renameio/v2"
 	"gopkg.in/yaml.v3"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
 )
 
 // HSM is one HSM the client talks to.
@@ -65,23 +66,22 @@ const maxSize = 1 << 20
 
 // Load reads and validates the config at path.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := fileio.ReadFile(path, maxSize)
+	var nr *fileio.NotRegularError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%s: %w (create one with hsm-sim init, or pass --config)", path, ErrNotFound)
-	}
-	if err != nil {
+	case errors.As(err, &nr):
+		// A directory, FIFO or device (-c /dev/zero) is refused unread.
+		return nil, &Error{File: path, Msg: "is a " + nr.Kind + ", not a config file"}
+	case errors.As(err, new(*fileio.TooLargeError)):
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %s: not a cluster config", fileio.Size(maxSize))}
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "read" {
+			return nil, &Error{File: path, Msg: pe.Err.Error()}
+		}
 		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return nil, &Error{File: path, Msg: "is a directory, not a config file"}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return nil, &Error{File: path, Msg: err.Error()}
-	}
-	if len(data) > maxSize {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d MiB: not a cluster config", maxSize>>20)}
 	}
 	return Parse(path, data)
 }
@@ -262,7 +262,13 @@ func Create(path string, c *Config) error {
 	if err := enc.Encode(c); err != nil {
 		return err
 	}
-	return renameio.WriteFile(path, buf.Bytes(), 0o600, renameio.WithTempDir(filepath.Dir(path)))
+	// WriteNew, not WriteFile: a config made meanwhile (two inits racing)
+	// must not be replaced.
+	err := fileio.WriteNew(path, buf.Bytes(), 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; not overwriting it", path)
+	}
+	return err
 }
 
 // SetHSMs replaces the HSM list and writes the file back, keeping its
@@ -307,7 +313,7 @@ func (c *Config) SetHSMs(hsms []HSM) error {
 	if fi, err := os.Stat(c.Path); err == nil {
 		perm = fi.Mode().Perm()
 	}
-	if err := renameio.WriteFile(c.Path, buf.Bytes(), perm, renameio.WithTempDir(filepath.Dir(c.Path))); err != nil {
+	if err := fileio.WriteFile(c.Path, buf.Bytes(), perm); err != nil {
 		return err
 	}
 	c.HSMs = hsms

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
-
+	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
@@ -81,17 +80,14 @@ const maxSessionFile = 64 << 10
 
 // LoadSession reads a session file; a missing file is (nil, nil).
 func LoadSession(path string) (*SessionFile, error) {
-	fi, err := os.Stat(path)
+	data, err := fileio.ReadFile(path, maxSessionFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxSessionFile {
+	var tooLarge *fileio.TooLargeError
+	if errors.Is(err, fileio.ErrNotRegular) || errors.As(err, &tooLarge) {
 		return nil, fmt.Errorf("%s: not a session file (remove it and log in again)", path)
 	}
-	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +108,7 @@ func (s *SessionFile) Save() error {
 	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
 		return err
 	}
-	return renameio.WriteFile(s.Path, append(data, '\n'), 0o600, renameio.WithTempDir(filepath.Dir(s.Path)))
+	return fileio.WriteFile(s.Path, append(data, '\n'), 0o600)
 }
 
 func (s *SessionFile) On(tx *Tx, h *state.HSMTx) (Principal, error) {
@@ -152,7 +148,7 @@ func ParsePIN(pin, role string) (*PIN, error) {
 	if !ok {
 		return nil, errors.New("HSM_PIN: want username:password")
 	}
-	user, err := NormalizeUsername(name)
+	user, err := policy.NormalizeUsername(name)
 	if err != nil {
 		return nil, errors.New("HSM_PIN: the username before ':' is not a valid username (1 to 31 letters, digits and _)")
 	}

@@ -361,7 +361,7 @@ func FuzzParsePIN(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := NormalizeUsername(p.User); err != nil || !strings.HasPrefix(strings.ToLower(pin), p.User+":") {
+		if _, err := policy.NormalizeUsername(p.User); err != nil || !strings.HasPrefix(strings.ToLower(pin), p.User+":") {
 			t.Fatalf("accepted %q as user %q", pin, p.User)
 		}
 	})

@@ -6,11 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
-
+	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/keys"
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/quorum"
@@ -269,7 +267,7 @@ func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path st
 					return err
 				}
 			}
-			return renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path)))
+			return fileio.WriteFile(path, data, 0o644)
 		}})
 }
 

@@ -5,13 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"regexp"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -40,31 +36,6 @@ func ParseKDF(s string) (state.KDF, error) {
 	}
 	k.Threads = uint8(p)
 	return k, nil
-}
-
-var usernameRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,31}$`)
-
-// NormalizeUsername checks a username (1–31 letters, digits, _) and lowercases it.
-func NormalizeUsername(s string) (string, error) {
-	if !usernameRe.MatchString(s) {
-		shown := s
-		if len(shown) > 40 {
-			shown = shown[:40] + "…"
-		}
-		return "", fmt.Errorf("invalid username %q: 1 to 31 characters, letters, digits and _ only", shown)
-	}
-	return strings.ToLower(s), nil
-}
-
-// CheckPassword enforces the password rules; the message never echoes it.
-func CheckPassword(pw string) error {
-	switch {
-	case utf8.RuneCountInString(pw) < 8 || utf8.RuneCountInString(pw) > 32:
-		return errors.New("invalid password: 8 to 32 characters")
-	case strings.ContainsRune(pw, ':'):
-		return errors.New("invalid password: ':' is not allowed (single-command login uses user:password)")
-	}
-	return nil
 }
 
 // hashPassword derives the argon2id hash. The salt comes from the cluster

@@ -18,7 +18,7 @@ const DefaultPrecoPassword = "password"
 // the admin (cluster activation). The unactivated admin acts with its
 // default credentials, so no login is needed.
 func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
-	if err := CheckPassword(pw); err != nil {
+	if err := policy.CheckPassword(pw); err != nil {
 		return nil, err
 	}
 	if pw == DefaultPrecoPassword {
@@ -57,7 +57,7 @@ func (unactivatedAdmin) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 // "already logged in" check and the session file's write happen under the
 // lock, so logins racing on one session file leave exactly one session.
 func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, pw string) (*SessionFile, *Result, error) {
-	user, err := NormalizeUsername(user)
+	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -287,14 +287,14 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 
 // CreateUser adds a user on every target HSM.
 func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval) (*Result, error) {
-	user, err := NormalizeUsername(user)
+	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.Policy().CanAssign(role); err != nil {
 		return nil, err
 	}
-	if err := CheckPassword(pw); err != nil {
+	if err := policy.CheckPassword(pw); err != nil {
 		return nil, err
 	}
 	var hash *state.Hash
@@ -321,7 +321,7 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 
 // DeleteUser removes a user on every target HSM, leaving a tombstone.
 func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role policy.Role, approval *Approval) (*Result, error) {
-	user, err := NormalizeUsername(user)
+	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, err
 	}
@@ -371,11 +371,11 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 // ChangePassword sets a user's password: one's own, or, as an admin,
 // anyone's (which also unlocks the account).
 func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval) (*Result, error) {
-	user, err := NormalizeUsername(user)
+	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckPassword(pw); err != nil {
+	if err := policy.CheckPassword(pw); err != nil {
 		return nil, err
 	}
 	self := func(p Principal) bool { return p.User == user && p.Role != policy.Unauthenticated }

@@ -6,25 +6,34 @@ import "testing"
 // admin's column) so that a change to the data is a deliberate one.
 func TestSeedTable(t *testing.T) {
 	y, n := true, false
-	// admin, crypto-user, appliance, unactivated-admin, unauthenticated
-	want := map[Op][5]bool{
-		ClusterInfo:       {y, y, y, y, y},
-		Zeroize:           {y, y, y, y, y},
-		ChangeOwnPassword: {y, y, y, y, n},
-		ChangeAnyPassword: {y, n, n, n, n},
-		ManageUsers:       {y, n, n, n, n},
-		SyncStatus:        {y, y, y, y, n},
-		MaskedObjects:     {y, y, y, n, n},
-		KeyManagement:     {n, y, n, n, n},
-		EncryptDecrypt:    {n, y, n, n, n},
-		SignVerify:        {n, y, n, n, n},
-		DigestHMAC:        {n, y, n, n, n},
-		ListUsers:         {y, y, y, y, y},
-		QuorumToken:       {y, n, n, n, n},
-		QuorumPolicyRead:  {y, y, y, y, y},
-		QuorumPolicyWrite: {y, n, n, n, n},
-		RegisterQuorumKey: {y, n, n, n, n},
-		SyncUsers:         {y, n, n, n, n},
+	// admin, crypto-user, appliance, unactivated-admin, unauthenticated,
+	// and the AWS account that owns the cluster (hsm-sim's caller)
+	want := map[Op][6]bool{
+		ClusterInfo:       {y, y, y, y, y, y},
+		Zeroize:           {y, y, y, y, y, y},
+		ChangeOwnPassword: {y, y, y, y, n, n},
+		ChangeAnyPassword: {y, n, n, n, n, n},
+		ManageUsers:       {y, n, n, n, n, n},
+		SyncStatus:        {y, y, y, y, n, n},
+		MaskedObjects:     {y, y, y, n, n, n},
+		KeyManagement:     {n, y, n, n, n, n},
+		EncryptDecrypt:    {n, y, n, n, n, n},
+		SignVerify:        {n, y, n, n, n, n},
+		DigestHMAC:        {n, y, n, n, n, n},
+		ListUsers:         {y, y, y, y, y, n},
+		QuorumToken:       {y, n, n, n, n, n},
+		QuorumPolicyRead:  {y, y, y, y, y, n},
+		QuorumPolicyWrite: {y, n, n, n, n, n},
+		RegisterQuorumKey: {y, n, n, n, n, n},
+		SyncUsers:         {y, n, n, n, n, n},
+		Login:             {y, y, n, y, n, n},
+		Logout:            {y, y, y, y, y, n},
+		InitCluster:       {n, n, n, n, n, y},
+		AddHSM:            {n, n, n, n, n, y},
+		RemoveHSM:         {n, n, n, n, n, y},
+		Reachability:      {n, n, n, n, n, y},
+		SetClock:          {n, n, n, n, n, y},
+		DumpState:         {n, n, n, n, n, y},
 	}
 	if len(want) != len(CloudHSM.Ops) {
 		t.Fatalf("table has %d operations, test pins %d", len(CloudHSM.Ops), len(want))
@@ -47,6 +56,19 @@ func TestSeedTable(t *testing.T) {
 	}
 	if CloudHSM.Allowed(Admin, Op("no such operation")) {
 		t.Error("an unknown operation must be refused")
+	}
+}
+
+func TestCanAssign(t *testing.T) {
+	for _, r := range []Role{Admin, CryptoUser} {
+		if err := CloudHSM.CanAssign(r); err != nil {
+			t.Errorf("%s: %v", r, err)
+		}
+	}
+	for _, r := range []Role{Appliance, Unactivated, Unauthenticated, Account, "root", ""} {
+		if err := CloudHSM.CanAssign(r); err == nil {
+			t.Errorf("%q: a user could be created with it", r)
+		}
 	}
 }
 

@@ -6,10 +6,10 @@ package quorum
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/hsmkit/hsmkit/internal/policy"
 )
 
 // Service is what a token approves. The numbers go into approval_data.
@@ -55,7 +55,6 @@ func ParseService(name string) (Service, error) {
 const (
 	RecordSize    = 80
 	RecordVersion = 1
-	maxUsername   = 31
 )
 
 // Record is one HSM's part of a token's approval_data (design.md, "Quorum").
@@ -68,23 +67,6 @@ type Record struct {
 	Created  time.Time
 }
 
-// NormalizeUsername checks a username (1–31 letters, digits or '_') and
-// returns it in lowercase: usernames are case-insensitive.
-func NormalizeUsername(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("empty username")
-	}
-	if len(name) > maxUsername {
-		return "", fmt.Errorf("username %q is %d characters (at most %d)", name, len(name), maxUsername)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return "", fmt.Errorf("username %q has %q (only letters, digits and _ are allowed)", name, c)
-		}
-	}
-	return strings.ToLower(name), nil
-}
-
 // Validate checks that r can be encoded.
 func (r Record) Validate() error {
 	if r.Version != 0 && r.Version != RecordVersion {
@@ -93,7 +75,7 @@ func (r Record) Validate() error {
 	if !r.Service.Valid() {
 		return fmt.Errorf("unknown service %d", uint16(r.Service))
 	}
-	u, err := NormalizeUsername(r.Username)
+	u, err := policy.NormalizeUsername(r.Username)
 	if err != nil {
 		return err
 	}
@@ -160,7 +142,7 @@ func DecodeApprovalData(data []byte) ([]Record, error) {
 		if bytes.ContainsFunc(pad, func(c rune) bool { return c != 0 }) {
 			return nil, fmt.Errorf("record %d: username is not NUL-padded", n)
 		}
-		u, err := NormalizeUsername(string(name))
+		u, err := policy.NormalizeUsername(string(name))
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", n, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/hsmkit/hsmkit/internal/keys"
+	"github.com/hsmkit/hsmkit/internal/policy"
 )
 
 // FileVersion is the only token file version (cloudhsm-cli's).
@@ -89,7 +90,7 @@ func ParseTokenFile(name string, data []byte) (*TokenFile, error) {
 		}
 		u, err := str(sf["username"])
 		if err == nil {
-			u, err = NormalizeUsername(u)
+			u, err = policy.NormalizeUsername(u)
 		}
 		if err != nil {
 			return fail(field+".username", err)
@@ -159,7 +160,7 @@ func (tf *TokenFile) Records() ([]Record, error) { return DecodeApprovalData(tf.
 // Sign adds username's signature of the token made with key. A user who
 // signs again replaces their earlier signature rather than adding one.
 func (tf *TokenFile) Sign(username string, key *rsa.PrivateKey) error {
-	u, err := NormalizeUsername(username)
+	u, err := policy.NormalizeUsername(username)
 	if err != nil {
 		return err
 	}

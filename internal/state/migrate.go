@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
 )
 
 // Migrate converts a schema-version-1 state directory (one JSON file per
@@ -111,10 +113,7 @@ func readRegular(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file (a symlink or device is refused)", path)
 	}
-	if fi.Size() > maxStateFile {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxStateFile>>20)
-	}
-	data, err := os.ReadFile(path)
+	data, err := fileio.ReadFile(path, maxStateFile)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
-	"github.com/google/renameio/v2"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
 )
 
 // Store is an open state directory.
@@ -231,15 +232,9 @@ func (s *Store) write(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
 	// The temp file goes beside the target, inside the 0700 state
-	// directory: renameio's default is the system temp dir when it shares
-	// the file system, where a write killed before its rename would leave
-	// a copy of the HSM (password and session hashes) behind.
-	if err := renameio.WriteFile(path, data, 0o600, renameio.WithTempDir(filepath.Dir(path))); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	// directory, never in the system temp dir.
+	return fileio.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // syncDir makes a rename durable: the directory entry is on disk too.

@@ -14,7 +14,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
+	"github.com/hsmkit/hsmkit/internal/policy"
 )
+
+// MaxCapture bounds a capture read from a stream: a user list is a few
+// KiB per HSM, and a stray pipe from /dev/zero must fail, not fill memory.
+const MaxCapture = 16 << 20
 
 // Import reads a capture, sniffing its format: cloudhsm-cli "user list" JSON
 // when the first non-blank byte is '{', else CMU listUsers text.
@@ -118,7 +125,6 @@ var (
 	reServer = regexp.MustCompile(`^Users on server (\d{1,4})\(([^()]*)\):$`)
 	reCount  = regexp.MustCompile(`^Number of users found:\s*(\d{1,9})$`)
 	rePrompt = regexp.MustCompile(`^(aws-cloudhsm|server\s?\d{1,4})\s?>\s*(listUsers)?$`)
-	reName   = regexp.MustCompile(`^[A-Za-z0-9_]{1,31}$`)
 	cmuCols  = []string{"User", "Id", "User", "Type", "User", "Name", "MofnPubKey", "LoginFailureCnt", "2FA"}
 	cmuTypes = map[string]string{
 		"PCO": RoleAdmin, "CO": RoleAdmin, "CU": RoleCryptoUser,
@@ -254,10 +260,9 @@ func cmuRow(f []string) (User, error) {
 		return User{}, fmt.Errorf("unknown user type %q (want PCO, CO, CU, AU or PRECO)", trunc(f[1]))
 	}
 	u.Role = role
-	if !reName.MatchString(f[2]) {
-		return User{}, fmt.Errorf("user name %q: want 1 to 31 letters, digits or _", trunc(f[2]))
+	if u.Name, err = policy.NormalizeUsername(f[2]); err != nil {
+		return User{}, err
 	}
-	u.Name = strings.ToLower(f[2])
 	q, err := yesNo("MofnPubKey", f[3])
 	if err != nil {
 		return User{}, err
@@ -328,9 +333,9 @@ type cliStrategy struct {
 // counts, change times and deletion records are unknown; a registered
 // quorum key shows as "registered", MFA as its strategies.
 func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
-	data, err := io.ReadAll(r)
+	data, err := fileio.ReadAll(r, MaxCapture, name)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("%s: %v", name, err)
+		return Snapshot{}, err
 	}
 	data = blankCLIPrompts(data)
 	errf := func(off int64, format string, args ...any) error {
@@ -397,10 +402,11 @@ func cliToUser(cu cliUser) (User, string, error) {
 	switch {
 	case cu.Username == nil:
 		return u, "", errors.New("user entry has no \"username\"")
-	case !reName.MatchString(*cu.Username):
-		return u, "username", fmt.Errorf("username %q: want 1 to 31 letters, digits or _", trunc(*cu.Username))
 	}
-	u.Name = strings.ToLower(*cu.Username)
+	var err error
+	if u.Name, err = policy.NormalizeUsername(*cu.Username); err != nil {
+		return u, "username", err
+	}
 	switch {
 	case cu.Role == nil:
 		return u, "username", fmt.Errorf("user %s has no \"role\"", u.Name)
@@ -426,7 +432,6 @@ func cliToUser(cu cliUser) (User, string, error) {
 	case *cu.Locked != "false":
 		return u, "locked", fmt.Errorf("user %s: locked %q: want true, false or inconsistent", u.Name, trunc(*cu.Locked))
 	}
-	var err error
 	if u.MFA, err = strategies(cu.MFA); err != nil {
 		return u, "mfa", fmt.Errorf("user %s: mfa: %v", u.Name, err)
 	}

@@ -199,7 +199,7 @@ func TestImportCLIErrors(t *testing.T) {
 		{"{\"error_code\":0,\"data\":{\"users\":[]}}\n{}", `x.json:2: unexpected data after the JSON document`},
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"bob\",\"role\":\"admin\",\"locked\":\"maybe\",\"cluster-coverage\":\"full\"}]}}", `x.json:3: user bob: locked "maybe": want true, false or inconsistent`},
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"bob\",\"role\":\"admin\",\"locked\":\"false\"}]}}", `x.json:3: user bob has no "cluster-coverage"`},
-		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"b-b\"}]}}", `x.json:3: username "b-b": want 1 to 31 letters, digits or _`},
+		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"b-b\"}]}}", `x.json:3: invalid username "b-b": 1 to 31 characters, letters, digits and _ only`},
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":7}]}}", `x.json:3: user field "username" has the wrong type`},
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"a\",\"role\":\"admin\",\"locked\":\"false\",\"cluster-coverage\":\"full\"},\n{\"username\":\"A\",\"role\":\"admin\",\"locked\":\"false\",\"cluster-coverage\":\"full\"}]}}", `x.json:4: user a listed twice (first at line 3)`},
 		{"{\"error_code\":0,\n\"data\": [}", `x.json:2: malformed JSON: invalid character '}' looking for beginning of value`},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
 
@@ -121,7 +122,7 @@ func (c *checker) validate(x *state.HSM) []string {
 	c.lastSeq[x.ID] = x.Seq
 	names, ids := map[string]bool{}, map[int]bool{}
 	for _, u := range x.Users {
-		if n, err := hsm.NormalizeUsername(u.Name); err != nil || n != u.Name {
+		if n, err := policy.NormalizeUsername(u.Name); err != nil || n != u.Name {
 			bad = append(bad, fmt.Sprintf("bad username %q", u.Name))
 		}
 		if names[u.Name] {

@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/quorum"
 )
@@ -19,7 +20,7 @@ import (
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
 	mutating := func(extra ...ucli.Flag) []ucli.Flag {
-		return append(append([]ucli.Flag{cli.SessionFlag()}, cli.TargetFlags()...), extra...)
+		return append(append([]ucli.Flag{clustercli.SessionFlag()}, clustercli.TargetFlags()...), extra...)
 	}
 	app := &ucli.App{
 		Usage: "quorum (M-of-N) tokens and policy of a CloudHSM cluster (simulated)",
@@ -55,7 +56,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func generate(c *ucli.Context, env cli.Env) error {
-	cl, t, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -69,25 +70,25 @@ func generate(c *ucli.Context, env cli.Env) error {
 	if err := cli.CheckOutputPath("--token", path); err != nil {
 		return err
 	}
-	res, err := cl.GenerateToken(t, auth, service, path)
+	res, err := req.Client.GenerateToken(req.Targeting, req.Auth, service, path)
 	next := "have admins sign it (hsm-sign sign) and pass it with --approval"
 	if service == hsm.ServiceRegistration {
 		next = "sign it with your own key (hsm-sign sign) and pass it to hsm-user change-quorum register --signed-token"
 	}
-	return cli.Outcome(c, env, res, err, map[string]string{"filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
+	return req.Outcome(res, err, map[string]string{"filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
 }
 
 func list(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
-	tokens, warnings, err := cl.ListTokens(hsm.Nobody{})
+	tokens, warnings, err := req.Client.ListTokens(hsm.Nobody{})
 	env.Warn(warnings)
 	if err != nil {
 		return err
 	}
-	return cli.Emit(c, map[string]any{"tokens": tokens}, func(w io.Writer) error {
+	return req.Emit(map[string]any{"tokens": tokens}, func(w io.Writer) error {
 		rows := make([][]string, len(tokens))
 		for i, t := range tokens {
 			rows[i] = []string{t.Username, t.Service, strconv.Itoa(t.ApprovalsRequired.Value), strconv.Itoa(t.Approvals.Value), strconv.Itoa(t.TimeoutSeconds.Value), t.Coverage}
@@ -97,23 +98,23 @@ func list(c *ucli.Context, env cli.Env) error {
 }
 
 func deleteTokens(c *ucli.Context, env cli.Env) error {
-	cl, t, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
 	if scope := c.String("scope"); scope != "user" && scope != "all" {
 		return cli.Usagef("delete needs --scope user|all")
 	}
-	res, err := cl.DeleteTokens(t, auth, c.String("scope"))
-	return cli.Outcome(c, env, res, err, "Deletion of quorum token(s) successful", "Deletion of quorum token(s) successful")
+	res, err := req.Client.DeleteTokens(req.Targeting, req.Auth, c.String("scope"))
+	return req.Outcome(res, err, "Deletion of quorum token(s) successful", "Deletion of quorum token(s) successful")
 }
 
 func listValues(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
-	q, warnings, err := cl.QuorumPolicy()
+	q, warnings, err := req.Client.QuorumPolicy()
 	env.Warn(warnings)
 	if err != nil {
 		return err
@@ -122,13 +123,13 @@ func listValues(c *ucli.Context, env cli.Env) error {
 		User   int `json:"user"`
 		Quorum int `json:"quorum"`
 	}{q.Values[hsm.ServiceUser], q.Values[hsm.ServiceQuorum]}
-	return cli.Emit(c, data, func(w io.Writer) error {
+	return req.Emit(data, func(w io.Writer) error {
 		return cli.Table(w, []string{"Service", "Quorum value"}, [][]string{{"user", strconv.Itoa(data.User)}, {"quorum", strconv.Itoa(data.Quorum)}})
 	})
 }
 
 func setValue(c *ucli.Context, env cli.Env) error {
-	cl, t, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -150,16 +151,16 @@ func setValue(c *ucli.Context, env cli.Env) error {
 		}
 		a = &hsm.Approval{Path: p, Data: data}
 	}
-	res, err := cl.SetQuorumValue(t, auth, c.String("service"), v, a)
-	return cli.Outcome(c, env, res, err, "Set Quorum Value successful", fmt.Sprintf("Set Quorum Value successful: %s = %d", c.String("service"), v))
+	res, err := req.Client.SetQuorumValue(req.Targeting, req.Auth, c.String("service"), v, a)
+	return req.Outcome(res, err, "Set Quorum Value successful", fmt.Sprintf("Set Quorum Value successful: %s = %d", c.String("service"), v))
 }
 
 func listTimeouts(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
-	q, warnings, err := cl.QuorumPolicy()
+	q, warnings, err := req.Client.QuorumPolicy()
 	env.Warn(warnings)
 	if err != nil {
 		return err
@@ -168,13 +169,13 @@ func listTimeouts(c *ucli.Context, env cli.Env) error {
 		Generated int `json:"generated"`
 		Approved  int `json:"approved"`
 	}{q.Generated, q.Approved}
-	return cli.Emit(c, data, func(w io.Writer) error {
+	return req.Emit(data, func(w io.Writer) error {
 		return cli.Table(w, []string{"Timeout", "Seconds"}, [][]string{{"generated", strconv.Itoa(q.Generated)}, {"approved", strconv.Itoa(q.Approved)}})
 	})
 }
 
 func setTimeout(c *ucli.Context, env cli.Env) error {
-	cl, t, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -185,6 +186,6 @@ func setTimeout(c *ucli.Context, env cli.Env) error {
 	if (c.IsSet("generated") && g < 1) || (c.IsSet("approved") && a < 1) {
 		return cli.Usagef("timeouts are whole seconds from 1 to 86400")
 	}
-	res, err := cl.SetTimeouts(t, auth, g, a)
-	return cli.Outcome(c, env, res, err, "Set token timeout successful", "Set token timeout successful")
+	res, err := req.Client.SetTimeouts(req.Targeting, req.Auth, g, a)
+	return req.Outcome(res, err, "Set token timeout successful", "Set token timeout successful")
 }

@@ -15,11 +15,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/renameio/v2"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/keys"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/quorum"
 )
 
@@ -252,25 +253,25 @@ func loadKey(c *ucli.Context, env cli.Env) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-// readInput reads a named file, or standard input for "-".
+// readInput reads a named regular file, or standard input for "-".
 func readInput(env cli.Env, name string) ([]byte, error) {
-	r := env.Stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = fileio.ReadAll(env.Stdin, maxInput, "stdin")
+	} else {
+		data, err = fileio.ReadFile(name, maxInput)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", displayName(name), err)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return data, nil
+	case errors.As(err, new(*fileio.TooLargeError)):
+		return nil, fmt.Errorf("%s: larger than %s; not a token or key file", displayName(name), fileio.Size(maxInput))
+	case errors.As(err, &pe) && pe.Op == "stat":
+		return nil, err // "stat FILE: no such file or directory" names it
 	}
-	if len(data) > maxInput {
-		return nil, fmt.Errorf("%s: larger than %d MiB; not a token or key file", displayName(name), maxInput>>20)
-	}
-	return data, nil
+	return nil, fmt.Errorf("%s: %w", displayName(name), err)
 }
 
 func displayName(name string) string {
@@ -287,43 +288,19 @@ func writeOutput(env cli.Env, path string, data []byte) error {
 		_, err := env.Stdout.Write(data)
 		return err
 	}
-	return renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path)))
+	return fileio.WriteFile(path, data, 0o644)
 }
 
-// writeNew creates path with data, never replacing an existing file: the
-// data goes to a temp file that is hard-linked into place, which fails
-// atomically if path exists, so no half-written key is ever visible.
+// writeNew creates path with data, never replacing an existing file. The
+// data is complete and synced before it gets its name, so no half-written
+// key is ever visible; on Linux it is written unnamed, so even a killed
+// keygen leaves no private key behind in a temp file (see fileio.WriteNew).
 func writeNew(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
+	err := fileio.WriteNew(path, data, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return existsErr(path)
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return existsErr(path)
-		}
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return err
 }
 
 func sign(c *ucli.Context, env cli.Env) error {
@@ -336,7 +313,7 @@ func sign(c *ucli.Context, env cli.Env) error {
 	if err := required(c, "key", "username"); err != nil {
 		return err
 	}
-	user, err := quorum.NormalizeUsername(c.String("username"))
+	user, err := policy.NormalizeUsername(c.String("username"))
 	if err != nil {
 		return cli.Usagef("--username: %v", err)
 	}
@@ -420,7 +397,7 @@ func verify(c *ucli.Context, env cli.Env) error {
 		if len(specs) != 1 {
 			return cli.Usagef("--username takes exactly one --public-key FILE; for several approvers use --public-key NAME=FILE each, without --username")
 		}
-		u, err := quorum.NormalizeUsername(c.String("username"))
+		u, err := policy.NormalizeUsername(c.String("username"))
 		if err != nil {
 			return cli.Usagef("--username: %v", err)
 		}
@@ -431,7 +408,7 @@ func verify(c *ucli.Context, env cli.Env) error {
 			if !ok || f == "" {
 				return cli.Usagef("--public-key %q: want NAME=FILE (or --username NAME with a single --public-key FILE)", s)
 			}
-			u, err := quorum.NormalizeUsername(u)
+			u, err := policy.NormalizeUsername(u)
 			if err != nil {
 				return cli.Usagef("--public-key %q: %v", s, err)
 			}

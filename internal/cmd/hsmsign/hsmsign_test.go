@@ -119,3 +119,42 @@ func TestFailedSignWritesNothing(t *testing.T) {
 		t.Errorf("files written: %v", entries)
 	}
 }
+
+// TestKeygenLeavesNoTemp: keygen's files appear whole or not at all, and
+// neither success nor a failure part-way leaves a temp file (which could
+// hold a private key nobody knows to delete) in the directory.
+func TestKeygenLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := filepath.Join(dir, "a.key"), filepath.Join(dir, "a.pub")
+	if code, _, stderr := hsmSign(t, nil, "", "keygen", "--private-key", priv, "--public-key", pub); code != 0 {
+		t.Fatalf("keygen: %d %s", code, stderr)
+	}
+	fi, err := os.Stat(priv)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key: %v %v", fi, err)
+	}
+	names := func() []string {
+		es, _ := os.ReadDir(dir)
+		var n []string
+		for _, e := range es {
+			n = append(n, e.Name())
+		}
+		return n
+	}
+	if got := names(); len(got) != 2 {
+		t.Errorf("after keygen: %v", got)
+	}
+	// The public key cannot be written (its directory is missing) after
+	// the private key was: the private key is removed again, no temp stays.
+	priv2 := filepath.Join(dir, "b.key")
+	code, _, stderr := hsmSign(t, nil, "", "keygen", "--private-key", priv2, "--public-key", filepath.Join(dir, "no", "b.pub"))
+	if code == 0 {
+		t.Fatal("keygen into a missing directory succeeded")
+	}
+	if !strings.Contains(stderr, "b.pub") {
+		t.Errorf("error does not name the file: %s", stderr)
+	}
+	if got := names(); len(got) != 2 {
+		t.Errorf("after a failed keygen: %v", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
@@ -70,7 +71,7 @@ func dump(c *ucli.Context, env cli.Env) error {
 	if _, err := cli.Output(c); err != nil {
 		return err
 	}
-	cl, err := cli.OpenClient(c, env)
+	cl, err := clustercli.OpenClient(c, env)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 )
 
@@ -109,16 +110,16 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 }
 
 func addHSM(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
-	info, err := cl.AddHSM(c.String("az"))
+	info, err := req.Client.AddHSM(c.String("az"))
 	if err != nil {
 		return err
 	}
 	// The id alone on stdout, so id=$(hsm-sim add-hsm) works.
-	return cli.Emit(c, info, func(w io.Writer) error {
+	return req.Emit(info, func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, info.ID)
 		return err
 	})
@@ -132,7 +133,7 @@ func withID(env cli.Env, fn func(cl *hsm.Client, id string) (string, error)) ucl
 		if _, err := cli.Output(c); err != nil {
 			return err
 		}
-		cl, err := cli.OpenClient(c, env)
+		cl, err := clustercli.OpenClient(c, env)
 		if err != nil {
 			return err
 		}
@@ -148,16 +149,17 @@ func withID(env cli.Env, fn func(cl *hsm.Client, id string) (string, error)) ucl
 }
 
 func list(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
+	cl := req.Client
 	hsms, err := cl.ListHSMs(hsm.Nobody{})
 	if err != nil {
 		return err
 	}
 	data := map[string]any{"cluster-id": cl.Cluster.ID, "hsms": hsms}
-	return cli.Emit(c, data, func(w io.Writer) error {
+	return req.Emit(data, func(w io.Writer) error {
 		rows := make([][]string, len(hsms))
 		for i, h := range hsms {
 			listed := "yes"

@@ -14,7 +14,9 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/syncdiff"
 )
 
@@ -26,14 +28,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Usage: "find, explain and repair user drift between the HSMs of a cluster",
 		Commands: []*ucli.Command{
 			{Name: "diff", Usage: "compare the users of every HSM; exit 0 in sync, 1 drift found, 2+ trouble",
-				Flags:  []ucli.Flag{cli.SessionFlag(), from},
+				Flags:  []ucli.Flag{clustercli.SessionFlag(), from},
 				Action: func(c *ucli.Context) error { return diff(c, env) }},
 			{Name: "plan", Usage: "print the repair as a script: --dialect hsm-user, cloudhsm-cli or cmu",
-				Flags: []ucli.Flag{cli.SessionFlag(), from,
+				Flags: []ucli.Flag{clustercli.SessionFlag(), from,
 					&ucli.StringFlag{Name: "dialect", Value: "hsm-user", Usage: "hsm-user, cloudhsm-cli or cmu"}},
 				Action: func(c *ucli.Context) error { return plan(c, env) }},
 			{Name: "apply", Usage: "repair the simulated cluster: copy each authoritative user record (no password needed)",
-				Flags: []ucli.Flag{cli.SessionFlag(),
+				Flags: []ucli.Flag{clustercli.SessionFlag(),
 					&ucli.StringSliceFlag{Name: "skip", Usage: "leave this `USER` alone (for users the plan cannot decide)"},
 					&ucli.BoolFlag{Name: "keep-config", Usage: "do not refresh a stale client config"}},
 				Action: func(c *ucli.Context) error { return apply(c, env) }},
@@ -60,24 +62,16 @@ func report(c *ucli.Context, env cli.Env) (syncdiff.Report, error) {
 			return syncdiff.Report{}, err
 		}
 		files = append(files, c.Args().Slice()...)
-	} else if err := cli.NoArgs(c); err != nil {
-		return syncdiff.Report{}, err
-	}
-	if _, err := cli.Output(c); err != nil {
-		return syncdiff.Report{}, err
-	}
-	if len(files) > 0 {
+		if _, err := cli.Output(c); err != nil {
+			return syncdiff.Report{}, err
+		}
 		return fromFiles(files)
 	}
-	cl, err := cli.OpenClient(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Acting)
 	if err != nil {
 		return syncdiff.Report{}, err
 	}
-	auth, err := cli.Auth(c, env)
-	if err != nil {
-		return syncdiff.Report{}, err
-	}
-	return cl.SyncStatus(auth)
+	return req.Client.SyncStatus(req.Auth)
 }
 
 func fromFiles(files []string) (syncdiff.Report, error) {
@@ -185,23 +179,24 @@ func plan(c *ucli.Context, env cli.Env) error {
 }
 
 func apply(c *ucli.Context, env cli.Env) error {
-	cl, _, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
+	cl := req.Client
 	// Usernames are case-insensitive: --skip Erin skips erin.
 	var skip []string
 	for _, u := range c.StringSlice("skip") {
-		n, err := hsm.NormalizeUsername(u)
+		n, err := policy.NormalizeUsername(u)
 		if err != nil {
 			return cli.Usagef("--skip %q: %v", u, err)
 		}
 		skip = append(skip, n)
 	}
-	r, p, res, err := cl.Repair(auth, skip)
+	r, p, res, err := cl.Repair(req.Auth, skip)
 	var partial *hsm.PartialError
 	if errors.As(err, &partial) {
-		cli.PrintOutcomes(env.Stderr, env.Name, res)
+		clustercli.PrintOutcomes(env.Stderr, env.Name, res)
 	}
 	if err != nil {
 		return err
@@ -230,7 +225,7 @@ func apply(c *ucli.Context, env cli.Env) error {
 	if out.ConfigRefreshed == nil {
 		out.ConfigRefreshed = []string{}
 	}
-	if err := cli.Emit(c, out, func(w io.Writer) error {
+	if err := req.Emit(out, func(w io.Writer) error {
 		for _, a := range p.Actions {
 			if slices.Contains(skip, a.User) {
 				continue
@@ -270,19 +265,19 @@ func apply(c *ucli.Context, env cli.Env) error {
 }
 
 func configCmd(c *ucli.Context, env cli.Env) error {
+	// The arguments first, then which of --check and --refresh, then the
+	// rest, as the usage errors have always come.
 	if err := cli.NoArgs(c); err != nil {
 		return err
 	}
 	if c.Bool("check") == c.Bool("refresh") {
 		return cli.Usagef("config needs exactly one of --check or --refresh")
 	}
-	if _, err := cli.Output(c); err != nil {
-		return err
-	}
-	cl, err := cli.OpenClient(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
+	cl := req.Client
 	var missing, unknown []string
 	if c.Bool("refresh") {
 		missing, unknown, err = cl.RefreshConfig()
@@ -300,7 +295,7 @@ func configCmd(c *ucli.Context, env cli.Env) error {
 	}
 	stale := len(missing)+len(unknown) > 0
 	data := map[string]any{"config": cl.Config.Path, "missing": missing, "unknown": unknown, "stale": stale && c.Bool("check"), "refreshed": stale && c.Bool("refresh")}
-	if err := cli.Emit(c, data, func(w io.Writer) error {
+	if err := req.Emit(data, func(w io.Writer) error {
 		switch {
 		case !stale:
 			fmt.Fprintf(w, "%s lists every HSM of cluster %s\n", cl.Config.Path, cl.Cluster.ID)

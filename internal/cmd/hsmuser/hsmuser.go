@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/policy"
 )
@@ -24,7 +25,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	approvalFlag := &ucli.StringFlag{Name: "approval", Usage: "signed quorum token `FILE` approving this operation"}
 	mutating := func(extra ...ucli.Flag) []ucli.Flag {
-		f := append([]ucli.Flag{cli.SessionFlag()}, cli.TargetFlags()...)
+		f := append([]ucli.Flag{clustercli.SessionFlag()}, clustercli.TargetFlags()...)
 		return append(f, extra...)
 	}
 	app := &ucli.App{
@@ -37,7 +38,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Flags:  append(append(mutating(), userFlags...), cli.PasswordFlags()...),
 				Action: func(c *ucli.Context) error { return login(c, env) }},
 			{Name: "logout", Usage: "end the session",
-				Flags:  []ucli.Flag{cli.SessionFlag()},
+				Flags:  []ucli.Flag{clustercli.SessionFlag()},
 				Action: func(c *ucli.Context) error { return logout(c, env) }},
 			{Name: "list", Usage: "list the users of the cluster (no login needed)",
 				Action: func(c *ucli.Context) error { return list(c, env) }},
@@ -96,11 +97,7 @@ type userData struct {
 }
 
 func activate(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
-	if err != nil {
-		return err
-	}
-	t, err := cli.Targeting(c)
+	req, err := clustercli.Parse(c, env, clustercli.Targets)
 	if err != nil {
 		return err
 	}
@@ -108,16 +105,12 @@ func activate(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	res, err := cl.Activate(t, pw)
-	return cli.Outcome(c, env, res, err, "Cluster activation successful", "Cluster activation successful: admin is now an admin; log in with hsm-user login --username admin --role admin")
+	res, err := req.Client.Activate(req.Targeting, pw)
+	return req.Outcome(res, err, "Cluster activation successful", "Cluster activation successful: admin is now an admin; log in with hsm-user login --username admin --role admin")
 }
 
 func login(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
-	if err != nil {
-		return err
-	}
-	t, err := cli.Targeting(c)
+	req, err := clustercli.Parse(c, env, clustercli.Targets)
 	if err != nil {
 		return err
 	}
@@ -129,7 +122,7 @@ func login(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	sf, res, err := cl.Login(t, cli.SessionPath(c), user, role, pw)
+	sf, res, err := req.Client.Login(req.Targeting, req.SessionPath, user, role, pw)
 	data := userData{Username: user, Role: string(role)}
 	if sf != nil {
 		data.Role = sf.Role
@@ -138,22 +131,24 @@ func login(c *ucli.Context, env cli.Env) error {
 	if res != nil {
 		n = len(res.OK())
 	}
-	return cli.Outcome(c, env, res, err, data, fmt.Sprintf("logged in as %s (%s) on %d HSM(s); session %s", user, data.Role, n, cli.SessionPath(c)))
+	return req.Outcome(res, err, data, fmt.Sprintf("logged in as %s (%s) on %d HSM(s); session %s", user, data.Role, n, req.SessionPath))
 }
 
 func logout(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	// Not Acting: logout ends the session file's session, whatever
+	// HSM_PIN says.
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
-	sf, err := hsm.LoadSession(cli.SessionPath(c))
+	sf, err := hsm.LoadSession(req.SessionPath)
 	if err != nil {
 		return cli.Trouble(err, "")
 	}
 	if sf == nil {
-		return cli.Refused(fmt.Errorf("not logged in (no session at %s)", cli.SessionPath(c)), "")
+		return cli.Refused(fmt.Errorf("not logged in (no session at %s)", req.SessionPath), "")
 	}
-	res, open, err := cl.Logout(sf)
+	res, open, err := req.Client.Logout(sf)
 	var partial *hsm.PartialError
 	if err != nil && (len(open) == 0 || !errors.As(err, &partial)) {
 		return err
@@ -164,7 +159,7 @@ func logout(c *ucli.Context, env cli.Env) error {
 			len(res.OK()), len(res.Outcomes), strings.Join(open, ", "), sf.Path),
 			"run hsm-user logout again once they are reachable (hsm-sim list); until then that user cannot be deleted there")
 	}
-	return cli.Emit(c, "Logout successful", func(w io.Writer) error {
+	return req.Emit("Logout successful", func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, "Logout successful")
 		return err
 	})
@@ -183,11 +178,11 @@ func PrintSkipped(env cli.Env, res *hsm.Result) {
 }
 
 func list(c *ucli.Context, env cli.Env) error {
-	cl, err := cli.Setup(c, env)
+	req, err := clustercli.Parse(c, env, 0)
 	if err != nil {
 		return err
 	}
-	users, warnings, err := cl.ListUsers(hsm.Nobody{})
+	users, warnings, err := req.Client.ListUsers(hsm.Nobody{})
 	env.Warn(warnings)
 	if err != nil {
 		return err
@@ -195,7 +190,7 @@ func list(c *ucli.Context, env cli.Env) error {
 	if users == nil {
 		users = []hsm.UserView{}
 	}
-	return cli.Emit(c, map[string]any{"users": users}, func(w io.Writer) error {
+	return req.Emit(map[string]any{"users": users}, func(w io.Writer) error {
 		rows := make([][]string, len(users))
 		for i, u := range users {
 			rows[i] = []string{u.Username, u.Role, u.Locked, strategies(u.MFA), strategies(u.Quorum), u.Coverage}
@@ -218,7 +213,7 @@ func strategies(s []hsm.Strategy) string {
 // manage is the common shape of create, delete and change-password.
 func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 	op func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error)) error {
-	cl, t, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -236,12 +231,12 @@ func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 			return err
 		}
 	}
-	res, err := op(cl, t, auth, user, role, pw, a)
+	res, err := op(req.Client, req.Targeting, req.Auth, user, role, pw, a)
 	n := 0
 	if res != nil {
 		n = len(res.OK())
 	}
-	return cli.Outcome(c, env, res, err, userData{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
+	return req.Outcome(res, err, userData{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
 }
 
 func create(c *ucli.Context, env cli.Env) error {
@@ -263,7 +258,7 @@ func changePassword(c *ucli.Context, env cli.Env) error {
 }
 
 func registerQuorum(c *ucli.Context, env cli.Env) error {
-	cl, t, auth, err := cli.SetupMutating(c, env)
+	req, err := clustercli.Parse(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -279,11 +274,11 @@ func registerQuorum(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	sf, _ := auth.(*hsm.SessionFile)
-	res, err := cl.RegisterQuorumKey(t, auth, pubPath, pub, tokPath, tok)
+	sf, _ := req.Auth.(*hsm.SessionFile)
+	res, err := req.Client.RegisterQuorumKey(req.Targeting, req.Auth, pubPath, pub, tokPath, tok)
 	data := userData{}
 	if sf != nil {
 		data = userData{Username: sf.Username, Role: sf.Role}
 	}
-	return cli.Outcome(c, env, res, err, data, "registered the quorum key of "+data.Username)
+	return req.Outcome(res, err, data, "registered the quorum key of "+data.Username)
 }

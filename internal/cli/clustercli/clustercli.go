@@ -1,4 +1,12 @@
-package cli
+// Package clustercli is the part of the command-line plumbing that knows
+// the cluster: target flags, the session, who acts, opening the engine,
+// and reporting per-HSM outcomes. It is apart from internal/cli so that
+// hsm-sign, an offline tool, links neither the engine nor the state.
+//
+// A command parses its flags once, with Parse, into a Request; calls one
+// engine operation with what the Request holds; and renders the result
+// through it.
+package clustercli
 
 import (
 	"errors"
@@ -9,6 +17,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 )
 
@@ -30,10 +39,10 @@ func Targeting(c *ucli.Context) (hsm.Targeting, error) {
 	t := hsm.Targeting{AllowPartial: c.Bool("allow-partial"), Server: c.String("server")}
 	if c.IsSet("server") && t.Server == "" {
 		// An empty --server "$ID" must not quietly mean every HSM.
-		return t, Usagef("--server: empty HSM id (hsm-sim list shows the cluster's HSMs)")
+		return t, cli.Usagef("--server: empty HSM id (hsm-sim list shows the cluster's HSMs)")
 	}
 	if t.AllowPartial && t.Server != "" {
-		return t, Usagef("--allow-partial and --server do not go together")
+		return t, cli.Usagef("--allow-partial and --server do not go together")
 	}
 	return t, nil
 }
@@ -43,29 +52,29 @@ func SessionPath(c *ucli.Context) string {
 	if p := c.String("session"); p != "" {
 		return p
 	}
-	return filepath.Join(filepath.Dir(ConfigPath(c)), ".hsm-session")
+	return filepath.Join(filepath.Dir(cli.ConfigPath(c)), ".hsm-session")
 }
 
 // OpenClient loads the config and state with the simulated clock and the
 // lock wait from the environment.
-func OpenClient(c *ucli.Context, env Env) (*hsm.Client, error) {
+func OpenClient(c *ucli.Context, env cli.Env) (*hsm.Client, error) {
 	opts, err := EngineOptions(c, env)
 	if err != nil {
 		return nil, err
 	}
-	return hsm.Open(ConfigPath(c), opts)
+	return hsm.Open(cli.ConfigPath(c), opts)
 }
 
 // EngineOptions reads HSM_NOW and HSM_LOCK_TIMEOUT.
-func EngineOptions(c *ucli.Context, env Env) (hsm.Options, error) {
+func EngineOptions(c *ucli.Context, env cli.Env) (hsm.Options, error) {
 	now, err := hsm.Clock(env.Getenv)
 	if err != nil {
-		return hsm.Options{}, Usagef("%v", err)
+		return hsm.Options{}, cli.Usagef("%v", err)
 	}
 	wait := 10 * time.Second
 	if v := env.Getenv("HSM_LOCK_TIMEOUT"); v != "" {
 		if wait, err = time.ParseDuration(v); err != nil || wait <= 0 {
-			return hsm.Options{}, Usagef("HSM_LOCK_TIMEOUT=%q: want a duration such as 10s", v)
+			return hsm.Options{}, cli.Usagef("HSM_LOCK_TIMEOUT=%q: want a duration such as 10s", v)
 		}
 	}
 	return hsm.Options{Now: now, LockWait: wait, Who: env.Name + " " + c.Command.FullName()}, nil
@@ -73,17 +82,17 @@ func EngineOptions(c *ucli.Context, env Env) (hsm.Options, error) {
 
 // Auth is who the command acts as: a one-shot login from HSM_PIN and
 // HSM_ROLE (for cron), else the session file, else nobody.
-func Auth(c *ucli.Context, env Env) (hsm.Authenticator, error) {
+func Auth(c *ucli.Context, env cli.Env) (hsm.Authenticator, error) {
 	if pin := env.Getenv("HSM_PIN"); pin != "" {
 		p, err := hsm.ParsePIN(pin, env.Getenv("HSM_ROLE"))
 		if err != nil {
-			return nil, Usagef("%v", err)
+			return nil, cli.Usagef("%v", err)
 		}
 		return p, nil
 	}
 	sf, err := hsm.LoadSession(SessionPath(c))
 	if err != nil {
-		return nil, Trouble(err, "")
+		return nil, cli.Trouble(err, "")
 	}
 	if sf == nil {
 		return hsm.Nobody{}, nil
@@ -94,7 +103,7 @@ func Auth(c *ucli.Context, env Env) (hsm.Authenticator, error) {
 // Outcome reports a mutating command: on success the line for people (or
 // data for programs); when --allow-partial missed some HSMs, one line per
 // HSM on stderr and the error (exit 1).
-func Outcome(c *ucli.Context, env Env, res *hsm.Result, err error, data any, human string) error {
+func Outcome(c *ucli.Context, env cli.Env, res *hsm.Result, err error, data any, human string) error {
 	var partial *hsm.PartialError
 	if errors.As(err, &partial) {
 		PrintOutcomes(env.Stderr, env.Name, res)
@@ -102,7 +111,7 @@ func Outcome(c *ucli.Context, env Env, res *hsm.Result, err error, data any, hum
 	if err != nil {
 		return err
 	}
-	return Emit(c, data, func(w io.Writer) error {
+	return cli.Emit(c, data, func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, human)
 		return err
 	})
@@ -119,38 +128,5 @@ func PrintOutcomes(w io.Writer, name string, res *hsm.Result) {
 		} else {
 			fmt.Fprintf(w, "%s: %s: %s\n", name, o.HSM, o.Status)
 		}
-	}
-}
-
-// Setup starts every command that works on a cluster: no stray arguments,
-// a valid output mode, the client.
-func Setup(c *ucli.Context, env Env) (*hsm.Client, error) {
-	if err := NoArgs(c); err != nil {
-		return nil, err
-	}
-	if _, err := Output(c); err != nil {
-		return nil, err
-	}
-	return OpenClient(c, env)
-}
-
-// SetupMutating also reads the target flags and who acts.
-func SetupMutating(c *ucli.Context, env Env) (*hsm.Client, hsm.Targeting, hsm.Authenticator, error) {
-	cl, err := Setup(c, env)
-	if err != nil {
-		return nil, hsm.Targeting{}, nil, err
-	}
-	t, err := Targeting(c)
-	if err != nil {
-		return nil, t, nil, err
-	}
-	auth, err := Auth(c, env)
-	return cl, t, auth, err
-}
-
-// Warn prints each warning of a read.
-func (e Env) Warn(warnings []string) {
-	for _, w := range warnings {
-		e.Warnf("%s", w)
 	}
 }
