@@ -48,6 +48,9 @@ type op struct {
 
 	// prepare runs before the lock is taken: the KDF belongs here.
 	prepare func() error
+	// locked runs first under the lock, before any HSM is looked at:
+	// checks of the client's own files that must not race.
+	locked func(tx *Tx) error
 	// each runs on every target HSM, after the gate let the caller in.
 	each func(tx *Tx, h *state.HSMTx, p Principal) error
 	// whole runs once, after each, with the caller the gate let in.
@@ -194,6 +197,11 @@ func (c *Client) run(o op) (*Result, error) {
 		return nil, err
 	}
 	tx.OpID = tx.Rand.ID("op-")
+	if o.locked != nil {
+		if err := o.locked(tx); err != nil {
+			return nil, err
+		}
+	}
 	if o.scope == scopeCluster {
 		return c.runCluster(tx, &o)
 	}

@@ -64,12 +64,17 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 	sf := &SessionFile{Cluster: c.Cluster.ID, Username: user, Path: sessionPath}
 	var opened []string
 	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role}, target: t, write: true,
-		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+		locked: func(tx *Tx) error {
+			// Under the lock, so racing logins on one file cannot both
+			// pass; before the password, so this costs no failure.
 			if old, err := LoadSession(sessionPath); err != nil {
 				return &TroubleError{Err: err}
 			} else if old != nil {
 				return fmt.Errorf("already logged in as %s (%s): hsm-user logout first", old.Username, sessionPath)
 			}
+			return nil
+		},
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			if sf.ID == "" {
 				sf.Secret, sf.Created = tx.Rand.Secret(32), tx.Now
 			}
