@@ -18,7 +18,7 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	Now      func() time.Time
+	Now      func() time.Time // overrides the cluster's clock, for in-process tests only
 	LockWait time.Duration
 	Who      string // shown to others waiting for the lock
 	Policy   *policy.Table
@@ -63,9 +63,6 @@ func Open(configPath string, opts Options) (*Client, error) {
 
 // OpenConfig opens the state of an already loaded config.
 func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
-	if opts.Now == nil {
-		opts.Now = func() time.Time { return time.Now().UTC() }
-	}
 	if opts.LockWait == 0 {
 		opts.LockWait = 10 * time.Second
 	}
@@ -77,6 +74,9 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 		return nil, &TroubleError{Err: fmt.Errorf("%s: state %s: %w", cfg.Path, cfg.StateDir(), err)}
 	}
 	cl, err := st.LoadCluster()
+	if err == nil {
+		err = checkClock(cfg.StateDir(), cl) // the client's clock is cl.Clock (Client.now)
+	}
 	if err != nil {
 		return nil, &TroubleError{Err: err}
 	}
@@ -87,8 +87,8 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 	return &Client{Config: cfg, Store: st, Cluster: cl, opts: opts}, nil
 }
 
-// Now is the simulated time.
-func (c *Client) Now() time.Time { return c.opts.Now() }
+// Now is the simulated time: the cluster's clock.
+func (c *Client) Now() time.Time { return c.now() }
 
 // Policy is the permission table in force.
 func (c *Client) Policy() *policy.Table { return c.opts.Policy }
@@ -243,6 +243,9 @@ func (c *Client) lockCluster() (*state.Cluster, func(), error) {
 		return nil, nil, &TroubleError{Err: err, Fix: "retry when the other command is done; HSM_LOCK_TIMEOUT sets the wait"}
 	}
 	cl, err := c.Store.LoadCluster()
+	if err == nil {
+		err = checkClock(c.Config.StateDir(), cl) // and so the clock as hsm-sim last set it
+	}
 	if err != nil {
 		unlock()
 		return nil, nil, &TroubleError{Err: err}
@@ -302,7 +305,7 @@ func (c *Client) mutate(t Targeting, auth Authenticator, purpose string, fn func
 			}
 		}
 	}
-	tx := &Tx{c: c, Cluster: cl, Now: c.opts.Now(), Rand: newRand(cl.Seed, counter, purpose), auth: auth, pwCache: map[string]bool{}, targets: targets}
+	tx := &Tx{c: c, Cluster: cl, Now: c.Now(), Rand: newRand(cl.Seed, counter, purpose), auth: auth, pwCache: map[string]bool{}, targets: targets}
 	tx.OpID = tx.Rand.ID("op-")
 
 	errs := make([]error, len(hsms))

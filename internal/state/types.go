@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"github.com/hsmkit/hsmkit/internal/simclock"
+)
 
 // Schema is the version of the state layout this build reads and writes.
 const Schema = 1
@@ -18,6 +22,8 @@ type Cluster struct {
 	Salt []byte    `json:"salt"`
 	AZs  []string  `json:"azs"`
 	HSMs []HSMInfo `json:"hsms"`
+	// Clock is the cluster's time, set by hsm-sim only; absent means real.
+	Clock *simclock.Clock `json:"clock,omitempty"`
 }
 
 // KDF is the argon2id cost, a cluster setting so tests can use a cheap one.
