@@ -46,8 +46,8 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       *updateScripts,
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
-			// Cheap, pinned and reproducible by default; scenarios override.
-			e.Setenv("HSM_NOW", "2026-11-22T10:00:00Z")
+			// The time is the cluster's: scenarios pin it with hsm-sim
+			// init --clock and move it with hsm-sim clock.
 			e.Setenv("HSM_LOCK_TIMEOUT", "20s")
 			return nil
 		},

@@ -138,11 +138,11 @@ func main() {
 	// Whole-process create and list on a cluster made here.
 	st := filepath.Join(work, "c")
 	os.MkdirAll(st, 0o700)
-	env := []string{"HSM_NOW=2026-11-22T10:00:00Z", "HSM_PASSWORD=Admin-pass1", "HSM_CONFIG=" + filepath.Join(st, "cluster.yaml"), "PATH=" + bin + ":" + os.Getenv("PATH")}
+	env := []string{"HSM_PASSWORD=Admin-pass1", "HSM_CONFIG=" + filepath.Join(st, "cluster.yaml"), "PATH=" + bin + ":" + os.Getenv("PATH")}
 	run := func(args ...string) (time.Duration, int64) {
 		return proc(st, env, 1, filepath.Join(bin, args[0]), args[1:]...)
 	}
-	run("hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
+	run("hsm-sim", "init", "--clock", "2026-11-22T10:00:00Z", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
 	run("hsm-user", "activate")
 	run("hsm-user", "login", "--username", "admin", "--role", "admin")
 	var creates []time.Duration

@@ -226,6 +226,9 @@ func NoStrayFlags(c *ucli.Context) error {
 // Run runs app with the shared conventions and returns the exit code. It
 // never lets the library call os.Exit.
 func Run(app *ucli.App, env Env, args []string) int {
+	if refuseHSMNow(env) {
+		return ExitUsage
+	}
 	app.Name = env.Name
 	app.Reader = env.Stdin
 	app.Writer = env.Stdout
@@ -272,6 +275,20 @@ func Run(app *ucli.App, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "%s: see '%s --help'\n", env.Name, failedCtx.Command.HelpName)
 	}
 	return code
+}
+
+// refuseHSMNow stops every command when HSM_NOW is set. HSM_NOW once let
+// any caller pick the time (reviving an expired quorum token, winning a
+// recency tie in a repair); the cluster now keeps its own clock. Ignoring
+// it silently would change scripted outputs without a word, so it is an
+// error until removed.
+func refuseHSMNow(env Env) bool {
+	if env.Getenv("HSM_NOW") == "" {
+		return false
+	}
+	fmt.Fprintf(env.Stderr, "%s: HSM_NOW no longer sets the time: the simulated cluster keeps its own clock (hsm-sim init --clock T, hsm-sim clock set T)\n", env.Name)
+	fmt.Fprintf(env.Stderr, "%s: hint: unset HSM_NOW; hsm-sim clock show shows the cluster's time\n", env.Name)
+	return true
 }
 
 func prepareCommands(cmds []*ucli.Command, onUsage ucli.OnUsageErrorFunc) {

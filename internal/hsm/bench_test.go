@@ -9,6 +9,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/hsmkit/hsmkit/internal/policy"
+	"github.com/hsmkit/hsmkit/internal/simclock"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
 
@@ -71,7 +72,7 @@ func BenchmarkUserList1000(b *testing.B) {
 // argon2id cost: one KDF run (the hash is the same on every HSM) and three writes.
 func BenchmarkLoginDefaultKDF(b *testing.B) {
 	dir := b.TempDir()
-	cfg, _, err := Init(InitOptions{StateDir: filepath.Join(dir, "st"), ConfigPath: filepath.Join(dir, "cluster.yaml"), HSMs: 3, KDF: DefaultKDF, Now: testNow})
+	cfg, _, err := Init(InitOptions{StateDir: filepath.Join(dir, "st"), ConfigPath: filepath.Join(dir, "cluster.yaml"), HSMs: 3, KDF: DefaultKDF, Clock: &simclock.Clock{Mode: simclock.Fixed, At: testNow}})
 	if err != nil {
 		b.Fatal(err)
 	}

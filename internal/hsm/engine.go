@@ -19,7 +19,7 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	Now      func() time.Time // tests only: the cluster's clock is the time
+	Now      func() time.Time // overrides the cluster's clock, for in-process tests only
 	LockWait time.Duration
 	// Waiting is told, once, when the lock has been waited for a second.
 	Waiting func(msg string)
@@ -66,9 +66,6 @@ func Open(configPath string, opts Options) (*Client, error) {
 
 // OpenConfig opens the state of an already loaded config.
 func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
-	if opts.Now == nil {
-		opts.Now = func() time.Time { return time.Now().UTC() }
-	}
 	if opts.LockWait == 0 {
 		opts.LockWait = 10 * time.Second
 	}
@@ -80,6 +77,9 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 		return nil, &TroubleError{Err: fmt.Errorf("%s: state %s: %w", cfg.Path, cfg.StateDir(), err)}
 	}
 	cl, err := st.LoadCluster()
+	if err == nil {
+		err = checkClock(cfg.StateDir(), cl) // the client's clock is cl.Clock (Client.now)
+	}
 	if err != nil {
 		return nil, &TroubleError{Err: err}
 	}
@@ -90,11 +90,8 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 	return &Client{Config: cfg, Store: st, Cluster: cl, opts: opts}, nil
 }
 
-// Now is the simulated time.
-func (c *Client) Now() time.Time { return c.now(c.Cluster) }
-
-// now is the cluster's time as cl says it.
-func (c *Client) now(cl *state.Cluster) time.Time { return c.opts.Now() }
+// Now is the simulated time: the cluster's clock.
+func (c *Client) Now() time.Time { return c.now() }
 
 // Policy is the permission table in force.
 func (c *Client) Policy() *policy.Table { return c.opts.Policy }

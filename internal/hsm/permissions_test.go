@@ -14,6 +14,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/keys"
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/quorum"
+	"github.com/hsmkit/hsmkit/internal/simclock"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
 
@@ -25,7 +26,7 @@ func newTestCluster(t testing.TB, n int, activated bool) *Client {
 	t.Helper()
 	dir := t.TempDir()
 	seed := int64(1)
-	cfg, _, err := Init(InitOptions{StateDir: filepath.Join(dir, "st"), ConfigPath: filepath.Join(dir, "cluster.yaml"), HSMs: n, Seed: &seed, KDF: TestKDF, Now: testNow})
+	cfg, _, err := Init(InitOptions{StateDir: filepath.Join(dir, "st"), ConfigPath: filepath.Join(dir, "cluster.yaml"), HSMs: n, Seed: &seed, KDF: TestKDF, Clock: &simclock.Clock{Mode: simclock.Fixed, At: testNow}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func newTestCluster(t testing.TB, n int, activated bool) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := OpenConfig(cfg, Options{Now: func() time.Time { return testNow }})
+	c, err := OpenConfig(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,8 +373,8 @@ func FuzzClockAndKDF(f *testing.F) {
 	f.Add("1700000000", "test")
 	f.Add("", "t=0,m=1,p=0")
 	f.Fuzz(func(t *testing.T, now, kdf string) {
-		if clock, err := Clock(func(string) string { return now }); err == nil {
-			_ = clock()
+		if at, err := simclock.Parse(now); err == nil {
+			_ = (&simclock.Clock{Mode: simclock.Fixed, At: at}).Now()
 		}
 		if k, err := ParseKDF(kdf); err == nil && (k.Time < 1 || k.Threads < 1 || k.MemoryKiB < 8*uint32(k.Threads)) {
 			t.Fatalf("accepted a cost argon2 cannot run: %+v", k)

@@ -295,7 +295,7 @@ func (c *Client) ListTokens(auth Authenticator) ([]TokenView, []string, error) {
 			digest        string
 		}
 		seen := map[key]int{}
-		now := c.now(cl)
+		now := c.now()
 		for _, h := range hsms {
 			toks, err := h.Tokens()
 			if err != nil {

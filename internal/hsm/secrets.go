@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	mrand "math/rand/v2"
-	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -125,23 +124,4 @@ func (r *Rand) ID(prefix string) string {
 		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
 	}
 	return prefix + string(b)
-}
-
-// Clock returns the simulated time: HSM_NOW pins it (RFC 3339 or Unix
-// seconds) so scenarios and golden files are stable.
-func Clock(getenv func(string) string) (func() time.Time, error) {
-	v := getenv("HSM_NOW")
-	if v == "" {
-		return func() time.Time { return time.Now().UTC() }, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		var secs int64
-		if _, err2 := fmt.Sscanf(v, "%d", &secs); err2 != nil {
-			return nil, fmt.Errorf("HSM_NOW=%q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix seconds", v)
-		}
-		t = time.Unix(secs, 0)
-	}
-	t = t.UTC()
-	return func() time.Time { return t }, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hsmkit/hsmkit/internal/config"
 	"github.com/hsmkit/hsmkit/internal/policy"
+	"github.com/hsmkit/hsmkit/internal/simclock"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
 
@@ -23,7 +24,7 @@ type InitOptions struct {
 	ClusterID  string
 	Seed       *int64
 	KDF        state.KDF
-	Now        time.Time
+	Clock      *simclock.Clock // the new cluster's clock (nil: real); its time stamps the cluster's creation
 }
 
 // Init creates a cluster: the first HSM holds the unactivated admin and
@@ -36,8 +37,13 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if len(o.AZs) == 0 {
 		o.AZs = []string{"us-east-1a", "us-east-1b", "us-east-1c"}
 	}
+	clock, err := initClock(o.Clock)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := clock.Now()
 	r := newRand(o.Seed, 0, "init")
-	cl := &state.Cluster{ID: o.ClusterID, Created: o.Now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs}
+	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock}
 	if cl.ID == "" {
 		cl.ID = r.ID("cluster-")
 	}
@@ -67,11 +73,11 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	}
 	defer unlock()
 	first := &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
-	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: o.Now, Op: "op-init"}
-	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: o.Now, Op: "op-init"}
+	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init"}
+	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init"}
 	first.Users, first.NextUserID = []state.User{admin, app}, 2
 	for i := 0; i < o.HSMs; i++ {
-		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], o.Now)
+		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], now)
 		cl.HSMs = append(cl.HSMs, info)
 		h := cloneHSM(first, info.ID)
 		if err := st.CreateHSM(h); err != nil {

@@ -191,7 +191,7 @@ func (c *Client) run(o op) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
-	tx := &Tx{c: c, Cluster: cl, Now: c.now(cl), auth: o.auth, open: map[string]*state.HSMTx{}, pw: pw}
+	tx := &Tx{c: c, Cluster: cl, Now: c.now(), auth: o.auth, open: map[string]*state.HSMTx{}, pw: pw}
 	defer tx.rollback()
 	if tx.Rand, err = c.opRand(cl, o.name); err != nil {
 		return nil, err
@@ -406,6 +406,9 @@ func (c *Client) lockCluster() (*state.Cluster, func(), error) {
 		return nil, nil, &TroubleError{Err: err, Fix: "retry when the other command is done; HSM_LOCK_TIMEOUT sets the wait"}
 	}
 	cl, err := c.Store.LoadCluster()
+	if err == nil {
+		err = checkClock(c.Store.Dir, cl)
+	}
 	if err != nil {
 		unlock()
 		return nil, nil, &TroubleError{Err: err}

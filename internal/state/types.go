@@ -3,6 +3,8 @@ package state
 import (
 	"fmt"
 	"time"
+
+	"github.com/hsmkit/hsmkit/internal/simclock"
 )
 
 // Schema is the version of the state layout this build reads and writes.
@@ -21,6 +23,8 @@ type Cluster struct {
 	Salt []byte    `json:"salt"`
 	AZs  []string  `json:"azs"`
 	HSMs []HSMInfo `json:"hsms"`
+	// Clock is the cluster's time, set by hsm-sim only; absent means real.
+	Clock *simclock.Clock `json:"clock,omitempty"`
 }
 
 // KDF is the argon2id cost, a cluster setting so tests can use a cheap one.

@@ -69,7 +69,7 @@ func TestStateWritesStayInStateDir(t *testing.T) {
 // after its first HSM write. Change times were truncated to seconds, so
 // the tombstones on the other HSMs tied with the new record and hsm-sync
 // called it undecidable ("the same time as its last change elsewhere").
-// With full-resolution change times (the real clock; HSM_NOW is not set)
+// With full-resolution change times (the real clock: init without --clock)
 // the re-create is later than the deletion: a partial create, repaired.
 func TestRecreateAfterDeleteIsDecidable(t *testing.T) {
 	h := seededCluster(t)

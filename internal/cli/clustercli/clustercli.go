@@ -55,8 +55,8 @@ func SessionPath(c *ucli.Context) string {
 	return filepath.Join(filepath.Dir(cli.ConfigPath(c)), ".hsm-session")
 }
 
-// OpenClient loads the config and state with the simulated clock and the
-// lock wait from the environment.
+// OpenClient loads the config and state (whose cluster keeps the simulated
+// clock) with the lock wait from the environment.
 func OpenClient(c *ucli.Context, env cli.Env) (*hsm.Client, error) {
 	opts, err := EngineOptions(c, env)
 	if err != nil {
@@ -65,19 +65,17 @@ func OpenClient(c *ucli.Context, env cli.Env) (*hsm.Client, error) {
 	return hsm.Open(cli.ConfigPath(c), opts)
 }
 
-// EngineOptions reads HSM_NOW and HSM_LOCK_TIMEOUT.
+// EngineOptions reads HSM_LOCK_TIMEOUT. The time is not the client's to
+// choose: the engine takes it from the cluster.
 func EngineOptions(c *ucli.Context, env cli.Env) (hsm.Options, error) {
-	now, err := hsm.Clock(env.Getenv)
-	if err != nil {
-		return hsm.Options{}, cli.Usagef("%v", err)
-	}
 	wait := 10 * time.Second
 	if v := env.Getenv("HSM_LOCK_TIMEOUT"); v != "" {
+		var err error
 		if wait, err = time.ParseDuration(v); err != nil || wait <= 0 {
 			return hsm.Options{}, cli.Usagef("HSM_LOCK_TIMEOUT=%q: want a duration such as 10s", v)
 		}
 	}
-	return hsm.Options{Now: now, LockWait: wait, Who: env.Name + " " + c.Command.FullName()}, nil
+	return hsm.Options{LockWait: wait, Who: env.Name + " " + c.Command.FullName()}, nil
 }
 
 // Auth is who the command acts as: a one-shot login from HSM_PIN and

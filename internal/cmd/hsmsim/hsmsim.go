@@ -1,6 +1,7 @@
 // Package hsmsim is the hsm-sim command: it creates and hosts a simulated
 // cluster's state. HSMs join (cloned from a peer), leave, go unreachable,
-// come back, and are zeroized.
+// come back, and are zeroized; the cluster's clock is set here too, as it
+// is the AWS side's and not a client's.
 package hsmsim
 
 import (
@@ -8,12 +9,14 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/simclock"
 )
 
 // Main runs hsm-sim and returns its exit code.
@@ -32,6 +35,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					&ucli.StringFlag{Name: "cluster-id", Usage: "cluster `ID` (default: random, like cluster-abc123)"},
 					&ucli.StringFlag{Name: "seed", Usage: "make ids and random values reproducible from this integer"},
 					&ucli.StringFlag{Name: "kdf", Value: "default", Usage: "password hashing cost: default, test (cheap, for tests), or t=N,m=KIB,p=N"},
+					&ucli.StringFlag{Name: "clock", Usage: "fix the cluster's clock at `TIME` (RFC 3339, such as " + simclock.Example + "; default: the real clock)"},
 				},
 				Action: func(c *ucli.Context) error { return initCluster(c, env) },
 			},
@@ -53,6 +57,32 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				return "zeroized " + id, cl.Zeroize(hsm.Nobody{}, id)
 			})},
 			{Name: "list", Usage: "show the cluster's HSMs (basic cluster info)", Action: func(c *ucli.Context) error { return list(c, env) }},
+			{
+				Name:  "clock",
+				Usage: "show or set the cluster's clock, the time every command of the cluster uses",
+				Subcommands: []*ucli.Command{
+					{Name: "show", Usage: "show the clock's mode and time", Action: clockCmd(env, "", func(cl *hsm.Client, _ string) (simclock.Clock, error) {
+						return cl.ClusterClock()
+					})},
+					{Name: "set", Usage: "fix the clock at TIME (RFC 3339, such as " + simclock.Example + "; backwards too)", ArgsUsage: "TIME", Action: clockCmd(env, "TIME", func(cl *hsm.Client, arg string) (simclock.Clock, error) {
+						at, err := simclock.Parse(arg)
+						if err != nil {
+							return simclock.Clock{}, cli.Usagef("clock set %v", err)
+						}
+						return cl.SetClock(simclock.Fixed, at)
+					})},
+					{Name: "advance", Usage: "move a fixed clock forward by DURATION (such as 90s, 10m, 48h)", ArgsUsage: "DURATION", Action: clockCmd(env, "DURATION", func(cl *hsm.Client, arg string) (simclock.Clock, error) {
+						d, err := simclock.ParseAdvance(arg)
+						if err != nil {
+							return simclock.Clock{}, cli.Usagef("clock advance %v", err)
+						}
+						return cl.AdvanceClock(d)
+					})},
+					{Name: "real", Usage: "run the clock on the wall clock again", Action: clockCmd(env, "", func(cl *hsm.Client, _ string) (simclock.Clock, error) {
+						return cl.SetClock(simclock.Real, time.Time{})
+					})},
+				},
+			},
 			dumpCommand(env),
 			migrateCommand(env),
 		},
@@ -88,11 +118,13 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 		return cli.Usagef("%v", err)
 	}
 	o.KDF = kdf
-	now, err := hsm.Clock(env.Getenv)
-	if err != nil {
-		return cli.Usagef("%v", err)
+	if c.IsSet("clock") {
+		at, err := simclock.Parse(c.String("clock"))
+		if err != nil {
+			return cli.Usagef("--clock %v", err)
+		}
+		o.Clock = &simclock.Clock{Mode: simclock.Fixed, At: at}
 	}
-	o.Now = now()
 	cfg, cl, err := hsm.Init(o)
 	if err != nil {
 		return cli.Trouble(err, "")
@@ -171,4 +203,42 @@ func list(c *ucli.Context, env cli.Env) error {
 		fmt.Fprintf(w, "cluster %s\n", cl.Cluster.ID)
 		return cli.Table(w, []string{"HSM", "AZ", "IP", "Serial", "Model", "Firmware", "State", "Users", "In config"}, rows)
 	})
+}
+
+// clockCmd runs a clock subcommand taking the one argument named arg (none
+// if "") and prints the clock as it then is.
+func clockCmd(env cli.Env, arg string, fn func(cl *hsm.Client, arg string) (simclock.Clock, error)) ucli.ActionFunc {
+	return func(c *ucli.Context) error {
+		var err error
+		if arg == "" {
+			err = cli.NoArgs(c)
+		} else {
+			err = cli.ExactArgs(c, 1, arg)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := cli.Output(c); err != nil {
+			return err
+		}
+		cl, err := clustercli.OpenClient(c, env)
+		if err != nil {
+			return err
+		}
+		clock, err := fn(cl, c.Args().First())
+		if err != nil {
+			return err
+		}
+		// A real clock shows the wall time of this moment.
+		now := clock.Now().Format(time.RFC3339Nano)
+		data := map[string]any{"cluster-id": cl.Cluster.ID, "mode": clock.Mode, "time": now}
+		return cli.Emit(c, data, func(w io.Writer) error {
+			if c.Command.Name != "show" {
+				_, err := fmt.Fprintf(w, "clock of cluster %s: %s, %s\n", cl.Cluster.ID, clock.Mode, now)
+				return err
+			}
+			fmt.Fprintf(w, "cluster %s\n", cl.Cluster.ID)
+			return cli.Table(w, []string{"Clock", "Time"}, [][]string{{clock.Mode, now}})
+		})
+	}
 }
