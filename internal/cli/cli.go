@@ -118,7 +118,7 @@ func (e Env) Warnf(format string, a ...any) {
 	fmt.Fprintf(e.Stderr, "%s: warning: %s\n", e.Name, fmt.Sprintf(format, a...))
 }
 
-// Common flags every command takes (design.md, "Command contract").
+// Common flags every command takes (docs/design.md, "The command contract").
 func commonFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "client config `FILE`", EnvVars: []string{"HSM_CONFIG"}, Value: "cluster.yaml"},
@@ -127,7 +127,7 @@ func commonFlags() []ucli.Flag {
 }
 
 // commonFlagsBut leaves out the common flags a command names for itself
-// (hsm-sign sign -o FILE, as design.md has it); before the command's name
+// (hsm-sign sign -o FILE, as docs/design.md has it); before the command's name
 // they keep their common meaning.
 func commonFlagsBut(own []ucli.Flag) []ucli.Flag {
 	taken := map[string]bool{}

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/term"
 )
 
-// PasswordFlags are the ways a command can take a password (design.md):
+// PasswordFlags are the ways a command can take a password (docs/design.md, "The command contract"):
 // first line of stdin, env HSM_PASSWORD, --password (visible to other
 // users, so it warns), or a no-echo prompt on a terminal.
 func PasswordFlags() []ucli.Flag {

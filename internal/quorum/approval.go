@@ -57,7 +57,7 @@ const (
 	RecordVersion = 1
 )
 
-// Record is one HSM's part of a token's approval_data (design.md, "Quorum").
+// Record is one HSM's part of a token's approval_data (docs/design.md, "Quorum").
 type Record struct {
 	Version  uint16 // 0 is written as RecordVersion
 	Service  Service

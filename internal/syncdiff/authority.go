@@ -316,7 +316,7 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 
 	// The lock state: the strictest among the HSMs holding the winning
 	// record. Lockout is counted per HSM and only an admin's change-password
-	// unlocks (design.md), so a repair never unlocks or lowers a count.
+	// unlocks (docs/design.md, "The command contract"), so a repair never unlocks or lowers a count.
 	src := groups[w].hsms[0]
 	for _, i := range groups[w].hsms[1:] {
 		if stricter(cells[i].User, cells[src].User) {
