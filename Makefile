@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync
 FUZZTIME ?= 10s
 
-.PHONY: build test demo bench bench-report fuzz install vet clean
+.PHONY: build test lint demo bench bench-report fuzz install vet clean
 
 build:
 	@mkdir -p $(BIN)
@@ -15,6 +15,13 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# gofmt and staticcheck (installed into GOPATH/bin when missing).
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+lint:
+	@test -z "$$(gofmt -l cmd internal *.go)" || { gofmt -l cmd internal *.go; echo "gofmt: the files above need formatting" >&2; exit 1; }
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$(STATICCHECK) ./...
 
 demo: build
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

@@ -25,7 +25,10 @@ const (
 // Quorum values: 1 is off, otherwise 2 to MaxQuorum.
 const MaxQuorum = 8
 
-// ErrQuorumRequired is cloudhsm-cli's refusal when a token is missing or not approved.
+// ErrQuorumRequired is cloudhsm-cli's refusal when a token is missing or
+// not approved; scripts compare it, capital letter included.
+//
+//lint:ignore ST1005 cloudhsm-cli's exact message
 var ErrQuorumRequired = errors.New("Quorum approval is required for this operation")
 
 // QuorumError is a refusal of an approval: it starts with cloudhsm-cli's
