@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // Exit codes, the public contract documented in README.md.
@@ -113,9 +115,10 @@ func NewEnv(args []string, stdin io.Reader, stdout, stderr io.Writer) Env {
 	return Env{Name: name, Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
 }
 
-// Warnf prints a warning on stderr, prefixed by the binary's name.
+// Warnf prints a warning on stderr, prefixed by the binary's name. The
+// message is escaped (safetext): it is one line, with no terminal control.
 func (e Env) Warnf(format string, a ...any) {
-	fmt.Fprintf(e.Stderr, "%s: warning: %s\n", e.Name, fmt.Sprintf(format, a...))
+	fmt.Fprintf(e.Stderr, "%s: warning: %s\n", safetext.Escape(e.Name), safetext.Escape(fmt.Sprintf(format, a...)))
 }
 
 // Common flags every command takes (docs/design.md, "The command contract").
@@ -267,12 +270,15 @@ func Run(app *ucli.App, env Env, args []string) int {
 	if failedCtx != nil && JSONMode(failedCtx) {
 		_ = WriteJSON(env.Stdout, 1, err.Error())
 	}
-	fmt.Fprintf(env.Stderr, "%s: %s\n", env.Name, err)
+	// Errors quote arguments, file names and file contents: escaped
+	// (safetext), each message is one line with no terminal control.
+	name := safetext.Escape(env.Name)
+	fmt.Fprintf(env.Stderr, "%s: %s\n", name, safetext.Escape(err.Error()))
 	if hint := HintOf(err); hint != "" {
-		fmt.Fprintf(env.Stderr, "%s: hint: %s\n", env.Name, hint)
+		fmt.Fprintf(env.Stderr, "%s: hint: %s\n", name, safetext.Escape(hint))
 	}
 	if code == ExitUsage && failedCtx != nil && failedCtx.Command != nil && failedCtx.Command.Name != "" {
-		fmt.Fprintf(env.Stderr, "%s: see '%s --help'\n", env.Name, failedCtx.Command.HelpName)
+		fmt.Fprintf(env.Stderr, "%s: see '%s --help'\n", name, safetext.Escape(failedCtx.Command.HelpName))
 	}
 	return code
 }

@@ -3,11 +3,15 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // envelope is cloudhsm-cli's JSON output: {"error_code":0,"data":…}.
@@ -27,7 +31,7 @@ func WriteJSON(w io.Writer, code int, data any) error {
 	if err := enc.Encode(envelope{ErrorCode: code, Data: data}); err != nil {
 		return err
 	}
-	_, err := w.Write(b.Bytes())
+	_, err := w.Write(escapeJSON(b.Bytes()))
 	return err
 }
 
@@ -41,17 +45,49 @@ func WriteJSONPlain(w io.Writer, data any) error {
 	if err := enc.Encode(data); err != nil {
 		return err
 	}
-	_, err := w.Write(b.Bytes())
+	_, err := w.Write(escapeJSON(b.Bytes()))
 	return err
+}
+
+// escapeJSON writes as \uXXXX escapes the runes safetext finds unsafe
+// that encoding/json leaves raw (DEL, C1 controls, bidi controls): JSON
+// means the same, and a terminal showing it gets no control. They can
+// only occur inside strings, since the rest of a JSON document is ASCII;
+// the newlines of the indentation stay.
+func escapeJSON(doc []byte) []byte {
+	out := make([]byte, 0, len(doc)+32)
+	for i := 0; i < len(doc); {
+		r, n := utf8.DecodeRune(doc[i:])
+		if n > 0 && r != '\n' && safetext.UnsafeRune(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, doc[i:i+n]...)
+		}
+		i += n
+	}
+	return out
 }
 
 // Table prints rows under a header for people.
 func Table(w io.Writer, header []string, rows [][]string) error {
 	// Headers as given: the default upper-cases and splits them, which
 	// mangles HSM ids used as column names.
+	// Every cell is escaped (safetext): a value from a capture or a file
+	// name must not add lines or reach the terminal as a control.
 	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	t.Header(header)
-	if err := t.Bulk(rows); err != nil {
+	h := make([]string, len(header))
+	for i, s := range header {
+		h[i] = safetext.Escape(s)
+	}
+	t.Header(h)
+	safe := make([][]string, len(rows))
+	for i, row := range rows {
+		safe[i] = make([]string, len(row))
+		for j, s := range row {
+			safe[i][j] = safetext.Escape(s)
+		}
+	}
+	if err := t.Bulk(safe); err != nil {
 		return err
 	}
 	return t.Render()

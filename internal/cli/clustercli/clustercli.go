@@ -19,6 +19,7 @@ import (
 
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // SessionFlag is --session for commands that use a login.
@@ -121,10 +122,10 @@ func PrintOutcomes(w io.Writer, name string, res *hsm.Result) {
 		return
 	}
 	for _, o := range res.Outcomes {
+		line := fmt.Sprintf("%s: %s: %s", name, o.HSM, o.Status)
 		if o.Err != nil {
-			fmt.Fprintf(w, "%s: %s: %s (%v)\n", name, o.HSM, o.Status, o.Err)
-		} else {
-			fmt.Fprintf(w, "%s: %s: %s\n", name, o.HSM, o.Status)
+			line += fmt.Sprintf(" (%v)", o.Err)
 		}
+		fmt.Fprintln(w, safetext.Escape(line)) // one line, no terminal control
 	}
 }
