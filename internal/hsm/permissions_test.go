@@ -114,7 +114,7 @@ var engineOps = map[policy.Op]func(c *Client, w who) error{
 		return err
 	},
 	policy.QuorumPolicyWrite: func(c *Client, w who) error {
-		if _, err := c.SetTimeouts(Targeting{}, w.auth, 900, 0); err != nil {
+		if _, err := c.SetTimeouts(Targeting{}, w.auth, 900, 0, nil); err != nil {
 			return err
 		}
 		_, err := c.SetQuorumValue(Targeting{}, w.auth, ServiceUser, 1, nil)

@@ -72,10 +72,53 @@ func (a *Approval) parse() (*quorum.TokenFile, error) {
 	return tf, nil
 }
 
+// expires is when a token's time runs out. It is fixed when the token is
+// generated, so a later set-timeout neither revives an expired token nor
+// voids pending ones; tokens from before that rule take the HSM's timeout.
+func expires(h *state.HSMTx, t *state.Token) time.Time {
+	if !t.Expires.IsZero() {
+		return t.Expires
+	}
+	return t.Created.Add(time.Duration(h.Meta.Quorum.Generated) * time.Second)
+}
+
 // expired says whether a token's time has run out: generated tokens must be
 // approved within the generated timeout.
 func expired(h *state.HSMTx, t *state.Token, now time.Time) bool {
-	return now.After(t.Created.Add(time.Duration(h.Meta.Quorum.Generated) * time.Second))
+	return now.After(expires(h, t))
+}
+
+// digest is the SHA-256 of the token file's approval data: what names the
+// token on every HSM it covers.
+func (a *Approval) digest() ([]byte, error) {
+	tf, err := a.parse()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(tf.ApprovalData)
+	return sum[:], nil
+}
+
+// spendToken marks the token with this digest used on h, if h holds it
+// unused.
+func spendToken(h *state.HSMTx, digest []byte, now time.Time) error {
+	toks, err := h.Tokens()
+	if err != nil {
+		return err
+	}
+	for i := range toks {
+		t := &toks[i]
+		if bytes.Equal(t.Digest, digest) && t.Used.IsZero() {
+			t.Used = now
+			if t.Approved.IsZero() {
+				t.Approved = now
+			}
+			if err := h.PutToken(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // purge drops tokens whose time ran out, and used ones once they would have.
@@ -114,79 +157,81 @@ func registeredKeys(h *state.HSMTx) (map[string]*rsa.PublicKey, error) {
 	return out, err
 }
 
-// requireQuorum passes when the service's quorum value is 1 (off);
-// otherwise the approval must be a token of this principal's session for
-// this service, on this HSM, unexpired, unused, with enough distinct valid
-// signatures from admins with registered keys. The token is used up when
-// the operation is written.
-func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, a *Approval) error {
+// requireQuorum passes when need is 1 or less (quorum off) and no token
+// is offered; otherwise the approval must be a token of this principal's
+// session for this service, on this HSM, unexpired, unused, with need
+// distinct valid signatures from admins with registered keys. accepted
+// says the token passed: the quorum phase then spends it everywhere.
+func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, m int, a *Approval) (accepted bool, err error) {
 	if a != nil {
 		// A bad file is an error even where no quorum is needed.
 		if _, err := a.parse(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	m := h.Meta.Quorum.Values[service]
 	if m <= 1 {
-		return nil
+		return false, nil
 	}
 	if a == nil {
-		return &approvalMissing{service: service, needs: m}
+		return false, &approvalMissing{service: service, needs: m}
 	}
 	tf, err := a.parse()
 	if err != nil {
-		return err
+		return false, err
 	}
 	recs, err := tf.Records()
 	if err != nil {
-		return fmt.Errorf("%s: approval_data: %v", a.Path, err)
+		return false, fmt.Errorf("%s: approval_data: %v", a.Path, err)
 	}
 	digest := sha256.Sum256(tf.ApprovalData)
 	tok, err := findToken(h, recs, digest[:])
 	if err != nil {
-		return err
+		return false, err
 	}
 	if tok == nil {
-		return &QuorumError{Why: fmt.Sprintf("no HSM holds a token matching %s (it was never generated, was deleted, its session ended, or its approval_data was altered)", a.Path)}
+		return false, &QuorumError{Why: fmt.Sprintf("no HSM holds a token matching %s (it was never generated, was deleted, its session ended, or its approval_data was altered)", a.Path)}
 	}
 	switch {
 	case !tok.Used.IsZero():
-		return &QuorumError{Why: fmt.Sprintf("the token in %s was already used at %s; a token approves one operation", a.Path, tok.Used.Format(time.RFC3339))}
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s was already used at %s; a token approves one operation", a.Path, tok.Used.Format(time.RFC3339))}
 	case tok.Service != service:
-		return &QuorumError{Why: fmt.Sprintf("the token in %s is for the %s service, not %s", a.Path, tok.Service, service)}
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s is for the %s service, not %s", a.Path, tok.Service, service)}
 	case tok.User != p.User:
-		return &QuorumError{Why: fmt.Sprintf("the token in %s belongs to %s, not %s", a.Path, tok.User, p.User)}
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s belongs to %s, not %s", a.Path, tok.User, p.User)}
 	case p.Session == "":
-		return &QuorumError{Why: "a token is bound to the login session that generated it; a one-shot login (HSM_PIN) cannot use one"}
+		return false, &QuorumError{Why: "a token is bound to the login session that generated it; a one-shot login (HSM_PIN) cannot use one"}
 	case tok.Session != p.Session:
-		return &QuorumError{Why: fmt.Sprintf("the token in %s was generated in another login session", a.Path)}
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s was generated in another login session", a.Path)}
 	case tok.Coverage > len(tx.targets):
 		// Used on fewer HSMs than hold it, the token would stay fresh on
 		// the others and approve a second operation there.
-		return &QuorumError{Why: fmt.Sprintf("the token in %s was generated on %d HSMs and this operation reaches %d; a token approves one operation on every HSM it covers: generate one on the HSMs you act on (hsm-quorum generate with the same --server or --allow-partial)",
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s was generated on %d HSMs and this operation reaches %d; a token approves one operation on every HSM it covers: generate one on the HSMs you act on (hsm-quorum generate with the same --server or --allow-partial)",
 			a.Path, tok.Coverage, len(tx.targets))}
 	case expired(h, tok, tx.Now):
-		return &QuorumError{Why: fmt.Sprintf("the token in %s expired at %s (generated timeout %d s)", a.Path,
-			tok.Created.Add(time.Duration(h.Meta.Quorum.Generated)*time.Second).Format(time.RFC3339), h.Meta.Quorum.Generated)}
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s expired at %s (generated timeout %d s)", a.Path,
+			expires(h, tok).Format(time.RFC3339), int(expires(h, tok).Sub(tok.Created)/time.Second))}
 	}
 	keyring, err := registeredKeys(h)
 	if err != nil {
-		return err
+		return false, err
 	}
 	approvers, err := quorum.Approvers(tf, keyring)
 	if err != nil {
-		return &QuorumError{Why: err.Error()}
+		return false, &QuorumError{Why: err.Error()}
 	}
 	tok.Approvals = approvers
 	if len(approvers) < m {
 		// Keep the approvals counted so far: hsm-quorum list shows them.
 		if err := h.PutToken(tok); err != nil {
-			return err
+			return false, err
 		}
-		return keepErr{&QuorumError{Why: fmt.Sprintf("%d of %d approvals (%v)", len(approvers), m, approvers)}}
+		return false, keepErr{&QuorumError{Why: fmt.Sprintf("%d of %d approvals (%v)", len(approvers), m, approvers)}}
 	}
-	tok.Approved, tok.Used = tx.Now, tx.Now
-	return h.PutToken(tok)
+	if err := h.PutToken(tok); err != nil {
+		return false, err
+	}
+	tx.approvers = approvers
+	return true, nil
 }
 
 // findToken finds the HSM's token among the file's records.
@@ -242,7 +287,8 @@ func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path st
 			rec := quorum.Record{Version: quorum.RecordVersion, Service: svc, TokenID: h.Meta.NextTokenID, Username: p.User, Created: tx.Now}
 			tx.Rand.Read(rec.Nonce[:])
 			records = append(records, rec)
-			holders = append(holders, held{h, state.Token{ID: rec.TokenID, User: p.User, Session: p.Session, Service: service, Created: tx.Now}})
+			holders = append(holders, held{h, state.Token{ID: rec.TokenID, User: p.User, Session: p.Session, Service: service, Created: tx.Now,
+				Expires: tx.Now.Add(time.Duration(h.Meta.Quorum.Generated) * time.Second)}})
 			return nil
 		},
 		beforeCommit: func(tx *Tx) error {
@@ -313,7 +359,7 @@ func (c *Client) ListTokens(auth Authenticator) ([]TokenView, []string, error) {
 					out[i].Coverage = coverage(len(cl.HSMs), t.Coverage, out[i].Coverage)
 					continue
 				}
-				left := int(t.Created.Add(time.Duration(h.Meta.Quorum.Generated)*time.Second).Sub(now) / time.Second)
+				left := int(expires(h, &t).Sub(now) / time.Second)
 				required := h.Meta.Quorum.Values[t.Service]
 				if t.Service == ServiceRegistration {
 					required = 1
@@ -382,9 +428,25 @@ func (c *Client) quorumPolicy(auth Authenticator) (state.Quorum, []string, error
 	return q, append(warnings, differs...), err
 }
 
-// SetQuorumValue sets a service's quorum value. The first change needs no
-// token; once the quorum service's own value is above 1, changing any value
-// needs a quorum token. A value above the number of admins with a
+// policyChangeNeeds is how many approvals a change of service's quorum
+// value needs: CloudHSM allows a change "only when the number of approvers
+// is the same or higher than the current quorum minimum value", so
+// lowering the user value from 2 needs 2 approvals even while the quorum
+// service's own value is 1; the quorum service's value guards every
+// change. A timeout change (service "") governs every service's tokens,
+// so it needs the highest value in force.
+func policyChangeNeeds(h *state.HSMTx, service string) int {
+	v := h.Meta.Quorum.Values
+	if service == "" {
+		return max(v[ServiceUser], v[ServiceQuorum])
+	}
+	return max(v[service], v[ServiceQuorum])
+}
+
+// SetQuorumValue sets a service's quorum value. Changing a value needs a
+// quorum-service token with as many approvals as the higher of the value
+// being changed and the quorum service's own (policyChangeNeeds); while
+// both are 1 no token is needed. A value above the number of admins with a
 // registered key is refused: it would lock everyone out.
 func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string, value int, a *Approval) (*Result, error) {
 	if service != ServiceUser && service != ServiceQuorum {
@@ -394,6 +456,7 @@ func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string,
 		return nil, fmt.Errorf("--value %d: want 1 (off) to %d", value, MaxQuorum)
 	}
 	return c.run(op{name: "quorum-set-value", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
+		quorum: func(h *state.HSMTx, _ Principal) (string, int) { return ServiceQuorum, policyChangeNeeds(h, service) }, approval: a,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			if value > 1 {
 				keyring, err := registeredKeys(h)
@@ -404,22 +467,23 @@ func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string,
 					return fmt.Errorf("--value %d is more than the %d admin(s) with a registered quorum key: nobody could approve anything (register keys with hsm-user change-quorum register)", value, len(keyring))
 				}
 			}
-			if err := tx.requireQuorum(h, p, ServiceQuorum, a); err != nil {
-				return err
-			}
 			h.Meta.Quorum.Values[service] = value
 			return nil
 		}})
 }
 
 // SetTimeouts sets the generated and/or approved token timeouts (seconds).
-func (c *Client) SetTimeouts(t Targeting, auth Authenticator, generated, approved int) (*Result, error) {
+// Tokens already generated keep their expiry. It is quorum-protected like
+// a value change: a quorum-service token with as many approvals as the
+// highest value in force.
+func (c *Client) SetTimeouts(t Targeting, auth Authenticator, generated, approved int, a *Approval) (*Result, error) {
 	for _, v := range []int{generated, approved} {
 		if v < 0 || v > 86400 {
 			return nil, fmt.Errorf("timeout %d: want 1 to 86400 seconds", v)
 		}
 	}
 	return c.run(op{name: "quorum-set-timeout", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
+		quorum: func(h *state.HSMTx, _ Principal) (string, int) { return ServiceQuorum, policyChangeNeeds(h, "") }, approval: a,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			if generated > 0 {
 				h.Meta.Quorum.Generated = generated

@@ -51,6 +51,12 @@ type op struct {
 	// locked runs first under the lock, before any HSM is looked at:
 	// checks of the client's own files that must not race.
 	locked func(tx *Tx) error
+	// quorum says, for a caller on an HSM, which quorum service's token
+	// the op needs and how many approvals (need <= 1: none); approval is
+	// the token file offered. The quorum phase runs after the gate and
+	// before each (see quorumPhase).
+	quorum   func(h *state.HSMTx, p Principal) (service string, need int)
+	approval *Approval
 	// each runs on every target HSM, after the gate let the caller in.
 	each func(tx *Tx, h *state.HSMTx, p Principal) error
 	// whole runs once, after each, with the caller the gate let in.
@@ -77,6 +83,7 @@ type Tx struct {
 	order        []string                // in the order they were opened
 	clusterDirty bool
 	pw           pwCache
+	approvers    []string // who approved the operation's quorum token, once accepted
 }
 
 // HSM opens (once) a write transaction on an HSM for a scopeCluster op;
@@ -334,13 +341,21 @@ func (c *Client) runTargets(tx *Tx, o *op) (*Result, error) {
 		}
 	}
 	errs := make([]error, len(hsms))
+	ps := make([]Principal, len(hsms))
+	for i, h := range hsms {
+		ps[i], errs[i] = tx.gate(h, o)
+	}
+	if o.quorum != nil {
+		if hsms, err = tx.quorumPhase(o, hsms, ps, errs); err != nil {
+			return nil, err
+		}
+	}
 	failed := false
 	for i, h := range hsms {
-		p, err := tx.gate(h, o)
-		if err == nil {
-			err = o.each(tx, h, p)
+		if errs[i] == nil {
+			errs[i] = o.each(tx, h, ps[i])
 		}
-		if errs[i] = err; err != nil {
+		if errs[i] != nil {
 			failed = true
 		}
 	}
@@ -377,6 +392,53 @@ func (c *Client) runTargets(tx *Tx, o *op) (*Result, error) {
 		return res, &PartialError{Result: res}
 	}
 	return res, nil
+}
+
+// quorumPhase checks the offered approval on every HSM the caller passed
+// the gate on. A token is spent on every target HSM that holds it as soon
+// as it is accepted on any of them, whatever the operation then does on
+// each: the spend is committed here, before the operation writes anything,
+// so neither a refusal on another HSM nor the requester killing its own
+// command leaves the token fresh anywhere to approve a second operation
+// (docs/design.md, "Quorum"). The HSMs' transactions are then begun anew
+// for the operation itself.
+func (tx *Tx) quorumPhase(o *op, hsms []*state.HSMTx, ps []Principal, errs []error) ([]*state.HSMTx, error) {
+	accepted := false
+	for i, h := range hsms {
+		if errs[i] != nil {
+			continue
+		}
+		svc, need := o.quorum(h, ps[i])
+		if need <= 1 && o.approval == nil {
+			continue
+		}
+		ok, err := tx.requireQuorum(h, ps[i], svc, need, o.approval)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		accepted = accepted || ok
+	}
+	if !accepted {
+		return hsms, nil
+	}
+	digest, err := o.approval.digest()
+	if err != nil {
+		return nil, err
+	}
+	for i, h := range hsms {
+		if err := spendToken(h, digest, tx.Now); err != nil {
+			return nil, err
+		}
+		if err := h.Commit(); err != nil {
+			return nil, &TroubleError{Err: err}
+		}
+		delete(tx.open, h.ID())
+		if hsms[i], err = tx.HSM(h.ID()); err != nil {
+			return nil, err
+		}
+	}
+	return hsms, nil
 }
 
 // opRand is the operation's random stream. A seeded cluster keys it by

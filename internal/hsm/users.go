@@ -304,11 +304,9 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 	}
 	var hash *state.Hash
 	return c.run(op{name: "create", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+		quorum: userService, approval: approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
-			if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
-				return err
-			}
 			if u, err := h.User(user); err != nil {
 				return err
 			} else if u != nil {
@@ -331,10 +329,8 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 		return nil, err
 	}
 	return c.run(op{name: "delete", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+		quorum: userService, approval: approval,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
-			if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
-				return err
-			}
 			u, err := h.User(user)
 			if err != nil {
 				return err
@@ -392,6 +388,12 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 			}
 			return policy.ChangeAnyPassword
 		},
+		quorum: func(h *state.HSMTx, p Principal) (string, int) {
+			if self(p) {
+				return ServiceUser, 0 // one's own password needs no approval
+			}
+			return userService(h, p)
+		}, approval: approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
@@ -413,11 +415,6 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 			case !self(p) && in:
 				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
 			}
-			if !self(p) {
-				if err := tx.requireQuorum(h, p, ServiceUser, approval); err != nil {
-					return err
-				}
-			}
 			u.Hash, u.Failures = hash, 0
 			if policy.Role(u.Role) == policy.Unactivated {
 				u.Role = string(policy.Admin) // activation
@@ -425,6 +422,11 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 			tx.touch(h, u)
 			return h.PutUser(u)
 		}})
+}
+
+// userService is the quorum the user service's operations need on h.
+func userService(h *state.HSMTx, _ Principal) (string, int) {
+	return ServiceUser, h.Meta.Quorum.Values[ServiceUser]
 }
 
 // canApprove says whether u may sign quorum approvals: an admin with a

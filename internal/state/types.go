@@ -128,6 +128,7 @@ type Token struct {
 	Service   string    `json:"service"`
 	Digest    []byte    `json:"digest"` // SHA-256 of the whole approval_data the file carries
 	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires,omitzero"` // fixed at generation: a later set-timeout does not move it
 	Approved  time.Time `json:"approved,omitzero"`
 	Used      time.Time `json:"used,omitzero"` // kept until it would have expired, so a replay is named as one
 	Approvals []string  `json:"approvals,omitempty"`

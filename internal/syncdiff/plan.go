@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // ActionKind is what an action does on its target HSM.
@@ -117,6 +119,31 @@ func Dialects() []string { return []string{"hsm-user", "cloudhsm-cli", "cmu"} }
 // "cloudhsm-cli" or "hsm-user". Lines starting with # explain each step.
 // Passwords are never guessed: they appear as <PASSWORD-OF-user> placeholders
 // or are read from standard input.
+//
+// People paste plans into a shell, and the HSM ids, usernames and IPs in
+// them may come from captures (an HSM id is a capture's file name), so
+// every value from outside is written for the dialect:
+//
+//   - Comment lines, in every dialect: the text after "# " is escaped with
+//     safetext.Escape (a newline is \x0a, an ESC \x1b, a bidi override
+//     \u202e), so a comment is always one line, whatever it quotes, and
+//     holds no terminal control.
+//   - hsm-user, a POSIX shell script: a command word that is not a plain
+//     word (letters, digits, '.', '_', '-') is single-quoted, a single
+//     quote in it closed, escaped with a backslash and reopened. A value
+//     single quotes cannot carry safely on one line (a control or bidi
+//     character, invalid UTF-8), an empty value, or one starting with '-'
+//     (it would read as a flag) is refused.
+//   - cmu and cloudhsm-cli: cloudhsm_mgmt_util and cloudhsm-cli's
+//     interactive mode are line-based shells that split on blanks with no
+//     quoting to rely on (and cloudhsm-cli's single-command mode runs in a
+//     POSIX shell), so a value must be a plain token: ASCII letters,
+//     digits, '_', '-', '.', ':', not starting with '-'. Anything else is
+//     refused.
+//
+// A refused value withholds its whole step: a comment shows the value
+// escaped and says to make that repair by hand; no command of the step is
+// written.
 func WritePlan(w io.Writer, p Plan, dialect string) error {
 	var d dialectWriter
 	switch dialect {
@@ -129,33 +156,33 @@ func WritePlan(w io.Writer, p Plan, dialect string) error {
 	default:
 		return fmt.Errorf("unknown plan dialect %q (valid: %s)", dialect, strings.Join(Dialects(), ", "))
 	}
-	var b strings.Builder
+	var b script
 	cluster := "the captured cluster"
 	if p.ClusterID != "" {
 		cluster = "cluster " + p.ClusterID
 	}
-	fmt.Fprintf(&b, "# hsm-sync repair plan for %s (dialect %s)\n", cluster, dialect)
+	b.comment("hsm-sync repair plan for %s (dialect %s)", cluster, dialect)
 	if c := p.StaleConfig; c.Stale() {
-		s := "# stale client config:"
+		s := "stale client config:"
 		if len(c.Missing) > 0 {
 			s += " it lacks " + strings.Join(c.Missing, ", ") + ";"
 		}
 		if len(c.Unknown) > 0 {
 			s += " it lists " + strings.Join(c.Unknown, ", ") + ", not in the cluster;"
 		}
-		b.WriteString(s + " refresh it (hsm-sync config --refresh) before managing users, or the drift comes back\n")
+		b.comment("%s refresh it (hsm-sync config --refresh) before managing users, or the drift comes back", s)
 	}
 	for _, id := range p.Unreachable {
-		fmt.Fprintf(&b, "# %s is unreachable: its users are unknown and nothing is planned for it; run hsm-sync diff again when it is back\n", id)
+		b.comment("%s is unreachable: its users are unknown and nothing is planned for it; run hsm-sync diff again when it is back", id)
 	}
 	if d := p.Policy; d != nil {
 		for i, id := range d.HSMs {
-			fmt.Fprintf(&b, "# quorum policy: %s has %s, weaker than the strictest elsewhere (%s); hsm-sync apply sets it, or set it there by hand (hsm-quorum set-value / set-timeout --server %s)\n",
+			b.comment("quorum policy: %s has %s, weaker than the strictest elsewhere (%s); hsm-sync apply sets it, or set it there by hand (hsm-quorum set-value / set-timeout --server %s)",
 				id, d.Has[i], d.Want, id)
 		}
 	}
 	if len(p.Actions) == 0 && len(p.Skipped) == 0 {
-		b.WriteString("# nothing to repair: the user tables agree\n")
+		b.comment("nothing to repair: the user tables agree")
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -163,17 +190,39 @@ func WritePlan(w io.Writer, p Plan, dialect string) error {
 		d.preamble(&b)
 	}
 	for i, a := range p.Actions {
-		b.WriteString("\n")
-		fmt.Fprintf(&b, "# step %d: %s\n", i+1, summary(a, d.hsmName(a.Dst)))
-		fmt.Fprintf(&b, "# why: %s\n", a.Reason)
+		b.blank()
+		b.comment("step %d: %s", i+1, summary(a, d.hsmName(a.Dst)))
+		b.comment("why: %s", a.Reason)
+		if what, v, why := d.refuse(a); why != "" {
+			b.comment("not written: %s '%s' %s, so no %s command can safely name it; make this repair by hand", what, v, why, dialect)
+			continue
+		}
 		d.action(&b, a)
 	}
 	for _, s := range p.Skipped {
-		fmt.Fprintf(&b, "\n# not planned: %s (%s): %s\n", s.User, s.Decision, s.Reason)
+		b.blank()
+		b.comment("not planned: %s (%s): %s", s.User, s.Decision, s.Reason)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// script is a plan being written, line by line.
+type script struct{ strings.Builder }
+
+// comment writes one comment line, its text escaped (safetext): it can
+// neither end early nor carry a terminal control.
+func (b *script) comment(format string, args ...any) {
+	b.WriteString("# " + safetext.Escape(fmt.Sprintf(format, args...)) + "\n")
+}
+
+// command writes one command line of words the dialect has checked.
+func (b *script) command(words ...string) { b.WriteString(strings.Join(words, " ") + "\n") }
+
+func (b *script) blank() { b.WriteString("\n") }
+
+// text writes fixed lines of the dialect's own (no outside value).
+func (b *script) text(s string) { b.WriteString(s) }
 
 func summary(a Action, dst string) string {
 	switch {
@@ -227,18 +276,65 @@ func reRegistered(a Action) bool {
 
 // notes says what the password route cannot restore; copyRoute names what
 // copies the whole record.
-func notes(b *strings.Builder, a Action, pwRoute, copyRoute string) {
+func notes(b *script, a Action, pwRoute, copyRoute string) {
 	if l := lost(a); a.Kind == ActionCopy && len(l) > 0 {
-		fmt.Fprintf(b, "# note: %s does not restore %s; %s copies the whole record\n", pwRoute, strings.Join(l, ", "), copyRoute)
+		b.comment("note: %s does not restore %s; %s copies the whole record", pwRoute, strings.Join(l, ", "), copyRoute)
 	}
 }
 
 func placeholder(user string) string { return "<PASSWORD-OF-" + user + ">" }
 
 type dialectWriter interface {
-	preamble(b *strings.Builder)
+	preamble(b *script)
 	hsmName(h HSMInfo) string
-	action(b *strings.Builder, a Action)
+	// refuse names the first value a's commands would carry that the
+	// dialect cannot write safely: what it is, the value, and why ("" when
+	// every value is safe, or the step writes no command).
+	refuse(a Action) (what, value, why string)
+	action(b *script, a Action)
+}
+
+// actionValues lists the outside values an action's commands carry.
+func actionValues(a Action, withHSM bool) (whats, values []string) {
+	if withHSM {
+		whats, values = append(whats, "the HSM id"), append(values, a.Dst.ID)
+	}
+	whats, values = append(whats, "the username", "the role"), append(values, a.User, a.Role)
+	if a.DstRole != "" {
+		whats, values = append(whats, "the role"), append(values, a.DstRole)
+	}
+	return whats, values
+}
+
+// refuseWith applies check to each value; see WritePlan for the rules.
+func refuseWith(whats, values []string, check func(string) string) (what, value, why string) {
+	for i, v := range values {
+		if why := check(v); why != "" {
+			return whats[i], safetext.Escape(v), why
+		}
+	}
+	return "", "", ""
+}
+
+// plainToken is the cmu and cloudhsm-cli rule: ASCII letters, digits,
+// '_', '-', '.', ':', not starting with '-'.
+func plainToken(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case s[0] == '-':
+		return "starts with '-' and would read as an option"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isPlain(c) || c == ':') {
+			return "holds characters other than letters, digits, '_', '-', '.' and ':'"
+		}
+	}
+	return ""
+}
+
+func isPlain(c byte) bool {
+	return c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // cmuWriter writes cloudhsm_mgmt_util commands, one server-mode block per step.
@@ -251,8 +347,8 @@ func cmuType(role string) string {
 	return "CU"
 }
 
-func (cmuWriter) preamble(b *strings.Builder) {
-	b.WriteString(`# Start cloudhsm_mgmt_util with a config listing every HSM, then log in as a crypto officer:
+func (cmuWriter) preamble(b *script) {
+	b.text(`# Start cloudhsm_mgmt_util with a config listing every HSM, then log in as a crypto officer:
 #   enable_e2e
 #   loginHSM CO <ADMIN-NAME> <PASSWORD-OF-ADMIN>
 # "server N" acts on that one HSM until "exit". <PASSWORD-OF-user> is a placeholder for the
@@ -267,39 +363,49 @@ func (cmuWriter) hsmName(h HSMInfo) string {
 	return h.ID
 }
 
-func (cmuWriter) action(b *strings.Builder, a Action) {
+// refuse: CMU commands name servers by number, never by id.
+func (cmuWriter) refuse(a Action) (what, value, why string) {
+	return refuseWith([]string{"the username"}, []string{a.User}, plainToken)
+}
+
+func (cmuWriter) action(b *script, a Action) {
 	n := strconv.Itoa(a.Dst.Server)
 	id := strconv.Itoa(a.SrcUserID)
 	if a.SrcUserID == 0 {
 		id = "<USER-ID-OF-" + a.User + "-ON-SERVER-" + strconv.Itoa(a.Src.Server) + ">"
 	}
+	src := strconv.Itoa(a.Src.Server)
 	if recordOnly(a) {
-		fmt.Fprintf(b, "# no password command restores %s: copy the record from %s (server %d, user id %s)\n",
+		b.comment("no password command restores %s: copy the record from %s (server %d, user id %s)",
 			strings.Join(lost(a), ", "), a.Src.ID, a.Src.Server, id)
-		fmt.Fprintf(b, "server %d\nsyncUser %s %s\nexit\n", a.Src.Server, id, n)
+		b.command("server", src)
+		b.command("syncUser", id, n)
+		b.command("exit")
 		return
 	}
-	b.WriteString("server " + n + "\n")
+	b.command("server", n)
 	switch {
 	case a.Kind == ActionDelete:
-		b.WriteString("deleteUser " + cmuType(a.Role) + " " + a.User + "\n")
-		b.WriteString("exit\n")
+		b.command("deleteUser", cmuType(a.Role), a.User)
+		b.command("exit")
 		return
 	case a.DstRole == "":
-		b.WriteString("createUser " + cmuType(a.Role) + " " + a.User + " " + placeholder(a.User) + "\n")
+		b.command("createUser", cmuType(a.Role), a.User, placeholder(a.User))
 	case a.DstRole != a.Role:
-		b.WriteString("deleteUser " + cmuType(a.DstRole) + " " + a.User + "\n")
-		b.WriteString("createUser " + cmuType(a.Role) + " " + a.User + " " + placeholder(a.User) + "\n")
+		b.command("deleteUser", cmuType(a.DstRole), a.User)
+		b.command("createUser", cmuType(a.Role), a.User, placeholder(a.User))
 	default:
-		b.WriteString("changePswd " + cmuType(a.Role) + " " + a.User + " " + placeholder(a.User) + "\n")
+		b.command("changePswd", cmuType(a.Role), a.User, placeholder(a.User))
 	}
-	b.WriteString("exit\n")
-	how := "# or, needing no password, copy the record from %s (server %d, user id %s):\n"
+	b.command("exit")
+	how := "or, needing no password, copy the record from %s (server %d, user id %s):"
 	if a.DstRole != "" && a.DstRole != a.Role {
-		how = "# or, needing no password, delete it as above, then copy the record from %s (server %d, user id %s):\n"
+		how = "or, needing no password, delete it as above, then copy the record from %s (server %d, user id %s):"
 	}
-	fmt.Fprintf(b, how, a.Src.ID, a.Src.Server, id)
-	fmt.Fprintf(b, "#   server %d\n#   syncUser %s %s\n#   exit\n", a.Src.Server, id, n)
+	b.comment(how, a.Src.ID, a.Src.Server, id)
+	b.comment("  server %s", src)
+	b.comment("  syncUser %s %s", id, n)
+	b.comment("  exit")
 	pw := "createUser"
 	if a.DstRole == a.Role {
 		pw = "changePswd"
@@ -311,8 +417,8 @@ func (cmuWriter) action(b *strings.Builder, a Action) {
 // mode, so each step names the one HSM its config must list.
 type cliWriter struct{}
 
-func (cliWriter) preamble(b *strings.Builder) {
-	b.WriteString(`# cloudhsm-cli has no single-HSM mode: run each step with a client config that lists only its
+func (cliWriter) preamble(b *script) {
+	b.text(`# cloudhsm-cli has no single-HSM mode: run each step with a client config that lists only its
 # target HSM (sudo /opt/cloudhsm/bin/configure-cli -a <HSM-IP>), then restore the config listing
 # every HSM. Log in as an admin first; in single-command mode:
 #   export CLOUDHSM_ROLE=admin CLOUDHSM_PIN=<ADMIN-NAME>:<PASSWORD-OF-ADMIN>
@@ -324,34 +430,50 @@ func (cliWriter) preamble(b *strings.Builder) {
 
 func (cliWriter) hsmName(h HSMInfo) string { return h.ID }
 
-func (cliWriter) action(b *strings.Builder, a Action) {
-	ip := a.Dst.IP
-	if ip == "" {
-		ip = "<IP-OF-" + a.Dst.ID + ">"
+// refuse: the HSM is named only in comments; a record-only step writes
+// no command.
+func (cliWriter) refuse(a Action) (what, value, why string) {
+	if recordOnly(a) {
+		return "", "", ""
 	}
+	whats, values := actionValues(a, false)
+	return refuseWith(whats, values, plainToken)
+}
+
+// configureIP is the IP for configure-cli -a, or a placeholder when it is
+// unknown or not a plain token.
+func configureIP(h HSMInfo) string {
+	if h.IP == "" || plainToken(h.IP) != "" {
+		return "<IP-OF-" + h.ID + ">"
+	}
+	return h.IP
+}
+
+func (cliWriter) action(b *script, a Action) {
+	ip := configureIP(a.Dst)
 	if recordOnly(a) {
 		if reRegistered(a) {
-			fmt.Fprintf(b, "# cloudhsm-cli cannot copy %s: %s registers it again on %s (with a config listing only it, sudo /opt/cloudhsm/bin/configure-cli -a %s), or copy the record with CMU syncUser (or hsm-sync apply)\n",
+			b.comment("cloudhsm-cli cannot copy %s: %s registers it again on %s (with a config listing only it, sudo /opt/cloudhsm/bin/configure-cli -a %s), or copy the record with CMU syncUser (or hsm-sync apply)",
 				strings.Join(lost(a), ", "), a.User, a.Dst.ID, ip)
 		} else {
-			fmt.Fprintf(b, "# cloudhsm-cli cannot set %s: copy %s's record from %s to %s with CMU syncUser (or hsm-sync apply)\n",
+			b.comment("cloudhsm-cli cannot set %s: copy %s's record from %s to %s with CMU syncUser (or hsm-sync apply)",
 				strings.Join(lost(a), ", "), a.User, a.Src.ID, a.Dst.ID)
 		}
 		return
 	}
-	fmt.Fprintf(b, "# config listing only %s: sudo /opt/cloudhsm/bin/configure-cli -a %s\n", a.Dst.ID, ip)
-	create := "cloudhsm-cli user create --username " + a.User + " --role " + a.Role + " --password " + placeholder(a.User) + "\n"
+	b.comment("config listing only %s: sudo /opt/cloudhsm/bin/configure-cli -a %s", a.Dst.ID, ip)
+	create := []string{"cloudhsm-cli", "user", "create", "--username", a.User, "--role", a.Role, "--password", placeholder(a.User)}
 	switch {
 	case a.Kind == ActionDelete:
-		b.WriteString("cloudhsm-cli user delete --username " + a.User + " --role " + a.Role + "\n")
+		b.command("cloudhsm-cli", "user", "delete", "--username", a.User, "--role", a.Role)
 		return
 	case a.DstRole == "":
-		b.WriteString(create)
+		b.command(create...)
 	case a.DstRole != a.Role:
-		b.WriteString("cloudhsm-cli user delete --username " + a.User + " --role " + a.DstRole + "\n")
-		b.WriteString(create)
+		b.command("cloudhsm-cli", "user", "delete", "--username", a.User, "--role", a.DstRole)
+		b.command(create...)
 	default:
-		b.WriteString("cloudhsm-cli user change-password --username " + a.User + " --role " + a.Role + " --password " + placeholder(a.User) + "\n")
+		b.command("cloudhsm-cli", "user", "change-password", "--username", a.User, "--role", a.Role, "--password", placeholder(a.User))
 	}
 	pw := "user create"
 	if a.DstRole == a.Role {
@@ -363,8 +485,8 @@ func (cliWriter) action(b *strings.Builder, a Action) {
 // hsmUserWriter writes hsmkit's own commands.
 type hsmUserWriter struct{}
 
-func (hsmUserWriter) preamble(b *strings.Builder) {
-	b.WriteString(`# hsm-sync apply makes these repairs without any password: it copies each record from its
+func (hsmUserWriter) preamble(b *script) {
+	b.text(`# hsm-sync apply makes these repairs without any password: it copies each record from its
 # source HSM. The commands below are the manual route; each reads from standard input the
 # password the user has on the other HSMs. Log in as an admin first
 # (hsm-user login --username <ADMIN-NAME> --role admin). Add --approval FILE when the
@@ -374,24 +496,53 @@ func (hsmUserWriter) preamble(b *strings.Builder) {
 
 func (hsmUserWriter) hsmName(h HSMInfo) string { return h.ID }
 
-func (hsmUserWriter) action(b *strings.Builder, a Action) {
+// refuse: a record-only step writes no command.
+func (hsmUserWriter) refuse(a Action) (what, value, why string) {
 	if recordOnly(a) {
-		fmt.Fprintf(b, "# no hsm-user command copies %s: run hsm-sync apply, which copies %s's record from %s to %s\n",
+		return "", "", ""
+	}
+	whats, values := actionValues(a, true)
+	return refuseWith(whats, values, shellArg)
+}
+
+// shellArg is the hsm-user rule for a value: anything single quotes carry
+// on one line that does not read as a flag.
+func shellArg(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case s[0] == '-':
+		return "starts with '-' and would read as an option"
+	case !safetext.Safe(s):
+		return "holds a control or bidi character (shown escaped)"
+	}
+	return ""
+}
+
+func (hsmUserWriter) action(b *script, a Action) {
+	if recordOnly(a) {
+		b.comment("no hsm-user command copies %s: run hsm-sync apply, which copies %s's record from %s to %s",
 			strings.Join(lost(a), ", "), a.User, a.Src.ID, a.Dst.ID)
 		return
 	}
-	srv := "--server " + shellWord(a.Dst.ID) + " --username " + a.User + " --role "
+	cmd := func(verb, role string, stdin bool) {
+		w := []string{"hsm-user", verb, "--server", shellWord(a.Dst.ID), "--username", shellWord(a.User), "--role", shellWord(role)}
+		if stdin {
+			w = append(w, "--password-stdin")
+		}
+		b.command(w...)
+	}
 	switch {
 	case a.Kind == ActionDelete:
-		b.WriteString("hsm-user delete " + srv + a.Role + "\n")
+		cmd("delete", a.Role, false)
 		return
 	case a.DstRole == "":
-		b.WriteString("hsm-user create " + srv + a.Role + " --password-stdin\n")
+		cmd("create", a.Role, true)
 	case a.DstRole != a.Role:
-		b.WriteString("hsm-user delete " + srv + a.DstRole + "\n")
-		b.WriteString("hsm-user create " + srv + a.Role + " --password-stdin\n")
+		cmd("delete", a.DstRole, false)
+		cmd("create", a.Role, true)
 	default:
-		b.WriteString("hsm-user change-password " + srv + a.Role + " --password-stdin\n")
+		cmd("change-password", a.Role, true)
 	}
 	pw := "hsm-user create"
 	if a.DstRole == a.Role {
@@ -400,13 +551,17 @@ func (hsmUserWriter) action(b *strings.Builder, a Action) {
 	notes(b, a, pw, "hsm-sync apply")
 }
 
-// shellWord quotes an id that is not a plain word (captured HSMs are
-// named like "server 1"), so the script stays valid shell.
+// shellWord writes s as one POSIX shell word: as is when it is a plain
+// word, else in single quotes (captured HSMs are named like "server 1").
+// The caller has refused what single quotes cannot carry (shellArg).
 func shellWord(s string) string {
-	for _, r := range s {
-		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+	for i := 0; i < len(s); i++ {
+		if !isPlain(s[i]) {
 			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 		}
+	}
+	if s == "" {
+		return "''"
 	}
 	return s
 }

@@ -41,14 +41,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Flags: mutating(
 					&ucli.StringFlag{Name: "service", Usage: "user or quorum"},
 					&ucli.StringFlag{Name: "value", Usage: "the quorum value `N`"},
-					&ucli.StringFlag{Name: "approval", Usage: "signed quorum token `FILE` (needed once the quorum service's value is above 1)"}),
+					approvalFlag()),
 				Action: func(c *ucli.Context) error { return setValue(c, env) }},
 			{Name: "list-timeouts", Usage: "show the token timeouts in seconds",
 				Action: func(c *ucli.Context) error { return listTimeouts(c, env) }},
 			{Name: "set-timeout", Usage: "set the generated and/or approved token timeout in seconds",
 				Flags: mutating(
 					&ucli.IntFlag{Name: "generated", Usage: "`SECONDS` a generated token waits for approval"},
-					&ucli.IntFlag{Name: "approved", Usage: "`SECONDS` an approved token stays usable"}),
+					&ucli.IntFlag{Name: "approved", Usage: "`SECONDS` an approved token stays usable"},
+					approvalFlag()),
 				Action: func(c *ucli.Context) error { return setTimeout(c, env) }},
 		},
 	}
@@ -143,13 +144,9 @@ func setValue(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return cli.Usagef("--value %q: want a whole number", c.String("value"))
 	}
-	var a *hsm.Approval
-	if p := c.String("approval"); p != "" {
-		data, err := cli.ReadInput("--approval", p)
-		if err != nil {
-			return err
-		}
-		a = &hsm.Approval{Path: p, Data: data}
+	a, err := readApproval(c)
+	if err != nil {
+		return err
 	}
 	res, err := req.Client.SetQuorumValue(req.Targeting, req.Auth, c.String("service"), v, a)
 	return req.Outcome(res, err, "Set Quorum Value successful", fmt.Sprintf("Set Quorum Value successful: %s = %d", c.String("service"), v))
@@ -186,6 +183,29 @@ func setTimeout(c *ucli.Context, env cli.Env) error {
 	if (c.IsSet("generated") && g < 1) || (c.IsSet("approved") && a < 1) {
 		return cli.Usagef("timeouts are whole seconds from 1 to 86400")
 	}
-	res, err := req.Client.SetTimeouts(req.Targeting, req.Auth, g, a)
+	ap, err := readApproval(c)
+	if err != nil {
+		return err
+	}
+	res, err := req.Client.SetTimeouts(req.Targeting, req.Auth, g, a, ap)
 	return req.Outcome(res, err, "Set token timeout successful", "Set token timeout successful")
+}
+
+// approvalFlag is --approval on the policy commands: a change of a quorum
+// value or timeout needs a quorum-service token with as many approvals as
+// the value in force (docs/design.md, "Quorum").
+func approvalFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "approval", Usage: "signed quorum-service token `FILE` (needed while the value being changed or the quorum service's value is above 1)"}
+}
+
+func readApproval(c *ucli.Context) (*hsm.Approval, error) {
+	p := c.String("approval")
+	if p == "" {
+		return nil, nil
+	}
+	data, err := cli.ReadInput("--approval", p)
+	if err != nil {
+		return nil, err
+	}
+	return &hsm.Approval{Path: p, Data: data}, nil
 }

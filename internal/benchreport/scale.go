@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// The whole-process measurements: each command is the built binary, run
+// by fork and exec and timed to its exit, as an operator or cron runs it.
+// What it is compared with is measured in the same loop, run for run.
+
+// createVsFloor is `hsm-user create` on a 3-HSM cluster at several sizes,
+// beside the floor program writing the same 3 files durably.
+func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
+	sizes := []int{0, 1024, 10000}
+	type row struct {
+		users                  int
+		start, floor, ses, pin stats
+		db                     int64
+	}
+	var rows []row
+	floorBin := filepath.Join(bin, "floor")
+	for _, n := range sizes {
+		c := newCluster(work, bin, fmt.Sprintf("create-%d", n), 3, n, nil)
+		fdir := filepath.Join(c.dir, "floor")
+		if err := os.MkdirAll(fdir, 0o700); err != nil {
+			fail("%v", err)
+		}
+		hsmUser := filepath.Join(bin, "hsm-user")
+		pinEnv := c.env("HSM_PIN=admin:"+benchPassword, "HSM_ROLE=admin", "HSM_SESSION="+filepath.Join(c.dir, "none.session"))
+		var start, floor, ses, pin []sample
+		for i := -2; i < runs; i++ { // two warm-up rounds, not kept
+			s0 := runProc(c.dir, nil, []int{0}, floorBin, "-n", "0", fdir)
+			s1 := runProc(c.dir, nil, []int{0}, floorBin, "-n", "3", fdir)
+			s2 := runProc(c.dir, c.env(), []int{0}, hsmUser, "create", "--username", fmt.Sprintf("new_s%d", i+2), "--role", "crypto-user")
+			s3 := runProc(c.dir, pinEnv, []int{0}, hsmUser, "create", "--username", fmt.Sprintf("new_p%d", i+2), "--role", "crypto-user")
+			if i >= 0 {
+				start, floor, ses, pin = append(start, s0), append(floor, s1), append(ses, s2), append(pin, s3)
+			}
+		}
+		rows = append(rows, row{users: n, start: summarize(start), floor: summarize(floor), ses: summarize(ses), pin: summarize(pin), db: c.dbSize() / 3})
+	}
+	fmt.Fprintf(w, "## `hsm-user create` as a process vs the fsync floor as a process\n\n")
+	fmt.Fprintf(w, "A 3-HSM cluster (`--kdf test`), with N users on every HSM beside admin and app_user. Each round runs,\n"+
+		"one after the other: the floor program (`internal/benchreport/floor`: for each of 3 files, write 4 KiB to a temp\n"+
+		"file, fsync, rename, fsync the directory), `hsm-user create --username U --role crypto-user` as admin by its\n"+
+		"session file, and the same create as a one-shot login (`HSM_PIN=admin:… HSM_ROLE=admin`). %d rounds after 2\n"+
+		"warm-up rounds; medians, with the fastest and slowest run. `floor -n 0` is a Go process that does nothing.\n\n", runs)
+	fmt.Fprintf(w, "| users per HSM | database size | `floor -n 0` | floor (3 durable writes) | create, session | **create / floor** | create, HSM_PIN | **create / floor** |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %d | %.1f MiB | %s | %s (%s) | %s (%s) | **%.2f** | %s (%s) | **%.2f** |\n", r.users, float64(r.db)/(1<<20),
+			msd(r.start.median), msd(r.floor.median), r.floor.spread(), msd(r.ses.median), r.ses.spread(), ratio(r.ses.median, r.floor.median),
+			msd(r.pin.median), r.pin.spread(), ratio(r.pin.median, r.floor.median))
+	}
+	first, last := rows[0], rows[len(rows)-1]
+	fmt.Fprintf(w, "\nGoal: create within 2× the floor at every size, and flat in users. ")
+	worst := 0.0
+	for _, r := range rows {
+		worst = max(worst, ratio(r.ses.median, r.floor.median), ratio(r.pin.median, r.floor.median))
+	}
+	if worst <= 2 {
+		fmt.Fprintf(w, "Within 2×: **met** (worst ratio %.2f). ", worst)
+	} else {
+		fmt.Fprintf(w, "Within 2×: **not met** (worst ratio %.2f). ", worst)
+	}
+	fmt.Fprintf(w, "From %d to %d users per HSM the session create moved from %s to %s (%.2f×), the one-shot create from %s to %s (%.2f×).\n\n",
+		first.users, last.users, msd(first.ses.median), msd(last.ses.median), ratio(last.ses.median, first.ses.median),
+		msd(first.pin.median), msd(last.pin.median), ratio(last.pin.median, first.pin.median))
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// diffAtScale is `hsm-sync diff -o json` on 28 HSMs, in sync and with 1%
+// of the users missing on the last HSM.
+func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
+	type row struct {
+		users, drifted int
+		st             stats
+		goal           time.Duration
+	}
+	var rows []row
+	sizes := []int{1024}
+	if full {
+		sizes = append(sizes, 100000)
+	}
+	hsmSync := filepath.Join(bin, "hsm-sync")
+	for _, n := range sizes {
+		c := newCluster(work, bin, fmt.Sprintf("diff-%d", n), 28, n, nil)
+		goal := 100 * time.Millisecond
+		if n > 10000 {
+			goal = 2 * time.Second
+		}
+		measure := func(want int, drifted int) {
+			var ss []sample
+			for i := -1; i < runs; i++ {
+				s := runProc(c.dir, c.env(), []int{want}, hsmSync, "diff", "-o", "json")
+				if i < 0 {
+					checkDiff(s.out, drifted)
+					continue
+				}
+				ss = append(ss, s)
+			}
+			rows = append(rows, row{users: n, drifted: drifted, st: summarize(ss), goal: goal})
+		}
+		measure(0, 0)
+		c.drop(27, func(i int) bool { return i%100 == 0 })
+		syscall.Sync()
+		measure(1, (n+99)/100)
+		os.RemoveAll(c.dir) // up to 1.5 GB
+	}
+	fmt.Fprintf(w, "## `hsm-sync diff` as a process on 28 HSMs\n\n")
+	fmt.Fprintf(w, "`hsm-sync diff -o json` as admin by its session file, on 28 HSMs (`--kdf test`) with N users on every HSM,\n"+
+		"first in sync (exit 0), then with 1%% of the users missing on the last HSM (exit 1). %d runs each after one\n"+
+		"warm-up run that checks the report; medians, with the fastest and slowest run; peak RSS is the largest\n"+
+		"`ru_maxrss` of the child over the runs.\n\n", runs)
+	fmt.Fprintf(w, "| HSMs × users | drift | time | min–max | peak RSS | goal | met |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		met := r.st.median <= r.goal
+		goal := "≤ " + msd(r.goal)
+		if r.users > 10000 {
+			goal += ", ≤ 200 MB RSS"
+			met = met && r.st.maxRSS <= 200*1024
+		}
+		drift := "in sync"
+		if r.drifted > 0 {
+			drift = fmt.Sprintf("%d users missing on 1 HSM", r.drifted)
+		}
+		fmt.Fprintf(w, "| 28 × %d | %s | %s | %s | %s | %s | %s |\n", r.users, drift, msd(r.st.median), r.st.spread(), mib(r.st.maxRSS), goal, yes(met))
+	}
+	if !full {
+		fmt.Fprintf(w, "\n28 × 100,000 users is measured with `make bench-report FULL=1` (its set-up writes 28 databases of\nabout 60 MB each).\n")
+	}
+	fmt.Fprintln(w)
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// checkDiff checks a diff's JSON report names the drifted users.
+func checkDiff(out []byte, drifted int) {
+	var r struct {
+		Data struct {
+			Users []json.RawMessage `json:"users"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		fail("hsm-sync diff -o json: %v\n%.400s", err, out)
+	}
+	if len(r.Data.Users) != drifted {
+		fail("hsm-sync diff -o json: %d users differ, want %d\n%.400s", len(r.Data.Users), drifted, out)
+	}
+}
+
+// applyLinear is `hsm-sync apply` on 3 HSMs with 10% of the users missing
+// on one: the drifted HSM's database is put back before every run.
+func applyLinear(w *bytes.Buffer, work, bin string, runs int) {
+	type row struct {
+		users, drifted int
+		drift, insync  stats
+	}
+	var rows []row
+	hsmSync := filepath.Join(bin, "hsm-sync")
+	for _, n := range []int{1024, 65536} {
+		c := newCluster(work, bin, fmt.Sprintf("apply-%d", n), 3, n, func(h, i int) bool { return h == 2 && i%10 == 0 })
+		drifted := (n + 9) / 10
+		pristine := filepath.Join(c.dir, "drifted.db")
+		copyFile(c.dbPath(c.ids[2]), pristine)
+		var drift, insync []sample
+		for i := -1; i < runs; i++ {
+			copyFile(pristine, c.dbPath(c.ids[2]))
+			s1 := runProc(c.dir, c.env(), []int{0}, hsmSync, "apply", "-o", "json")
+			checkApply(s1.out, drifted)
+			s2 := runProc(c.dir, c.env(), []int{0}, hsmSync, "apply", "-o", "json")
+			checkApply(s2.out, 0)
+			if i >= 0 {
+				drift, insync = append(drift, s1), append(insync, s2)
+			}
+		}
+		rows = append(rows, row{users: n, drifted: drifted, drift: summarize(drift), insync: summarize(insync)})
+		os.RemoveAll(c.dir)
+	}
+	fmt.Fprintf(w, "## `hsm-sync apply` as a process: linear in users\n\n")
+	fmt.Fprintf(w, "`hsm-sync apply -o json` as admin by its session file on 3 HSMs (`--kdf test`) with N users, 10%% of them\n"+
+		"missing on the third HSM (a create that missed it). Before each run the drifted database is put back\n"+
+		"(copied and fsynced, untimed); right after, the same apply runs again with nothing to repair. %d runs\n"+
+		"each after one warm-up; medians. Per drifted user: the whole apply divided by the users it copied;\n"+
+		"marginal: (apply − apply with nothing to repair) / users copied.\n\n", runs)
+	fmt.Fprintf(w, "| HSMs × users | users copied | apply | min–max | nothing to repair | per drifted user | marginal per drifted user | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		per := float64(r.drift.median.Microseconds()) / float64(r.drifted)
+		marg := float64((r.drift.median - r.insync.median).Microseconds()) / float64(r.drifted)
+		fmt.Fprintf(w, "| 3 × %d | %d | %s | %s | %s | %.0f µs | %.0f µs | %s |\n", r.users, r.drifted, msd(r.drift.median), r.drift.spread(),
+			msd(r.insync.median), per, marg, mib(r.drift.maxRSS))
+	}
+	a, b := rows[0], rows[len(rows)-1]
+	pa := float64(a.drift.median) / float64(a.drifted)
+	pb := float64(b.drift.median) / float64(b.drifted)
+	fmt.Fprintf(w, "\nFrom %d to %d drifted users (%.0f×) the apply took %.1f× as long; the time per drifted user went from %.0f µs to %.0f µs.\n\n",
+		a.drifted, b.drifted, float64(b.drifted)/float64(a.drifted), ratio(b.drift.median, a.drift.median), pa/1e3, pb/1e3)
+}
+
+// checkApply checks apply's JSON says how many users it repaired.
+func checkApply(out []byte, repairs int) {
+	var r struct {
+		Data struct {
+			Repairs *int `json:"repairs"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || r.Data.Repairs == nil {
+		fail("hsm-sync apply -o json: %v\n%.400s", err, out)
+	}
+	if *r.Data.Repairs != repairs {
+		fail("hsm-sync apply -o json: %d repairs, want %d", *r.Data.Repairs, repairs)
+	}
+}
