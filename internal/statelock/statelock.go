@@ -76,6 +76,31 @@
 //
 // All files are 0600, directories 0700, and every descriptor is close-on-
 // exec: a flock inherited by a child process would outlive its owner.
+//
+// # Cost
+//
+// Uncontended, Acquire and release make about thirty system calls where a
+// bare flock makes three (see BenchmarkAcquireRelease and
+// BenchmarkBareFlock): tens of microseconds, against commands that fsync
+// several files. Under contention a hand-over costs up to maxPoll of
+// latency, the poll interval of the one waiter next in line.
+//
+// # Using it from state.Store
+//
+//	type LockedError = statelock.LockedError
+//
+//	func (s *Store) Lock(wait time.Duration, who string) (func(), error) {
+//		unlock, err := statelock.Acquire(s.Dir, wait, who, time.Second,
+//			func(m string) { fmt.Fprintln(os.Stderr, m) })
+//		if err != nil {
+//			return nil, err
+//		}
+//		s.sweepTemp()
+//		return unlock, nil
+//	}
+//
+// Processes of an older build that flock DIR/.lock directly still exclude
+// and are excluded; they just do not queue.
 package statelock
 
 import (
