@@ -52,7 +52,7 @@ func BenchmarkUserCreate3HSMs(b *testing.B) {
 
 // BenchmarkUserList1000 lists a 3-HSM cluster with 1,000 users.
 func BenchmarkUserList1000(b *testing.B) {
-	c := benchCluster(b, 3, 1000-4) // newTestCluster's admin, admin2, cu1 and victim
+	c := benchCluster(b, 3, 1000-5) // beside admin, app_user and newTestCluster's admin2, cu1 and victim
 	for b.Loop() {
 		users, _, err := c.ListUsers(Nobody{})
 		if err != nil || len(users) != 1000 {

@@ -12,22 +12,17 @@ package state
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
-
 	"github.com/hsmkit/hsmkit/internal/fileio"
+	"github.com/hsmkit/hsmkit/internal/statelock"
 )
 
 // Store is an open state directory.
@@ -39,19 +34,7 @@ type Store struct {
 var ErrNoState = errors.New("no cluster state")
 
 // LockedError says who holds the lock when the wait ran out.
-type LockedError struct {
-	Path   string
-	Holder string
-	Waited time.Duration
-}
-
-func (e *LockedError) Error() string {
-	h := e.Holder
-	if h == "" {
-		h = "another process"
-	}
-	return fmt.Sprintf("state is locked by %s (waited %s for %s)", h, e.Waited, e.Path)
-}
+type LockedError = statelock.LockedError
 
 var hsmIDRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 
@@ -90,32 +73,20 @@ func Create(dir string) (*Store, error) {
 
 func (s *Store) clusterPath() string { return filepath.Join(s.Dir, "cluster.json") }
 
-// Lock takes the sidecar lock, waiting at most wait. The lock file is never
-// renamed over, so the lock stays on one inode; the holder writes who it is
-// into it for the error others see.
+// Lock takes the state lock, first come first served, waiting at most
+// wait; after a second of waiting, waiting (if set) is told whom it waits
+// for (docs/design.md, "The lock"). The lock holder sweeps temp files that
+// killed writers left.
 func (s *Store) Lock(wait time.Duration, who string, waiting func(string)) (unlock func(), err error) {
-	path := filepath.Join(s.Dir, ".lock")
-	// A symlinked (or otherwise irregular) lock file is refused, not
-	// followed: the holder truncates and writes it.
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (a symlink or device is refused); remove it", path)
+	if waiting == nil {
+		waiting = func(string) {}
 	}
-	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW), flock.SetPermissions(0o600))
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	ok, err := fl.TryLockContext(ctx, 5*time.Millisecond)
-	if !ok {
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		return nil, &LockedError{Path: path, Holder: lockHolder(path), Waited: wait}
-	}
-	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600); err == nil {
-		fmt.Fprintf(f, "pid %d (%s)\n", os.Getpid(), who)
-		f.Close()
+	unlock, err = statelock.Acquire(s.Dir, wait, who, time.Second, waiting)
+	if err != nil {
+		return nil, err
 	}
 	s.sweepTemp()
-	return func() { _ = fl.Unlock() }, nil
+	return unlock, nil
 }
 
 // tempName is the name renameio gives a temp file ("." + the file's name
@@ -137,20 +108,6 @@ func (s *Store) sweepTemp() {
 			}
 		}
 	}
-}
-
-// lockHolder is the first line of the lock file, "pid N (command)", read
-// with a bound: the file is anyone's to scribble on.
-func lockHolder(path string) string {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	buf := make([]byte, 256)
-	n, _ := io.ReadFull(f, buf)
-	line, _, _ := strings.Cut(string(buf[:n]), "\n")
-	return strings.ToValidUTF8(strings.TrimSpace(line), "?")
 }
 
 // LoadCluster reads cluster.json.

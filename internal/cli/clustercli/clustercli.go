@@ -76,7 +76,9 @@ func EngineOptions(c *ucli.Context, env cli.Env) (hsm.Options, error) {
 			return hsm.Options{}, cli.Usagef("HSM_LOCK_TIMEOUT=%q: want a duration such as 10s", v)
 		}
 	}
-	return hsm.Options{LockWait: wait, Who: env.Name + " " + c.Command.FullName()}, nil
+	// After a second of waiting for the lock, say for whom (stderr).
+	waiting := func(msg string) { env.Warnf("%s", msg) }
+	return hsm.Options{LockWait: wait, Waiting: waiting, Who: env.Name + " " + c.Command.FullName()}, nil
 }
 
 // Auth is who the command acts as: a one-shot login from HSM_PIN and
