@@ -353,7 +353,7 @@ func story() Snapshot {
 }
 
 func TestShellWord(t *testing.T) {
-	for in, want := range map[string]string{"hsm-a1": "hsm-a1", "server 1": "'server 1'", "it's": `'it'\''s'`} {
+	for in, want := range map[string]string{"hsm-a1": "hsm-a1", "server 1": "'server 1'", "it's": `'it'\''s'`, "": "''", "a;b": "'a;b'", "ümlaut": "'ümlaut'"} {
 		if got := shellWord(in); got != want {
 			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
 		}
