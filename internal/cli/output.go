@@ -68,6 +68,13 @@ func escapeJSON(doc []byte) []byte {
 	return out
 }
 
+// Linef prints one line for people, its text escaped (safetext): a value
+// it quotes (an HSM id from a capture's file name, a username) can neither
+// add lines nor reach the terminal as a control.
+func Linef(w io.Writer, format string, a ...any) {
+	fmt.Fprintln(w, safetext.Escape(fmt.Sprintf(format, a...)))
+}
+
 // Table prints rows under a header for people.
 func Table(w io.Writer, header []string, rows [][]string) error {
 	// Headers as given: the default upper-cases and splits them, which

@@ -6,7 +6,6 @@ package hsmsync
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -123,30 +122,30 @@ func troubleCode(err error) error {
 func writeReport(w io.Writer, r syncdiff.Report) error {
 	if sc := r.StaleConfig; sc.Stale() {
 		if len(sc.Missing) > 0 {
-			fmt.Fprintf(w, "stale client config: it does not list %s (hsm-sync config --refresh)\n", strings.Join(sc.Missing, ", "))
+			cli.Linef(w, "stale client config: it does not list %s (hsm-sync config --refresh)", strings.Join(sc.Missing, ", "))
 		}
 		if len(sc.Unknown) > 0 {
-			fmt.Fprintf(w, "stale client config: it lists %s, which the cluster has not\n", strings.Join(sc.Unknown, ", "))
+			cli.Linef(w, "stale client config: it lists %s, which the cluster has not", strings.Join(sc.Unknown, ", "))
 		}
 	}
 	for _, id := range r.Unreachable {
-		fmt.Fprintf(w, "unreachable: %s (its users are unknown; nothing is planned for it)\n", id)
+		cli.Linef(w, "unreachable: %s (its users are unknown; nothing is planned for it)", id)
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		cli.Linef(w, "note: %s", n)
 	}
 	if d := r.Policy; d != nil {
 		for i, id := range d.HSMs {
-			fmt.Fprintf(w, "quorum policy differs: %s has %s; the strictest elsewhere is %s (hsm-sync apply sets it)\n", id, d.Has[i], d.Want)
+			cli.Linef(w, "quorum policy differs: %s has %s; the strictest elsewhere is %s (hsm-sync apply sets it)", id, d.Has[i], d.Want)
 		}
 	}
 	if r.UsersInSync() {
 		if n := len(r.Unreachable); n > 0 {
 			// Only the reachable HSMs were compared.
-			fmt.Fprintf(w, "users in sync on the %d reachable HSM(s) of %d\n", len(r.HSMs)-n, len(r.HSMs))
+			cli.Linef(w, "users in sync on the %d reachable HSM(s) of %d", len(r.HSMs)-n, len(r.HSMs))
 			return nil
 		}
-		fmt.Fprintf(w, "users in sync on %d HSM(s)\n", len(r.HSMs))
+		cli.Linef(w, "users in sync on %d HSM(s)", len(r.HSMs))
 		return nil
 	}
 	header, rows := r.Matrix()
@@ -154,7 +153,7 @@ func writeReport(w io.Writer, r syncdiff.Report) error {
 		return err
 	}
 	for _, u := range r.Users {
-		fmt.Fprintf(w, "%s: %s: %s\n", u.Name, u.Authority.Decision, u.Authority.Reason)
+		cli.Linef(w, "%s: %s: %s", u.Name, u.Authority.Decision, u.Authority.Reason)
 	}
 	return nil
 }
@@ -231,27 +230,27 @@ func apply(c *ucli.Context, env cli.Env) error {
 				continue
 			}
 			if a.Kind == syncdiff.ActionCopy {
-				fmt.Fprintf(w, "copied %s (%s) from %s to %s\n", a.User, a.Role, a.Src.ID, a.Dst.ID)
+				cli.Linef(w, "copied %s (%s) from %s to %s", a.User, a.Role, a.Src.ID, a.Dst.ID)
 			} else {
-				fmt.Fprintf(w, "deleted %s from %s\n", a.User, a.Dst.ID)
+				cli.Linef(w, "deleted %s from %s", a.User, a.Dst.ID)
 			}
 		}
 		if d := p.Policy; d != nil {
 			for _, id := range d.HSMs {
-				fmt.Fprintf(w, "set the quorum policy of %s to %s\n", id, d.Want)
+				cli.Linef(w, "set the quorum policy of %s to %s", id, d.Want)
 			}
 		}
 		for _, s := range p.Skipped {
-			fmt.Fprintf(w, "skipped %s: %s\n", s.User, s.Reason)
+			cli.Linef(w, "skipped %s: %s", s.User, s.Reason)
 		}
 		if len(refreshed) > 0 {
-			fmt.Fprintf(w, "refreshed the client config %s: %s\n", cl.Config.Path, strings.Join(refreshed, ", "))
+			cli.Linef(w, "refreshed the client config %s: %s", cl.Config.Path, strings.Join(refreshed, ", "))
 		}
 		for _, id := range r.Unreachable {
-			fmt.Fprintf(w, "not repaired: %s is unreachable, so its users are unknown; run hsm-sync apply again when it is back\n", id)
+			cli.Linef(w, "not repaired: %s is unreachable, so its users are unknown; run hsm-sync apply again when it is back", id)
 		}
 		if len(p.Actions) == 0 && p.Policy == nil && len(refreshed) == 0 && len(r.Unreachable) == 0 {
-			fmt.Fprintln(w, "nothing to repair")
+			cli.Linef(w, "nothing to repair")
 		}
 		return nil
 	}); err != nil {
@@ -298,11 +297,11 @@ func configCmd(c *ucli.Context, env cli.Env) error {
 	if err := req.Emit(data, func(w io.Writer) error {
 		switch {
 		case !stale:
-			fmt.Fprintf(w, "%s lists every HSM of cluster %s\n", cl.Config.Path, cl.Cluster.ID)
+			cli.Linef(w, "%s lists every HSM of cluster %s", cl.Config.Path, cl.Cluster.ID)
 		case c.Bool("refresh"):
-			fmt.Fprintf(w, "refreshed %s: added %v, removed %v\n", cl.Config.Path, missing, unknown)
+			cli.Linef(w, "refreshed %s: added %v, removed %v", cl.Config.Path, missing, unknown)
 		default:
-			fmt.Fprintf(w, "%s is stale: missing %v, unknown %v (fix: hsm-sync config --refresh)\n", cl.Config.Path, missing, unknown)
+			cli.Linef(w, "%s is stale: missing %v, unknown %v (fix: hsm-sync config --refresh)", cl.Config.Path, missing, unknown)
 		}
 		return nil
 	}); err != nil {
