@@ -359,6 +359,13 @@ func (c *Client) runTargets(tx *Tx, o *op) (*Result, error) {
 			failed = true
 		}
 	}
+	// A corrupt or unreadable HSM is a state problem (exit 3) whatever
+	// the others said, not a refusal; nothing is written.
+	for _, e := range errs {
+		if isTrouble(e) {
+			return nil, e
+		}
+	}
 	if (!failed || o.target.AllowPartial) && o.beforeCommit != nil {
 		if err := o.beforeCommit(tx); err != nil {
 			return nil, err
@@ -479,9 +486,13 @@ func (c *Client) lockCluster() (*state.Cluster, func(), error) {
 	return cl, unlock, nil
 }
 
+// isTrouble says whether err is a config or state problem rather than a
+// refusal: the engine's own, or a corrupt or foreign state file.
 func isTrouble(err error) bool {
 	var t *TroubleError
-	return errors.As(err, &t)
+	var c *state.CorruptError
+	var s *state.SchemaError
+	return errors.As(err, &t) || errors.As(err, &c) || errors.As(err, &s)
 }
 
 // keepErr marks an error after which the HSM's changes must still be

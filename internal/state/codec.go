@@ -79,7 +79,7 @@ func SharedPart(rec []byte) ([]byte, error) {
 func DecodeUser(name string, rec []byte) (*User, error) {
 	r := reader{b: rec}
 	if v := r.byte(); r.err == nil && v != userCodecVersion {
-		return nil, fmt.Errorf("user %q: record version %d (this hsmkit reads %d)", name, v, userCodecVersion)
+		return nil, fmt.Errorf("user %q: corrupt record: version %d (this hsmkit reads %d)", name, v, userCodecVersion)
 	}
 	s := reader{b: r.bytes()}
 	u := &User{Name: name}

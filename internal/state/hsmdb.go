@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"syscall"
 	"time"
@@ -50,6 +51,22 @@ type Meta struct {
 	NextUserID  int    `json:"next_user_id"`
 	NextTokenID uint32 `json:"next_token_id"`
 	Quorum      Quorum `json:"quorum"`
+}
+
+// CorruptError is a state file hsmkit cannot have written: a config or
+// state problem (exit 3), whichever command meets it.
+type CorruptError struct {
+	Path string
+	Why  string
+}
+
+func (e *CorruptError) Error() string { return e.Path + ": corrupt state: " + e.Why }
+
+// ExitCode is the documented code for state problems.
+func (e *CorruptError) ExitCode() int { return 3 }
+
+func corrupt(path, format string, a ...any) error {
+	return &CorruptError{Path: path, Why: fmt.Sprintf(format, a...)}
 }
 
 // HSMTx is one transaction on one HSM's database.
@@ -97,12 +114,19 @@ func (s *Store) openDB(id string, write bool) (*bolt.DB, string, error) {
 }
 
 func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
+	// bbolt panics on some corruptions, and reads through a memory map
+	// where a corrupt page can make it fault: a state file is outside
+	// input, so both become an error naming the file.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
-		// bbolt panics on some corruptions; a state file is outside input.
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("%s: corrupt state: %v", path, r)
+			db, err = nil, corrupt(path, "%v", r)
 		}
 	}()
+	// bbolt would initialise an empty file as a new database.
+	if fi, err := os.Lstat(path); err == nil && fi.Size() == 0 {
+		return nil, corrupt(path, "empty file")
+	}
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:  5 * time.Second, // only a process outside hsmkit's lock can hold it
 		ReadOnly: readOnly,
@@ -111,7 +135,7 @@ func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: corrupt state: %v", path, err)
+		return nil, corrupt(path, "%v", err)
 	}
 	return db, nil
 }
@@ -137,11 +161,13 @@ func (s *Store) Begin(id string, write bool) (*HSMTx, error) {
 	return t, nil
 }
 
-// guard turns a bbolt panic on a corrupt page into an error.
+// guard turns a bbolt panic or memory fault on a corrupt page into an
+// error (see openBolt).
 func (t *HSMTx) guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt state: %v", t.path, r)
+			err = corrupt(t.path, "%v", r)
 		}
 	}()
 	return fn()
@@ -150,7 +176,7 @@ func (t *HSMTx) guard(fn func() error) (err error) {
 func (t *HSMTx) loadMeta(id string) error {
 	for _, b := range allBkts {
 		if t.tx.Bucket(b) == nil {
-			return fmt.Errorf("%s: corrupt state: no %s bucket", t.path, b)
+			return corrupt(t.path, "no %s bucket", b)
 		}
 	}
 	raw := t.tx.Bucket(bMeta).Get(kMeta)
@@ -158,7 +184,7 @@ func (t *HSMTx) loadMeta(id string) error {
 		Schema *int `json:"schema"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil || probe.Schema == nil {
-		return fmt.Errorf("%s: corrupt state: no schema version", t.path)
+		return corrupt(t.path, "no schema version")
 	}
 	if *probe.Schema != Schema {
 		return &SchemaError{Path: t.path, Got: *probe.Schema}
@@ -170,7 +196,7 @@ func (t *HSMTx) loadMeta(id string) error {
 		return fmt.Errorf("%s: holds HSM %q, not %q", t.path, t.Meta.ID, id)
 	}
 	if err := t.Meta.Quorum.Check(); err != nil {
-		return fmt.Errorf("%s: corrupt state: %v", t.path, err)
+		return corrupt(t.path, "%v", err)
 	}
 	return nil
 }
@@ -227,10 +253,10 @@ func decodeStrict(path string, data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s: corrupt state: %v", path, err)
+		return corrupt(path, "%v", err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%s: corrupt state: data after a record", path)
+		return corrupt(path, "data after a record")
 	}
 	return nil
 }
@@ -257,7 +283,7 @@ func (t *HSMTx) User(name string) (*User, error) {
 		var err error
 		u, err = DecodeUser(name, raw)
 		if err != nil {
-			return fmt.Errorf("%s: %v", t.path, err)
+			return corrupt(t.path, "%v", err)
 		}
 		return nil
 	})
@@ -320,7 +346,7 @@ func (t *HSMTx) ForEachUser(fn func(*User) error) error {
 		return t.tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
 			u, err := DecodeUser(string(k), v)
 			if err != nil {
-				return fmt.Errorf("%s: %v", t.path, err)
+				return corrupt(t.path, "%v", err)
 			}
 			return fn(u)
 		})
@@ -335,7 +361,7 @@ func (t *HSMTx) ForEachShared(fn func(name string, shared []byte) error) error {
 		return t.tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
 			sh, err := SharedPart(v)
 			if err != nil {
-				return fmt.Errorf("%s: user %q: corrupt record: %v", t.path, k, err)
+				return corrupt(t.path, "user %q: %v", k, err)
 			}
 			return fn(string(k), sh)
 		})
@@ -361,7 +387,7 @@ func (t *HSMTx) UsersWithRole(role string, fn func(*User) error) error {
 				return err
 			}
 			if u == nil || u.Role != role {
-				return fmt.Errorf("%s: corrupt state: the role index names %q, which is not a %s", t.path, name, role)
+				return corrupt(t.path, "the role index names %q, which is not a %s", name, role)
 			}
 			if err := fn(u); err != nil {
 				return err

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,7 +35,7 @@ func Migrate(dir string, lockWait time.Duration) (hsms int, err error) {
 		Schema *int `json:"schema"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil || probe.Schema == nil {
-		return 0, fmt.Errorf("%s: corrupt state: no schema version", s.clusterPath())
+		return 0, corrupt(s.clusterPath(), "no schema version")
 	}
 	switch *probe.Schema {
 	case Schema:
@@ -50,6 +49,16 @@ func Migrate(dir string, lockWait time.Duration) (hsms int, err error) {
 	if err := decodeStrict(s.clusterPath(), raw, &cl); err != nil {
 		return 0, err
 	}
+	// A refusal part-way removes the databases this run made: the
+	// directory stays the version-1 one it was.
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, id := range made {
+				_ = os.Remove(s.hsmPath(id))
+			}
+		}
+	}()
 	for _, info := range cl.HSMs {
 		path := filepath.Join(s.Dir, "hsms", info.ID+".json")
 		data, err := readRegular(path)
@@ -79,6 +88,7 @@ func Migrate(dir string, lockWait time.Duration) (hsms int, err error) {
 		if err := s.CreateHSM(&h); err != nil {
 			return 0, err
 		}
+		made = append(made, h.ID)
 	}
 	if err := s.SaveCluster(&cl); err != nil {
 		return 0, err
@@ -118,7 +128,7 @@ func readRegular(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) == 0 {
-		return nil, errors.New(path + ": corrupt state: empty")
+		return nil, corrupt(path, "empty")
 	}
 	return data, nil
 }

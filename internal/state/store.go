@@ -134,6 +134,9 @@ type SchemaError struct {
 	Got  int
 }
 
+// ExitCode is the documented code for state problems.
+func (e *SchemaError) ExitCode() int { return 3 }
+
 func (e *SchemaError) Error() string {
 	if e.Got > Schema {
 		return fmt.Sprintf("%s: schema version %d is newer than this hsmkit understands (%d): upgrade hsmkit", e.Path, e.Got, Schema)
@@ -165,10 +168,10 @@ func Decode(path string, data []byte, v any) error {
 		Schema *int `json:"schema"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return fmt.Errorf("%s: corrupt state: %v", path, err)
+		return corrupt(path, "%v", err)
 	}
 	if probe.Schema == nil {
-		return fmt.Errorf("%s: corrupt state: no schema version", path)
+		return corrupt(path, "no schema version")
 	}
 	if *probe.Schema != Schema {
 		return &SchemaError{Path: path, Got: *probe.Schema}
@@ -176,10 +179,10 @@ func Decode(path string, data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s: corrupt state: %v", path, err)
+		return corrupt(path, "%v", err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%s: corrupt state: data after the JSON object", path)
+		return corrupt(path, "data after the JSON object")
 	}
 	return nil
 }
