@@ -174,6 +174,28 @@ func decide(cells []Cell, ignoreHash bool, weak []bool, hsms []HSM) Authority {
 	return a
 }
 
+// duplicated is the decision for a user some HSM's table lists more than
+// once: a malformed or tampered capture, so which record that HSM holds,
+// and which version is authoritative, cannot be told.
+func duplicated(cells []Cell) Authority {
+	var dup, unreach []int
+	for i, c := range cells {
+		switch {
+		case c.Listed > 1:
+			dup = append(dup, i)
+		case c.State == StateUnreachable:
+			unreach = append(unreach, i)
+		}
+	}
+	a := undecidable(ids(cells, dup) + " " + verb(len(dup), "lists", "list") + " it more than once, so which record " +
+		verb(len(dup), "that HSM holds", "those HSMs hold") + " cannot be told; capture " + verb(len(dup), "that HSM", "them") + " again")
+	if len(unreach) > 0 {
+		a.Reason += "; " + ids(cells, unreach) + " " + verb(len(unreach), "is", "are") + " unreachable"
+	}
+	a.Reason += "; nothing is planned for this user"
+	return a
+}
+
 func presentIn(cells []Cell, ix []int) []int {
 	var out []int
 	for _, i := range ix {
@@ -492,6 +514,9 @@ func differences(cells []Cell, a Authority, ignoreHash bool) []Difference {
 			out = append(out, Difference{c.HSM, KindMissing, missingDetail(c)})
 		case StatePresent:
 			u := &c.User
+			if c.Listed > 1 {
+				out = append(out, Difference{c.HSM, KindDuplicate, fmt.Sprintf("listed %d times; the first record is compared", c.Listed)})
+			}
 			if ref != nil {
 				out = compare(out, c.HSM, u, ref, refID, ignoreHash)
 			}

@@ -243,11 +243,18 @@ func TestDiffNeverPlansUnreachable(t *testing.T) {
 	}
 }
 
-func TestDiffDuplicateNameIsNoted(t *testing.T) {
+// A user listed twice on one HSM is drift on that HSM, undecidable, even
+// when the first records agree everywhere.
+func TestDiffDuplicateNameIsDrift(t *testing.T) {
 	h := hsm("hsm-a", 0, usr("alice"), usr("alice", role(RoleAdmin)))
 	r := Diff(cluster(h, hsm("hsm-b", 1, usr("alice"))))
-	if !r.UsersInSync() || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "hsm-a lists user alice more than once") {
+	if r.UsersInSync() || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "hsm-a lists user alice more than once") {
 		t.Fatalf("notes %v users %+v", r.Notes, r.Users)
+	}
+	u := r.Users[0]
+	if len(u.Differences) != 1 || u.Differences[0].HSM != "hsm-a" || u.Differences[0].Kind != KindDuplicate ||
+		u.Authority.Decision != DecisionUndecidable || u.Cells[0].Listed != 2 || u.Cells[1].Listed != 1 {
+		t.Fatalf("user %+v", u)
 	}
 }
 

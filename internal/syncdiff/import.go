@@ -23,10 +23,15 @@ import (
 // KiB per HSM, and a stray pipe from /dev/zero must fail, not fill memory.
 const MaxCapture = 16 << 20
 
+// bom is the UTF-8 byte-order mark some Windows editors and PowerShell
+// redirections put first in a file; every importer skips it.
+var bom = []byte("\xef\xbb\xbf")
+
 // Import reads a capture, sniffing its format: cloudhsm-cli "user list" JSON
-// when the first non-blank byte is '{', else CMU listUsers text.
+// when the first non-blank byte is '{', else CMU listUsers text. A leading
+// UTF-8 byte-order mark is skipped.
 func Import(name string, data []byte) (Snapshot, error) {
-	if startsWithJSON(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))) {
+	if startsWithJSON(bytes.TrimPrefix(data, bom)) {
 		return ImportCLIUserList(name, bytes.NewReader(data))
 	}
 	return ImportCMUListUsers(name, bytes.NewReader(data))
@@ -138,9 +143,11 @@ const lockThreshold = 5
 // ImportCMUListUsers reads the text output of cloudhsm_mgmt_util's listUsers:
 // one "Users on server N(IP):" section per HSM, each with its "Number of
 // users found:K" line, the column header and K rows. Prompt lines, blank
-// lines and CRLF are tolerated; anything else is an error naming name:line.
-// HSM ids are "server N"; password hashes, change times and deletion
-// records are unknown.
+// lines, CRLF and a leading UTF-8 byte-order mark are tolerated; anything
+// else is an error naming name:line. A user listed twice on one server is
+// kept twice: Diff reports it as drift (KindDuplicate). HSM ids are
+// "server N"; password hashes, change times and deletion records are
+// unknown.
 func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 	errf := func(line int, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
@@ -167,7 +174,11 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 		}
 		return nil
 	}
-	sc := bufio.NewScanner(r)
+	br := bufio.NewReader(r)
+	if p, _ := br.Peek(len(bom)); bytes.Equal(p, bom) {
+		_, _ = br.Discard(len(bom))
+	}
+	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	n := 0
 	for sc.Scan() {
@@ -224,13 +235,17 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 		if err != nil {
 			return Snapshot{}, errf(n, "server %d: %v", h.Server, err)
 		}
-		if at, ok := cur.names[u.Name]; ok {
-			return Snapshot{}, errf(n, "server %d: user %s listed twice (first at line %d)", h.Server, u.Name, at)
+		// The same name twice is drift Diff reports; one id for two
+		// names is a capture that cannot be read.
+		if at, ok := cur.ids[u.ID]; ok && cur.names[u.Name] != at {
+			return Snapshot{}, errf(n, "server %d: user id %d listed twice for different users (first at line %d)", h.Server, u.ID, at)
 		}
-		if at, ok := cur.ids[u.ID]; ok {
-			return Snapshot{}, errf(n, "server %d: user id %d listed twice (first at line %d)", h.Server, u.ID, at)
+		if _, ok := cur.names[u.Name]; !ok {
+			cur.names[u.Name] = n
 		}
-		cur.names[u.Name], cur.ids[u.ID] = n, n
+		if _, ok := cur.ids[u.ID]; !ok {
+			cur.ids[u.ID] = n
+		}
 		h.Users = append(h.Users, u)
 	}
 	if err := sc.Err(); err != nil {
@@ -326,7 +341,9 @@ type cliStrategy struct {
 // one HSM whose id is the file's base name without extension: cloudhsm-cli
 // merges every HSM its config lists into one view, so a single capture is
 // either one HSM (the operator ran it with a config listing only that HSM)
-// or the merged cluster. Users it marks "cluster-coverage": "inconsistent"
+// or the merged cluster. A leading UTF-8 byte-order mark is skipped. A
+// user listed twice is kept twice: Diff reports it as drift
+// (KindDuplicate). Users it marks "cluster-coverage": "inconsistent"
 // or "locked": "inconsistent" carry User.Drift, which Diff reports as drift
 // on an unknown HSM, undecidable. Combine one capture per HSM to get a
 // per-HSM snapshot that Diff can plan from. Password hashes, failure
@@ -337,7 +354,7 @@ func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	data = blankCLIPrompts(data)
+	data = blankCLIPrompts(bytes.TrimPrefix(data, bom))
 	errf := func(off int64, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, lineAt(data, off), fmt.Sprintf(format, args...))
 	}
@@ -366,7 +383,6 @@ func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
 		return Snapshot{}, errf(dataOff, "\"data\" has no \"users\" list")
 	}
 	h := HSM{ID: strings.TrimSuffix(filepath.Base(name), filepath.Ext(name)), Reachable: true, Users: []User{}}
-	seen := map[string]int{}
 	from := 0
 	for _, raw := range *d.Users {
 		pos := from
@@ -387,10 +403,6 @@ func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
 		if err != nil {
 			return Snapshot{}, errf(at(key), "%v", err)
 		}
-		if l, ok := seen[u.Name]; ok {
-			return Snapshot{}, errf(at("username"), "user %s listed twice (first at line %d)", u.Name, l)
-		}
-		seen[u.Name] = lineAt(data, at("username"))
 		h.Users = append(h.Users, u)
 	}
 	return Snapshot{HSMs: []HSM{h}}, nil

@@ -91,7 +91,7 @@ func TestImportCMUErrors(t *testing.T) {
 		{"Users on server 0(nowhere):\n", `x.txt:1: server 0: "nowhere" is not an IP address`},
 		{"Users on server 0(10.0.0.1):\nNumber of users found:1\n 1 CU bob NO 0 NO\n", `x.txt:3: server 0: expected the column header (User Id, User Type, User Name, MofnPubKey, LoginFailureCnt, 2FA), found "1 CU bob NO 0 NO"`},
 		{"Users on server 0(10.0.0.1):\nNumber of users found:0\nUsers on server 0(10.0.0.2):\n", `x.txt:3: server 0 listed twice (first at line 1)`},
-		{"Users on server 0(10.0.0.1):\nNumber of users found:2\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob NO 0 NO\n2 CU BOB NO 0 NO\n", `x.txt:5: server 0: user bob listed twice (first at line 4)`},
+		{"Users on server 0(10.0.0.1):\nNumber of users found:2\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob NO 0 NO\n1 CU carol NO 0 NO\n", `x.txt:5: server 0: user id 1 listed twice for different users (first at line 4)`},
 		{"Users on server 0(10.0.0.1):\nNumber of users found:1\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob MAYBE 0 NO\n", `x.txt:4: server 0: MofnPubKey "MAYBE": want YES or NO`},
 		{"Users on server 0(10.0.0.1):\nNumber of users found:1\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n1 CU bob NO -1 NO\n", `x.txt:4: server 0: LoginFailureCnt "-1" is not a count`},
 	}
@@ -201,13 +201,95 @@ func TestImportCLIErrors(t *testing.T) {
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"bob\",\"role\":\"admin\",\"locked\":\"false\"}]}}", `x.json:3: user bob has no "cluster-coverage"`},
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"b-b\"}]}}", `x.json:3: invalid username "b-b": 1 to 31 characters, letters, digits and _ only`},
 		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":7}]}}", `x.json:3: user field "username" has the wrong type`},
-		{"{\"error_code\":0,\n\"data\":{\"users\":[\n{\"username\":\"a\",\"role\":\"admin\",\"locked\":\"false\",\"cluster-coverage\":\"full\"},\n{\"username\":\"A\",\"role\":\"admin\",\"locked\":\"false\",\"cluster-coverage\":\"full\"}]}}", `x.json:4: user a listed twice (first at line 3)`},
 		{"{\"error_code\":0,\n\"data\": [}", `x.json:2: malformed JSON: invalid character '}' looking for beginning of value`},
 	}
 	for _, tt := range inline {
 		_, err := ImportCLIUserList("x.json", strings.NewReader(tt.in))
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%q: err %v\nwant %s", tt.in, err, tt.want)
+		}
+	}
+}
+
+// TestImportBOM: a capture saved with a UTF-8 byte-order mark (Windows
+// editors, PowerShell's Out-File) reads as the same capture, whichever
+// entry point reads it.
+func TestImportBOM(t *testing.T) {
+	for _, f := range []string{"listusers-2servers.txt", "userlist.json", "userlist-prompt.txt"} {
+		plain := readFixture(t, f)
+		want, err := Import(f, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		withBOM := append([]byte("\xef\xbb\xbf"), plain...)
+		got, err := Import(f, withBOM)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s with a BOM: %v\n%+v\nwant %+v", f, err, got, want)
+		}
+		read := ImportCLIUserList
+		if !startsWithJSON(plain) {
+			read = ImportCMUListUsers
+		}
+		got, err = read(f, bytes.NewReader(withBOM))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s with a BOM, read directly: %v", f, err)
+		}
+	}
+	// A BOM is skipped once, at the start only.
+	if _, err := Import("x.txt", []byte("\xef\xbb\xbf\xef\xbb\xbfUsers on server 0(10.0.0.1):\nNumber of users found:0\n")); err == nil {
+		t.Error("two BOMs accepted")
+	}
+}
+
+// TestImportDuplicateIsDrift: a user listed twice on one HSM is read, and
+// Diff reports it as drift on that HSM with nothing planned.
+func TestImportDuplicateIsDrift(t *testing.T) {
+	cmu := "Users on server 0(10.0.0.1):\nNumber of users found:3\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n" +
+		"1 CO admin NO 0 NO\n2 CU bob NO 0 NO\n2 CU BOB NO 5 NO\n" +
+		"Users on server 1(10.0.0.2):\nNumber of users found:2\nUser Id User Type User Name MofnPubKey LoginFailureCnt 2FA\n" +
+		"1 CO admin NO 0 NO\n2 CU bob NO 0 NO\n"
+	cliA := `{"error_code":0,"data":{"users":[
+{"username":"admin","role":"admin","locked":"false","cluster-coverage":"full"},
+{"username":"bob","role":"crypto-user","locked":"false","cluster-coverage":"full"},
+{"username":"Bob","role":"admin","locked":"false","cluster-coverage":"full"}]}}`
+	cliB := `{"error_code":0,"data":{"users":[
+{"username":"admin","role":"admin","locked":"false","cluster-coverage":"full"},
+{"username":"bob","role":"crypto-user","locked":"false","cluster-coverage":"full"}]}}`
+	a, err := Import("hsm-a.json", []byte(cliA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Import("hsm-b.json", []byte(cliB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := Combine(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Import("x.txt", []byte(cmu))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		s   Snapshot
+		hsm string
+	}{{c, "server 0"}, {both, "hsm-a"}} {
+		r := Diff(tt.s)
+		if r.InSync() || len(r.Users) != 1 || r.Users[0].Name != "bob" {
+			t.Fatalf("%s: users %+v", tt.hsm, r.Users)
+		}
+		u := r.Users[0]
+		if !slices.Contains(u.Differences, Difference{tt.hsm, KindDuplicate, "listed 2 times; the first record is compared"}) ||
+			u.Authority.Decision != DecisionUndecidable ||
+			u.Authority.Reason != tt.hsm+" lists it more than once, so which record that HSM holds cannot be told; capture that HSM again; nothing is planned for this user" {
+			t.Errorf("%s: %+v", tt.hsm, u)
+		}
+		if p := r.Plan(); len(p.Actions) != 0 || len(p.Skipped) != 1 {
+			t.Errorf("%s: plan %+v", tt.hsm, p)
+		}
+		if _, rows := r.Matrix(); !slices.Contains(rows[0], "listed×2") {
+			t.Errorf("%s: matrix %q", tt.hsm, rows)
 		}
 	}
 }

@@ -180,8 +180,8 @@ func nonNil(s []string) []string {
 // Matrix returns a table for people: one row per differing user, one column
 // per HSM (cluster order) and a last column with the decision. Cells read
 // ok, missing, deleted, unreachable, present, or the differences of that
-// HSM's record: role:<its role>, password≠, locked, failures:<n>, quorum≠,
-// mfa≠, inconsistent:<field>.
+// HSM's record: listed×<n> (a capture lists it n times), role:<its role>,
+// password≠, locked, failures:<n>, quorum≠, mfa≠, inconsistent:<field>.
 func (r Report) Matrix() (header []string, rows [][]string) {
 	header = append(header, "user")
 	for _, h := range r.HSMs {
@@ -219,6 +219,8 @@ func cellText(u UserDiff, c Cell) string {
 			continue
 		}
 		switch d.Kind {
+		case KindDuplicate:
+			parts = append(parts, "listed×"+strconv.Itoa(c.Listed))
 		case KindRole:
 			parts = append(parts, "role:"+c.User.Role)
 		case KindPassword:

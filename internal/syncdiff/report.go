@@ -12,6 +12,9 @@ type Kind string
 // The kinds of difference, in the order a user's differences are listed.
 const (
 	KindMissing  Kind = "missing"  // absent on this HSM
+	// KindDuplicate is a user its HSM's table (a capture) lists more than
+	// once: which record the HSM holds cannot be told.
+	KindDuplicate Kind = "duplicate"
 	KindRole     Kind = "role"     // a different role
 	KindPassword Kind = "password" // a different credential hash (only when every hash is known)
 	KindLock     Kind = "lock"     // a different lock state or login failure count
@@ -70,7 +73,7 @@ type Report struct {
 	StaleConfig *StaleConfig // nil when the client config is unknown
 	Unreachable []string     // ids of unreachable HSMs: their users are unknown
 	Users       []UserDiff   // only users that differ
-	Notes       []string     // problems of the input itself, e.g. a name listed twice on one HSM
+	Notes       []string     // problems of the input itself, e.g. a name listed twice on one HSM (also drift: KindDuplicate)
 	Policy      *PolicyDrift // nil when every reachable HSM has the same quorum policy
 }
 
@@ -95,7 +98,8 @@ type UserDiff struct {
 type Cell struct {
 	HSM       string
 	State     CellState
-	User      User       // when StatePresent
+	User      User       // when StatePresent: the first record the HSM lists
+	Listed    int        // when StatePresent: how many records the HSM lists (more than 1 only in a malformed capture)
 	Tombstone *Tombstone // when StateAbsent and the HSM recorded deleting the user (newest record)
 	NoRecords bool       // when StateAbsent and the HSM keeps no deletion records (captures)
 }
@@ -180,6 +184,7 @@ func Diff(s Snapshot) Report {
 	// user at the same index before hashing the name.
 	var first []User
 	var firstRows []int
+	var dups map[int]bool // row*n+hsm: the HSM lists the user more than once
 	for hi, h := range s.HSMs {
 		if !h.Reachable {
 			continue
@@ -207,7 +212,15 @@ func Diff(s Snapshot) Report {
 				firstRows[ui] = row
 			}
 			if idx[row*n+hi] != 0 {
-				r.Notes = append(r.Notes, h.ID+" lists user "+name+" more than once; the first record is used")
+				// A capture listing a user twice on one HSM: drift, since
+				// which record the HSM holds cannot be told.
+				if dups == nil {
+					dups = map[int]bool{}
+				}
+				if !dups[row*n+hi] {
+					r.Notes = append(r.Notes, h.ID+" lists user "+name+" more than once; nothing is planned for "+name)
+				}
+				dups[row*n+hi] = true
 				continue
 			}
 			idx[row*n+hi] = int32(ui + 1)
@@ -218,8 +231,18 @@ func Diff(s Snapshot) Report {
 	d := differ{s: &s, weak: weakHSMs(s.HSMs, r.Policy)}
 	for row, name := range names {
 		ix := idx[row*n : (row+1)*n]
-		if d.rowDiffers(ix) {
-			r.Users = append(r.Users, d.userDiff(name, ix))
+		var dup []bool
+		for hi := range n {
+			if dups[row*n+hi] {
+				dup = make([]bool, n)
+				for hj := range n {
+					dup[hj] = dups[row*n+hj]
+				}
+				break
+			}
+		}
+		if dup != nil || d.rowDiffers(ix) {
+			r.Users = append(r.Users, d.userDiff(name, ix, dup))
 		}
 	}
 	slices.SortFunc(r.Users, func(a, b UserDiff) int { return strings.Compare(a.Name, b.Name) })
@@ -338,7 +361,9 @@ func newer(t1 time.Time, s1 uint64, t2 time.Time, s2 uint64) bool {
 	return s1 > s2
 }
 
-func (d *differ) userDiff(name string, ix []int32) UserDiff {
+// userDiff explains one differing user; dup (nil when none) marks the
+// HSMs whose table lists it more than once.
+func (d *differ) userDiff(name string, ix []int32, dup []bool) UserDiff {
 	ud := UserDiff{Name: name, Cells: make([]Cell, len(ix))}
 	for hi := range ix {
 		h := &d.s.HSMs[hi]
@@ -354,6 +379,15 @@ func (d *differ) userDiff(name string, ix []int32) UserDiff {
 		default:
 			c.State = StatePresent
 			c.User = h.Users[ix[hi]-1]
+			c.Listed = 1
+			if dup != nil && dup[hi] {
+				c.Listed = 0
+				for _, u := range h.Users {
+					if u.Name == name {
+						c.Listed++
+					}
+				}
+			}
 		}
 	}
 	ignoreHash := false
@@ -363,6 +397,9 @@ func (d *differ) userDiff(name string, ix []int32) UserDiff {
 		}
 	}
 	ud.Authority = decide(ud.Cells, ignoreHash, d.weak, d.s.HSMs)
+	if dup != nil {
+		ud.Authority = duplicated(ud.Cells)
+	}
 	ud.Differences = differences(ud.Cells, ud.Authority, ignoreHash)
 	return ud
 }
