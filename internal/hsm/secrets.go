@@ -6,7 +6,10 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
+	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/argon2"
 
@@ -20,7 +23,23 @@ var (
 	TestKDF    = state.KDF{Time: 1, MemoryKiB: 64, Threads: 1}
 )
 
-// ParseKDF reads --kdf: "default", "test" or "t=3,m=65536,p=4".
+// KDF cost bounds --kdf accepts: argon2id needs at least 8 KiB per
+// thread; above 10 passes, 1 GiB or 16 threads a login takes seconds to
+// minutes and a typo (m=6553600) would make the cluster unusable.
+const (
+	maxKDFTime      = 10
+	maxKDFMemoryKiB = 1 << 20 // 1 GiB
+	maxKDFThreads   = 16
+)
+
+// kdfForm is the --kdf syntax an error names.
+const kdfForm = "want default, test, or t=TIME,m=MEMORY_KIB,p=THREADS (decimal digits: no sign, space or leading zero) with TIME 1-10, THREADS 1-16, MEMORY_KIB from 8×THREADS to 1048576 (1 GiB)"
+
+// ParseKDF reads --kdf: "default", "test" or "t=3,m=65536,p=4". The
+// custom form is parsed strictly, the three fields in that order, each a
+// decimal number without sign, leading zero or blank, nothing after the
+// last; the costs are bounded (maxKDFTime, maxKDFMemoryKiB,
+// maxKDFThreads).
 func ParseKDF(s string) (state.KDF, error) {
 	switch s {
 	case "", "default":
@@ -28,13 +47,46 @@ func ParseKDF(s string) (state.KDF, error) {
 	case "test":
 		return TestKDF, nil
 	}
-	var k state.KDF
-	var p int
-	if _, err := fmt.Sscanf(s, "t=%d,m=%d,p=%d", &k.Time, &k.MemoryKiB, &p); err != nil || k.Time < 1 || p < 1 || p > 255 || k.MemoryKiB < 8*uint32(p) {
-		return k, fmt.Errorf("--kdf %q: want default, test, or t=TIME,m=MEMORY_KIB,p=THREADS", s)
+	fields := strings.Split(s, ",")
+	if len(fields) != 3 {
+		return state.KDF{}, fmt.Errorf("--kdf %q: %s", s, kdfForm)
 	}
-	k.Threads = uint8(p)
-	return k, nil
+	var v [3]uint64
+	for i, key := range []string{"t", "m", "p"} {
+		num, ok := strings.CutPrefix(fields[i], key+"=")
+		if !ok || !canonicalDecimal(num) {
+			return state.KDF{}, fmt.Errorf("--kdf %q: %q is not %s=NUMBER; %s", s, fields[i], key, kdfForm)
+		}
+		n, err := strconv.ParseUint(num, 10, 32)
+		if err != nil {
+			n = math.MaxUint32 // too large: out of range below
+		}
+		v[i] = n
+	}
+	t, m, p := v[0], v[1], v[2]
+	switch {
+	case t < 1 || t > maxKDFTime:
+		return state.KDF{}, fmt.Errorf("--kdf %q: time t=%s is out of range: it is 1 to %d", s, fields[0][2:], maxKDFTime)
+	case p < 1 || p > maxKDFThreads:
+		return state.KDF{}, fmt.Errorf("--kdf %q: threads p=%s is out of range: it is 1 to %d", s, fields[2][2:], maxKDFThreads)
+	case m < 8*p || m > maxKDFMemoryKiB:
+		return state.KDF{}, fmt.Errorf("--kdf %q: memory m=%s KiB is out of range: it is 8×THREADS (%d) to %d (1 GiB)", s, fields[1][2:], 8*p, maxKDFMemoryKiB)
+	}
+	return state.KDF{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(p)}, nil
+}
+
+// canonicalDecimal reports whether s is a decimal number as people write
+// it: digits only, no sign, no leading zero.
+func canonicalDecimal(s string) bool {
+	if s == "" || s[0] == '0' && len(s) > 1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // hashPassword derives the argon2id hash. The salt comes from the cluster
