@@ -16,8 +16,14 @@ const DefaultPrecoPassword = "password"
 
 // Activate sets the unactivated admin's password on every HSM: it becomes
 // the admin (cluster activation). The unactivated admin acts with its
-// default credentials, so no login is needed.
+// default credentials, so no login is needed. Activation is all or
+// nothing: every HSM of the cluster, reachable and listed, or none; an
+// HSM left holding the unactivated admin would let anyone who knows the
+// default password become an admin there.
 func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
+	if t.AllowPartial || t.Server != "" {
+		return nil, errors.New("activation is all or nothing: it acts on every HSM of the cluster, so --allow-partial and --server are refused (an HSM left unactivated would let anyone with the default password become an admin there)")
+	}
 	if err := policy.CheckPassword(pw); err != nil {
 		return nil, err
 	}
@@ -26,6 +32,7 @@ func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
 	}
 	var hash *state.Hash
 	return c.run(op{name: "activate", perm: policy.ChangeOwnPassword, auth: unactivatedAdmin{}, target: t, write: true,
+		locked:  func(tx *Tx) error { return notActivated(tx) },
 		prepare: func() error { hash = hashPassword(c.Cluster, "admin", pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User("admin")
@@ -36,6 +43,44 @@ func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
 			tx.touch(h, u)
 			return h.PutUser(u)
 		}})
+}
+
+// notActivated refuses an activation, in whatever form, once any HSM of
+// the cluster is activated: an HSM that still holds the unactivated admin
+// (an activation that missed it, under an older hsmkit) is repaired from
+// the activated HSMs by hsm-sync apply, never activated by whoever knows
+// the default password.
+func notActivated(tx *Tx) error {
+	for _, info := range tx.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		var admins int
+		err := tx.View(info.ID, func(h *state.HSMTx) error {
+			var err error
+			admins, err = countRole(h, policy.Admin)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if admins > 0 {
+			return &AlreadyActivatedError{HSM: info.ID}
+		}
+	}
+	return nil
+}
+
+// AlreadyActivatedError refuses an activation of a cluster that has admins.
+type AlreadyActivatedError struct{ HSM string }
+
+func (e *AlreadyActivatedError) Error() string {
+	return fmt.Sprintf("the cluster is already activated (%s has admins); an HSM that still holds the unactivated admin is repaired from the others, not activated", e.HSM)
+}
+
+// Hint says how an HSM left unactivated is put right.
+func (e *AlreadyActivatedError) Hint() string {
+	return "hsm-sync diff shows it; an admin's hsm-sync apply copies the admins to it"
 }
 
 // unactivatedAdmin is the caller of an activation: the unactivated admin
@@ -381,7 +426,11 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 	}
 	self := func(p Principal) bool { return p.User == user && p.Role != policy.Unauthenticated }
 	var hash *state.Hash
+	var activated error // set when some HSM already has admins
 	return c.run(op{name: "change-password", auth: auth, target: t, write: true,
+		// The unactivated admin changing its own password is activation,
+		// refused once the cluster is activated somewhere (notActivated).
+		locked: func(tx *Tx) error { activated = notActivated(tx); return nil },
 		permFor: func(p Principal) policy.Op {
 			if self(p) {
 				return policy.ChangeOwnPassword
@@ -417,6 +466,9 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 			}
 			u.Hash, u.Failures = hash, 0
 			if policy.Role(u.Role) == policy.Unactivated {
+				if activated != nil {
+					return activated
+				}
 				u.Role = string(policy.Admin) // activation
 			}
 			tx.touch(h, u)

@@ -78,7 +78,10 @@ func (r Report) Plan() Plan {
 				if len(fixes) == 0 || c.HSM == a.Source {
 					continue
 				}
-				if !manageable(a.Version.Role) || c.State == StatePresent && !manageable(c.User.Role) {
+				// Completing an activation that missed this HSM (its admin
+				// still unactivated) is a copy like any other.
+				completes := c.State == StatePresent && c.User.Role == RoleUnactivatedAdmin && a.Version.Role == RoleAdmin
+				if !manageable(a.Version.Role) || c.State == StatePresent && !manageable(c.User.Role) && !completes {
 					manual = a.Version.Role
 				}
 				src := r.HSMs[slices.IndexFunc(r.HSMs, func(h HSMInfo) bool { return h.ID == a.Source })]
