@@ -23,9 +23,13 @@
 // Report.Plan turns a report into per-HSM actions (copy a record from a
 // source HSM, or delete), never touching unreachable HSMs, and WritePlan
 // writes them for cloudhsm_mgmt_util ("cmu"), "cloudhsm-cli" or hsmkit's
-// "hsm-user", with passwords as placeholders, never guessed.
+// "hsm-user", with passwords as placeholders, never guessed, and every
+// value from a capture quoted for the dialect or the step withheld (see
+// WritePlan).
 //
-// Importers read real captures strictly, errors naming file:line. CMU
+// Importers read real captures strictly, errors naming file:line; a
+// leading UTF-8 byte-order mark is skipped, and a user a capture lists
+// twice on one HSM is kept and reported as drift (undecidable). CMU
 // listUsers output is per HSM. cloudhsm-cli "user list" is one merged view
 // of every HSM its config lists and cannot say which HSM lacks a user, so
 // ImportCLIUserList yields one HSM per file: run once per HSM with a config
