@@ -11,15 +11,13 @@ type Kind string
 
 // The kinds of difference, in the order a user's differences are listed.
 const (
-	KindMissing  Kind = "missing"  // absent on this HSM
-	// KindDuplicate is a user its HSM's table (a capture) lists more than
-	// once: which record the HSM holds cannot be told.
-	KindDuplicate Kind = "duplicate"
-	KindRole     Kind = "role"     // a different role
-	KindPassword Kind = "password" // a different credential hash (only when every hash is known)
-	KindLock     Kind = "lock"     // a different lock state or login failure count
-	KindQuorum   Kind = "quorum"   // a different registered quorum key
-	KindMFA      Kind = "mfa"      // a different MFA registration
+	KindMissing   Kind = "missing"   // absent on this HSM
+	KindDuplicate Kind = "duplicate" // listed more than once by this HSM's table (a capture): its record cannot be told
+	KindRole      Kind = "role"      // a different role
+	KindPassword  Kind = "password"  // a different credential hash (only when every hash is known)
+	KindLock      Kind = "lock"      // a different lock state or login failure count
+	KindQuorum    Kind = "quorum"    // a different registered quorum key
+	KindMFA       Kind = "mfa"       // a different MFA registration
 	// KindUnlocated is drift a merged cloudhsm-cli view reports without
 	// naming the HSM that differs.
 	KindUnlocated Kind = "unknown-hsm"
