@@ -230,7 +230,10 @@ func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, m int, 
 	if err := h.PutToken(tok); err != nil {
 		return false, err
 	}
-	tx.approvers = approvers
+	if tx.approvals == nil {
+		tx.approvals = map[string]int{}
+	}
+	tx.approvals[h.ID()] = len(approvers)
 	return true, nil
 }
 
@@ -468,6 +471,7 @@ func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string,
 				}
 			}
 			h.Meta.Quorum.Values[service] = value
+			h.Meta.History = state.Stamp(h.Meta.History, tx.Now, h.Meta.Quorum)
 			return nil
 		}})
 }
@@ -549,7 +553,7 @@ func (c *Client) RegisterQuorumKey(t Targeting, auth Authenticator, pubPath stri
 				return err
 			}
 			u.QuorumKey = &state.PublicKey{Fingerprint: keys.Fingerprint(pub), PEM: string(spki)}
-			tx.touch(h, u)
+			tx.touch(h, u, state.KindRegister)
 			return h.PutUser(u)
 		}})
 }

@@ -73,8 +73,11 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	}
 	defer unlock()
 	first := &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
-	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init"}
-	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init"}
+	first.History = state.Stamp(nil, now, first.Quorum)
+	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init",
+		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
+	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init",
+		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
 	first.Users, first.NextUserID = []state.User{admin, app}, 2
 	for i := 0; i < o.HSMs; i++ {
 		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], now)
@@ -137,7 +140,7 @@ func newHSMInfo(cl *state.Cluster, r *Rand, az string, now time.Time) state.HSMI
 // cloneHSM copies users, deletion records and policy: what a joining HSM
 // gets from its peer. Sessions and tokens belong to the peer alone.
 func cloneHSM(from *state.HSM, id string) *state.HSM {
-	h := &state.HSM{ID: id, Seq: from.Seq, NextUserID: from.NextUserID, NextTokenID: 0x10}
+	h := &state.HSM{ID: id, Seq: from.Seq, NextUserID: from.NextUserID, NextTokenID: 0x10, History: slices.Clone(from.History)}
 	h.Users = slices.Clone(from.Users)
 	h.Deleted = slices.Clone(from.Deleted)
 	h.Quorum = from.Quorum.Clone()
@@ -288,6 +291,8 @@ func (c *Client) Zeroize(auth Authenticator, id string) error {
 				return err
 			}
 			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{}}
+			// What it enforced before is gone with its users.
+			z.History = state.Stamp(nil, tx.Now, z.Quorum)
 			err = h.UsersWithRole(string(policy.Appliance), func(u *state.User) error {
 				z.Users = append(z.Users, *u)
 				return nil

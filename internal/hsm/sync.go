@@ -22,7 +22,8 @@ func policyOf(h *state.HSMTx) syncdiff.Policy {
 // syncUser maps one stored user to the drift model.
 func syncUser(u *state.User) syncdiff.User {
 	su := syncdiff.User{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: HashDigest(u.Hash),
-		Locked: locked(u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op}
+		Locked: locked(u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op,
+		Lineage: u.Lineage, Kind: u.Kind, Approvals: u.Approvals}
 	if u.QuorumKey != nil {
 		su.QuorumKey = u.QuorumKey.Fingerprint
 	}
@@ -33,7 +34,8 @@ func syncUser(u *state.User) syncdiff.User {
 }
 
 func syncTombstone(d *state.Tombstone) syncdiff.Tombstone {
-	return syncdiff.Tombstone{Name: d.Name, Role: d.Role, Changed: d.Changed, Seq: d.Seq, Op: d.Op, DeletedOp: d.DeletedOp}
+	return syncdiff.Tombstone{Name: d.Name, Role: d.Role, Changed: d.Changed, Seq: d.Seq, Op: d.Op, DeletedOp: d.DeletedOp,
+		Lineage: d.Lineage, Approvals: d.Approvals}
 }
 
 // snapshot builds the drift model of every HSM of the cluster (not only
@@ -61,6 +63,9 @@ func (c *Client) snapshot(tx *Tx) (syncdiff.Snapshot, error) {
 			err := tx.View(info.ID, func(h *state.HSMTx) error {
 				p := policyOf(h)
 				v.Policy = &p
+				for _, st := range h.Meta.History {
+					v.History = append(v.History, syncdiff.PolicyStamp{At: st.At, User: st.User, Quorum: st.Quorum})
+				}
 				return h.ForEachShared(func(name string, shared []byte) error {
 					row, ok := rows[name]
 					if !ok {
@@ -315,7 +320,8 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 						return err
 					}
 					if t := tombs[a.User]; t != nil {
-						err = dst.PutTombstone(&state.Tombstone{Name: t.Name, Role: t.Role, Changed: t.Changed, Seq: t.Seq, Op: t.Op, DeletedOp: t.DeletedOp})
+						err = dst.PutTombstone(&state.Tombstone{Name: t.Name, Role: t.Role, Changed: t.Changed, Seq: t.Seq, Op: t.Op, DeletedOp: t.DeletedOp,
+							Lineage: t.Lineage, Approvals: t.Approvals})
 					} else {
 						err = dst.DeleteTombstone(a.User)
 					}
@@ -332,6 +338,7 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 					}
 					h.Meta.Quorum.Values = map[string]int{ServiceUser: d.Want.User, ServiceQuorum: d.Want.Quorum}
 					h.Meta.Quorum.Generated, h.Meta.Quorum.Approved = d.Want.Generated, d.Want.Approved
+					h.Meta.History = state.Stamp(h.Meta.History, tx.Now, h.Meta.Quorum)
 				}
 			}
 			// What any user command must keep, a repair must keep too: it

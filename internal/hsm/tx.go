@@ -83,7 +83,7 @@ type Tx struct {
 	order        []string                // in the order they were opened
 	clusterDirty bool
 	pw           pwCache
-	approvers    []string // who approved the operation's quorum token, once accepted
+	approvals    map[string]int // per HSM: how many approved the operation's quorum token
 }
 
 // HSM opens (once) a write transaction on an HSM for a scopeCluster op;
@@ -582,11 +582,21 @@ func loggedIn(h *state.HSMTx, name string) (bool, error) {
 	return slices.ContainsFunc(ss, func(s state.Session) bool { return s.User == name }), nil
 }
 
-// touch records a user management change on the record.
-func (tx *Tx) touch(h *state.HSMTx, u *state.User) {
+// touch records a user management change on the record, and its
+// provenance: what kind of change, and how many approved it (the caller
+// alone counts one when no quorum token was needed).
+func (tx *Tx) touch(h *state.HSMTx, u *state.User, kind string) {
 	u.Changed = tx.Now
 	u.Seq = h.Meta.Seq + 1
 	u.Op = tx.OpID
+	u.Kind = kind
+	u.Approvals = tx.approvalsOn(h)
+}
+
+// approvalsOn is how many approved the operation on h: its quorum
+// token's approvers, or 1, the caller alone.
+func (tx *Tx) approvalsOn(h *state.HSMTx) int {
+	return max(1, tx.approvals[h.ID()])
 }
 
 // read runs fn on every reachable HSM of the cluster under the lock, so

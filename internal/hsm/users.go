@@ -40,7 +40,7 @@ func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
 				return err
 			}
 			u.Hash, u.Role, u.Failures = hash, string(policy.Admin), 0
-			tx.touch(h, u)
+			tx.touch(h, u, state.KindActivate)
 			return h.PutUser(u)
 		}})
 }
@@ -358,8 +358,8 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 				return fmt.Errorf("user %s already exists", user)
 			}
 			h.Meta.NextUserID++
-			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash}
-			tx.touch(h, u)
+			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash, Lineage: tx.OpID}
+			tx.touch(h, u, state.KindCreate)
 			if err := h.PutUser(u); err != nil {
 				return err
 			}
@@ -400,7 +400,8 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 			case in:
 				return fmt.Errorf("user %s is logged in; it must log out before it can be deleted", user)
 			}
-			if err := h.PutTombstone(&state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Meta.Seq + 1, Op: tx.OpID, DeletedOp: u.Op}); err != nil {
+			if err := h.PutTombstone(&state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Meta.Seq + 1, Op: tx.OpID, DeletedOp: u.Op,
+				Lineage: u.Lineage, Approvals: tx.approvalsOn(h)}); err != nil {
 				return err
 			}
 			if err := h.DeleteUser(user); err != nil {
@@ -465,13 +466,17 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
 			}
 			u.Hash, u.Failures = hash, 0
+			kind := state.KindReset
+			if self(p) {
+				kind = state.KindSelfPassword
+			}
 			if policy.Role(u.Role) == policy.Unactivated {
 				if activated != nil {
 					return activated
 				}
-				u.Role = string(policy.Admin) // activation
+				u.Role, kind = string(policy.Admin), state.KindActivate
 			}
-			tx.touch(h, u)
+			tx.touch(h, u, kind)
 			return h.PutUser(u)
 		}})
 }

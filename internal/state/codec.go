@@ -17,12 +17,12 @@ import (
 //
 //	version (1 byte, userCodecVersion)
 //	len(shared) shared
-//	id changed(unix ns, varint) seq op
+//	id changed(seconds varint, nanoseconds) seq op lineage kind approvals
 //
 // shared holds what must be equal on every HSM for a user to be in sync:
 // role, hash (alg, time, memory, threads, salt, key), failures, quorum key
 // (fingerprint, pem), mfa (fingerprint, pem). A key of "" means none. The
-// per-HSM tail (CMU id, change time, sequence, operation) may differ
+// tail (CMU id, change time, sequence, operation, provenance) may differ
 // between HSMs without drift, so comparing the shared bytes decides
 // whether a user is in sync without decoding it.
 const userCodecVersion = 1
@@ -57,6 +57,9 @@ func EncodeUser(u *User) []byte {
 	out = appendTime(out, u.Changed)
 	out = binary.AppendUvarint(out, u.Seq)
 	out = appendStr(out, u.Op)
+	out = appendStr(out, u.Lineage)
+	out = appendStr(out, u.Kind)
+	out = binary.AppendUvarint(out, uint64(u.Approvals))
 	return out
 }
 
@@ -107,6 +110,9 @@ func DecodeUser(name string, rec []byte) (*User, error) {
 	u.Changed = r.time()
 	u.Seq = r.uint(1<<63 - 1)
 	u.Op = r.str()
+	u.Lineage = r.str()
+	u.Kind = r.str()
+	u.Approvals = int(r.uint(256))
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}

@@ -12,7 +12,7 @@ func TestUserCodecRoundTrip(t *testing.T) {
 		{Name: "a", Role: "admin"},
 		{ID: 7, Name: "alice", Role: "crypto-user", Hash: &Hash{Alg: "argon2id", Time: 3, MemoryKiB: 65536, Threads: 4, Salt: []byte("0123456789abcdef"), Key: bytes.Repeat([]byte{9}, 32)},
 			Failures: 4, QuorumKey: &PublicKey{Fingerprint: "ab", PEM: "-----BEGIN PUBLIC KEY-----\n"}, MFA: &PublicKey{Fingerprint: "cd"},
-			Changed: time.Date(2026, 11, 22, 10, 0, 0, 123, time.UTC), Seq: 1 << 40, Op: "op-x"},
+			Changed: time.Date(2026, 11, 22, 10, 0, 0, 123, time.UTC), Seq: 1 << 40, Op: "op-x", Lineage: "op-l", Kind: KindReset, Approvals: 3},
 		{Name: "late", Role: "admin", Changed: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
 	} {
 		rec := EncodeUser(u)

@@ -51,6 +51,8 @@ type Meta struct {
 	NextUserID  int    `json:"next_user_id"`
 	NextTokenID uint32 `json:"next_token_id"`
 	Quorum      Quorum `json:"quorum"`
+	// History is the quorum values this HSM enforced, and since when.
+	History []PolicyStamp `json:"history,omitempty"`
 }
 
 // CorruptError is a state file hsmkit cannot have written: a config or
@@ -504,7 +506,8 @@ func (t *HSMTx) Replace(h *HSM) error {
 				return err
 			}
 		}
-		t.Meta = Meta{ID: t.Meta.ID, Seq: max(t.Meta.Seq, h.Seq), NextUserID: h.NextUserID, NextTokenID: h.NextTokenID, Quorum: h.Quorum.Clone()}
+		t.Meta = Meta{ID: t.Meta.ID, Seq: max(t.Meta.Seq, h.Seq), NextUserID: h.NextUserID, NextTokenID: h.NextTokenID, Quorum: h.Quorum.Clone(),
+			History: append([]PolicyStamp(nil), h.History...)}
 		for i := range h.Users {
 			if err := t.PutUser(&h.Users[i]); err != nil {
 				return err
@@ -532,7 +535,8 @@ func (t *HSMTx) Replace(h *HSM) error {
 // Snapshot reads the whole HSM into memory: for dumps, clones and tests,
 // never for an ordinary operation.
 func (t *HSMTx) Snapshot() (*HSM, error) {
-	h := &HSM{Schema: Schema, ID: t.Meta.ID, Seq: t.Meta.Seq, NextUserID: t.Meta.NextUserID, NextTokenID: t.Meta.NextTokenID, Quorum: t.Meta.Quorum.Clone(), Users: []User{}}
+	h := &HSM{Schema: Schema, ID: t.Meta.ID, Seq: t.Meta.Seq, NextUserID: t.Meta.NextUserID, NextTokenID: t.Meta.NextTokenID, Quorum: t.Meta.Quorum.Clone(), Users: []User{},
+		History: append([]PolicyStamp(nil), t.Meta.History...)}
 	if err := t.ForEachUser(func(u *User) error { h.Users = append(h.Users, *u); return nil }); err != nil {
 		return nil, err
 	}

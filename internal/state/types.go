@@ -56,16 +56,17 @@ type HSMInfo struct {
 // joining HSM is cloned from. Operations never load it; they read and
 // write single records through an HSMTx.
 type HSM struct {
-	Schema      int         `json:"schema"`
-	ID          string      `json:"id"`
-	Seq         uint64      `json:"seq"` // bumped by every write of this file
-	NextUserID  int         `json:"next_user_id"`
-	NextTokenID uint32      `json:"next_token_id"`
-	Users       []User      `json:"users"`
-	Deleted     []Tombstone `json:"deleted"`
-	Sessions    []Session   `json:"sessions"`
-	Tokens      []Token     `json:"tokens"`
-	Quorum      Quorum      `json:"quorum"`
+	Schema      int           `json:"schema"`
+	ID          string        `json:"id"`
+	Seq         uint64        `json:"seq"` // bumped by every write of this file
+	NextUserID  int           `json:"next_user_id"`
+	NextTokenID uint32        `json:"next_token_id"`
+	Users       []User        `json:"users"`
+	Deleted     []Tombstone   `json:"deleted"`
+	Sessions    []Session     `json:"sessions"`
+	Tokens      []Token       `json:"tokens"`
+	Quorum      Quorum        `json:"quorum"`
+	History     []PolicyStamp `json:"history,omitempty"`
 }
 
 // User is one user record. Changed, Seq and Op record the last user
@@ -81,6 +82,12 @@ type User struct {
 	Changed   time.Time  `json:"changed"`
 	Seq       uint64     `json:"seq"`
 	Op        string     `json:"op"`
+	// Provenance of the record (docs/design.md, "Repairs"): the operation
+	// that created the user, what the last change was, and how many
+	// approvals it carried (1 when none was needed; 0 unknown).
+	Lineage   string `json:"lineage,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	Approvals int    `json:"approvals,omitempty"`
 }
 
 // Hash is an argon2id password hash with its parameters.
@@ -109,6 +116,43 @@ type Tombstone struct {
 	Op      string    `json:"op"`
 	// DeletedOp is the Op of the record this deletion removed.
 	DeletedOp string `json:"deleted_op,omitempty"`
+	// Lineage is the operation that created the user this deletion
+	// removed: a later record of the same lineage is that user changed
+	// after its deletion, never a re-creation (docs/design.md, "Repairs").
+	Lineage string `json:"lineage,omitempty"`
+	// Approvals is how many approvals the deletion carried.
+	Approvals int `json:"approvals,omitempty"`
+}
+
+// Provenance kinds: what made a user record what it is.
+const (
+	KindInit         = "init"                // hsm-sim init made it
+	KindCreate       = "create"              // an admin created it
+	KindActivate     = "activate"            // the unactivated admin set its password
+	KindSelfPassword = "self-password"       // the user changed its own password
+	KindReset        = "change-password"     // an admin set its password (this unlocks)
+	KindRegister     = "register-quorum-key" // the user registered its quorum key
+)
+
+// PolicyStamp is one HSM's quorum values from a moment on: the history a
+// repair reads to know which policy was in force when a record was made.
+type PolicyStamp struct {
+	At     time.Time `json:"at"`
+	User   int       `json:"user"`
+	Quorum int       `json:"quorum"`
+}
+
+// MaxHistory bounds an HSM's policy history; the oldest stamps go first,
+// and a time before the oldest kept is unknown (docs/design.md, "Repairs").
+const MaxHistory = 64
+
+// Stamp appends the current values to a history.
+func Stamp(hist []PolicyStamp, at time.Time, q Quorum) []PolicyStamp {
+	hist = append(hist, PolicyStamp{At: at, User: q.Values["user"], Quorum: q.Values["quorum"]})
+	if len(hist) > MaxHistory {
+		hist = hist[len(hist)-MaxHistory:]
+	}
+	return hist
 }
 
 // Session is a login on this HSM; only a hash of its secret is kept.

@@ -18,8 +18,9 @@ type HSM struct {
 	IP        string
 	Reachable bool
 	Users     []User
-	Deleted   []Tombstone // users deleted on this HSM, with when (nil when unknown)
-	Policy    *Policy     // its quorum policy (nil when unknown, e.g. captures)
+	Deleted   []Tombstone   // users deleted on this HSM, with when (nil when unknown)
+	Policy    *Policy       // its quorum policy (nil when unknown, e.g. captures)
+	History   []PolicyStamp // the quorum values it enforced, and since when (nil when unknown)
 }
 
 // Policy is an HSM's quorum policy: the value of each service and the
@@ -65,6 +66,12 @@ type User struct {
 	Changed      time.Time // when this record last changed on this HSM (zero when unknown)
 	Seq          uint64    // per-HSM change sequence number (0 when unknown)
 	Op           string    // id of the operation that last changed it ("" when unknown)
+	// Provenance ("" and 0 when unknown, e.g. captures): the operation
+	// that created the user, the kind of the last change (state.Kind…),
+	// and how many approved it.
+	Lineage   string
+	Kind      string
+	Approvals int
 
 	// Drift holds what a merged cloudhsm-cli view marks "inconsistent" for
 	// this user ("cluster-coverage", "locked") without naming the HSM that
@@ -82,6 +89,16 @@ type Tombstone struct {
 	// DeletedOp is the Op of the record the deletion removed ("" when
 	// unknown): it tells a partial delete even when clocks tie.
 	DeletedOp string
+	// Lineage is the operation that created the deleted user, and
+	// Approvals how many approved the deletion ("" and 0 when unknown).
+	Lineage   string
+	Approvals int
+}
+
+// PolicyStamp is an HSM's quorum values from a moment on.
+type PolicyStamp struct {
+	At           time.Time
+	User, Quorum int
 }
 
 // Roles as hsmkit shows them.
