@@ -26,7 +26,8 @@ type benchCluster struct {
 	bin   string
 	ids   []string
 	store *state.Store
-	users int // users added per HSM, beside admin and app_user
+	users int           // users added per HSM, beside admin and app_user
+	setup time.Duration // making and filling it
 }
 
 // benchPassword is admin's password; benchEnv is every command's
@@ -81,6 +82,7 @@ func newCluster(work, bin, name string, n, perHSM int, drop func(h, i int) bool)
 	}
 	c.cmd(nil, "hsm-user", "login", "--username", "admin", "--role", "admin")
 	syscall.Sync() // nothing of the set-up is left for a measured fsync to flush
+	c.setup = time.Since(t0)
 	note("cluster %s: %d HSMs x %d users, set up in %s", name, n, perHSM, time.Since(t0).Round(time.Millisecond))
 	return c
 }

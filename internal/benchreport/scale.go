@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -15,49 +16,74 @@ import (
 // What it is compared with is measured in the same loop, run for run.
 
 // createVsFloor is `hsm-user create` on a 3-HSM cluster at several sizes,
-// beside the floor program writing the same 3 files durably.
+// beside the floor program writing the same 3 files durably. The sizes are
+// interleaved in every round, so that a change in the machine's load
+// moves them all alike.
 func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 	sizes := []int{0, 1024, 10000}
 	type row struct {
-		users                  int
-		start, floor, ses, pin stats
-		db                     int64
+		users           int
+		floor, ses, pin stats
+		db              int64
 	}
-	var rows []row
-	floorBin := filepath.Join(bin, "floor")
+	floorBin, hsmUser := filepath.Join(bin, "floor"), filepath.Join(bin, "hsm-user")
+	var cs []*benchCluster
 	for _, n := range sizes {
 		c := newCluster(work, bin, fmt.Sprintf("create-%d", n), 3, n, nil)
-		fdir := filepath.Join(c.dir, "floor")
-		if err := os.MkdirAll(fdir, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(c.dir, "floor"), 0o700); err != nil {
 			fail("%v", err)
 		}
-		hsmUser := filepath.Join(bin, "hsm-user")
-		pinEnv := c.env("HSM_PIN=admin:"+benchPassword, "HSM_ROLE=admin", "HSM_SESSION="+filepath.Join(c.dir, "none.session"))
-		var start, floor, ses, pin []sample
-		for i := -2; i < runs; i++ { // two warm-up rounds, not kept
-			s0 := runProc(c.dir, nil, []int{0}, floorBin, "-n", "0", fdir)
-			s1 := runProc(c.dir, nil, []int{0}, floorBin, "-n", "3", fdir)
-			s2 := runProc(c.dir, c.env(), []int{0}, hsmUser, "create", "--username", fmt.Sprintf("new_s%d", i+2), "--role", "crypto-user")
-			s3 := runProc(c.dir, pinEnv, []int{0}, hsmUser, "create", "--username", fmt.Sprintf("new_p%d", i+2), "--role", "crypto-user")
+		cs = append(cs, c)
+	}
+	floor, ses, pin := make([][]sample, len(sizes)), make([][]sample, len(sizes)), make([][]sample, len(sizes))
+	var start, help []sample
+	for i := -2; i < runs; i++ { // two warm-up rounds, not kept
+		s0 := runProc(work, nil, []int{0}, floorBin, "-n", "0", work)
+		s1 := runProc(work, cs[0].env(), []int{0}, hsmUser, "--help")
+		if i >= 0 {
+			start, help = append(start, s0), append(help, s1)
+		}
+		for k, c := range cs {
+			pinEnv := c.env("HSM_PIN=admin:"+benchPassword, "HSM_ROLE=admin", "HSM_SESSION="+filepath.Join(c.dir, "none.session"))
+			f := runProc(c.dir, nil, []int{0}, floorBin, "-n", "3", filepath.Join(c.dir, "floor"))
+			s := runProc(c.dir, c.env(), []int{0}, hsmUser, "create", "--username", fmt.Sprintf("new_s%d", i+2), "--role", "crypto-user")
+			p := runProc(c.dir, pinEnv, []int{0}, hsmUser, "create", "--username", fmt.Sprintf("new_p%d", i+2), "--role", "crypto-user")
 			if i >= 0 {
-				start, floor, ses, pin = append(start, s0), append(floor, s1), append(ses, s2), append(pin, s3)
+				floor[k], ses[k], pin[k] = append(floor[k], f), append(ses[k], s), append(pin[k], p)
 			}
 		}
-		rows = append(rows, row{users: n, start: summarize(start), floor: summarize(floor), ses: summarize(ses), pin: summarize(pin), db: c.dbSize() / 3})
 	}
+	var rows []row
+	for k, c := range cs {
+		rows = append(rows, row{users: sizes[k], floor: summarize(floor[k]), ses: summarize(ses[k]), pin: summarize(pin[k]), db: c.dbSize() / 3})
+	}
+	startSt, helpSt := summarize(start), summarize(help)
 	fmt.Fprintf(w, "## `hsm-user create` as a process vs the fsync floor as a process\n\n")
-	fmt.Fprintf(w, "A 3-HSM cluster (`--kdf test`), with N users on every HSM beside admin and app_user. Each round runs,\n"+
-		"one after the other: the floor program (`internal/benchreport/floor`: for each of 3 files, write 4 KiB to a temp\n"+
-		"file, fsync, rename, fsync the directory), `hsm-user create --username U --role crypto-user` as admin by its\n"+
-		"session file, and the same create as a one-shot login (`HSM_PIN=admin:… HSM_ROLE=admin`). %d rounds after 2\n"+
-		"warm-up rounds; medians, with the fastest and slowest run. `floor -n 0` is a Go process that does nothing.\n\n", runs)
-	fmt.Fprintf(w, "| users per HSM | database size | `floor -n 0` | floor (3 durable writes) | create, session | **create / floor** | create, HSM_PIN | **create / floor** |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "Three 3-HSM clusters (`--kdf test`) with 0, 1,024 and 10,000 users on every HSM beside admin and app_user.\n"+
+		"Each round runs, for each cluster in turn: the floor program (`internal/benchreport/floor -n 3 DIR`: for each of\n"+
+		"3 files, write 4 KiB to a temp file, fsync, rename, fsync the directory — one durable write per HSM, as a\n"+
+		"process), `hsm-user create --username U --role crypto-user` as admin by its session file, and the same create\n"+
+		"as a one-shot login (`HSM_PIN=admin:… HSM_ROLE=admin`). %d rounds after 2 warm-up rounds; medians, with the\n"+
+		"fastest and slowest run in brackets; the ratios divide medians.\n\n", runs)
+	fmt.Fprintf(w, "| users per HSM | database size | floor (3 durable writes) | create, session | **create / floor** | create, HSM_PIN | **create / floor** | fastest / fastest (session, PIN) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %d | %.1f MiB | %s | %s (%s) | %s (%s) | **%.2f** | %s (%s) | **%.2f** |\n", r.users, float64(r.db)/(1<<20),
-			msd(r.start.median), msd(r.floor.median), r.floor.spread(), msd(r.ses.median), r.ses.spread(), ratio(r.ses.median, r.floor.median),
-			msd(r.pin.median), r.pin.spread(), ratio(r.pin.median, r.floor.median))
+		fmt.Fprintf(w, "| %d | %.1f MiB | %s (%s) | %s (%s) | **%.2f** | %s (%s) | **%.2f** | %.2f, %.2f |\n", r.users, float64(r.db)/(1<<20),
+			msd(r.floor.median), r.floor.spread(), msd(r.ses.median), r.ses.spread(), ratio(r.ses.median, r.floor.median),
+			msd(r.pin.median), r.pin.spread(), ratio(r.pin.median, r.floor.median), ratio(r.ses.min, r.floor.min), ratio(r.pin.min, r.floor.min))
 	}
+	fmt.Fprintf(w, "\nIn the same rounds, a Go process that does nothing (`floor -n 0`) took %s and `hsm-user --help` %s:\n"+
+		"process start-up is that much of every figure above. CPU time (user + system, medians): floor %s; create by\n"+
+		"session %s, %s and %s at the three sizes; the rest of each wall time is waiting, mostly for the disk's syncs.\n",
+		msd(startSt.median), msd(helpSt.median), msd(rows[0].floor.cpu), msd(rows[0].ses.cpu), msd(rows[1].ses.cpu), msd(rows[2].ses.cpu))
 	first, last := rows[0], rows[len(rows)-1]
+	for _, r := range rows {
+		rs, rp := ratio(r.ses.median, r.floor.median), ratio(r.pin.median, r.floor.median)
+		addGoal(fmt.Sprintf("`hsm-user create`, 3 HSMs × %d users, vs the floor process", r.users), "≤ 2× the floor",
+			fmt.Sprintf("session %.2f×, HSM_PIN %.2f× (%s, %s vs %s)", rs, rp, msd(r.ses.median), msd(r.pin.median), msd(r.floor.median)), rs <= 2 && rp <= 2)
+	}
+	fs, fp := ratio(last.ses.median, first.ses.median), ratio(last.pin.median, first.pin.median)
+	addGoal(fmt.Sprintf("`hsm-user create` flat in users (%d vs %d per HSM)", last.users, first.users), "≤ 1.2× (flat within noise)",
+		fmt.Sprintf("session %.2f×, HSM_PIN %.2f×", fs, fp), fs <= 1.2 && fp <= 1.2)
 	fmt.Fprintf(w, "\nGoal: create within 2× the floor at every size, and flat in users. ")
 	worst := 0.0
 	for _, r := range rows {
@@ -89,8 +115,10 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 		sizes = append(sizes, 100000)
 	}
 	hsmSync := filepath.Join(bin, "hsm-sync")
+	var setups []string
 	for _, n := range sizes {
 		c := newCluster(work, bin, fmt.Sprintf("diff-%d", n), 28, n, nil)
+		setups = append(setups, fmt.Sprintf("28 × %d users in %s (%.0f MiB of databases)", n, c.setup.Round(100*time.Millisecond), float64(c.dbSize())/(1<<20)))
 		goal := 100 * time.Millisecond
 		if n > 10000 {
 			goal = 2 * time.Second
@@ -111,29 +139,35 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 		c.drop(27, func(i int) bool { return i%100 == 0 })
 		syscall.Sync()
 		measure(1, (n+99)/100)
-		os.RemoveAll(c.dir) // up to 1.5 GB
+		if workDir != "" {
+			os.RemoveAll(c.dir) // up to 1.5 GB
+		}
 	}
 	fmt.Fprintf(w, "## `hsm-sync diff` as a process on 28 HSMs\n\n")
 	fmt.Fprintf(w, "`hsm-sync diff -o json` as admin by its session file, on 28 HSMs (`--kdf test`) with N users on every HSM,\n"+
 		"first in sync (exit 0), then with 1%% of the users missing on the last HSM (exit 1). %d runs each after one\n"+
-		"warm-up run that checks the report; medians, with the fastest and slowest run; peak RSS is the largest\n"+
-		"`ru_maxrss` of the child over the runs.\n\n", runs)
-	fmt.Fprintf(w, "| HSMs × users | drift | time | min–max | peak RSS | goal | met |\n|---|---|---|---|---|---|---|\n")
+		"warm-up run that checks the report; medians, with the fastest and slowest run; CPU time is the median of\n"+
+		"user + system time (it moves less than the wall time when other work shares the CPUs); peak RSS is the\n"+
+		"largest `ru_maxrss` of the child over the runs. The goal is checked on the median wall time.\n\n", runs)
+	fmt.Fprintf(w, "| HSMs × users | drift | time | min–max | CPU time | peak RSS | goal | met |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		met := r.st.median <= r.goal
 		goal := "≤ " + msd(r.goal)
 		if r.users > 10000 {
-			goal += ", ≤ 200 MB RSS"
+			goal += ", ≤ 200 MB peak RSS"
 			met = met && r.st.maxRSS <= 200*1024
 		}
 		drift := "in sync"
 		if r.drifted > 0 {
 			drift = fmt.Sprintf("%d users missing on 1 HSM", r.drifted)
 		}
-		fmt.Fprintf(w, "| 28 × %d | %s | %s | %s | %s | %s | %s |\n", r.users, drift, msd(r.st.median), r.st.spread(), mib(r.st.maxRSS), goal, yes(met))
+		fmt.Fprintf(w, "| 28 × %d | %s | %s | %s | %s | %s | %s | %s |\n", r.users, drift, msd(r.st.median), r.st.spread(), msd(r.st.cpu), mib(r.st.maxRSS), goal, yes(met))
+		addGoal(fmt.Sprintf("`hsm-sync diff -o json`, 28 HSMs × %d users, %s", r.users, drift), goal,
+			fmt.Sprintf("%s, peak RSS %s", msd(r.st.median), mib(r.st.maxRSS)), met)
 	}
+	fmt.Fprintf(w, "\nSet-up (init, activate, fill, copies, login, sync): %s.\n", strings.Join(setups, "; "))
 	if !full {
-		fmt.Fprintf(w, "\n28 × 100,000 users is measured with `make bench-report FULL=1` (its set-up writes 28 databases of\nabout 60 MB each).\n")
+		fmt.Fprintf(w, "28 × 100,000 users was left out (`-quick`); `make bench-report` measures it.\n")
 	}
 	fmt.Fprintln(w)
 }
@@ -186,7 +220,7 @@ func applyLinear(w *bytes.Buffer, work, bin string, runs int) {
 			}
 		}
 		rows = append(rows, row{users: n, drifted: drifted, drift: summarize(drift), insync: summarize(insync)})
-		os.RemoveAll(c.dir)
+		copyFile(pristine, c.dbPath(c.ids[2])) // kept with -keep: drifted, to profile
 	}
 	fmt.Fprintf(w, "## `hsm-sync apply` as a process: linear in users\n\n")
 	fmt.Fprintf(w, "`hsm-sync apply -o json` as admin by its session file on 3 HSMs (`--kdf test`) with N users, 10%% of them\n"+
@@ -194,18 +228,20 @@ func applyLinear(w *bytes.Buffer, work, bin string, runs int) {
 		"(copied and fsynced, untimed); right after, the same apply runs again with nothing to repair. %d runs\n"+
 		"each after one warm-up; medians. Per drifted user: the whole apply divided by the users it copied;\n"+
 		"marginal: (apply − apply with nothing to repair) / users copied.\n\n", runs)
-	fmt.Fprintf(w, "| HSMs × users | users copied | apply | min–max | nothing to repair | per drifted user | marginal per drifted user | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| HSMs × users | users copied | apply | min–max | CPU time | nothing to repair | per drifted user | marginal per drifted user | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		per := float64(r.drift.median.Microseconds()) / float64(r.drifted)
 		marg := float64((r.drift.median - r.insync.median).Microseconds()) / float64(r.drifted)
-		fmt.Fprintf(w, "| 3 × %d | %d | %s | %s | %s | %.0f µs | %.0f µs | %s |\n", r.users, r.drifted, msd(r.drift.median), r.drift.spread(),
-			msd(r.insync.median), per, marg, mib(r.drift.maxRSS))
+		fmt.Fprintf(w, "| 3 × %d | %d | %s | %s | %s | %s | %.0f µs | %.0f µs | %s |\n", r.users, r.drifted, msd(r.drift.median), r.drift.spread(),
+			msd(r.drift.cpu), msd(r.insync.median), per, marg, mib(r.drift.maxRSS))
 	}
 	a, b := rows[0], rows[len(rows)-1]
 	pa := float64(a.drift.median) / float64(a.drifted)
 	pb := float64(b.drift.median) / float64(b.drifted)
 	fmt.Fprintf(w, "\nFrom %d to %d drifted users (%.0f×) the apply took %.1f× as long; the time per drifted user went from %.0f µs to %.0f µs.\n\n",
 		a.drifted, b.drifted, float64(b.drifted)/float64(a.drifted), ratio(b.drift.median, a.drift.median), pa/1e3, pb/1e3)
+	addGoal(fmt.Sprintf("`hsm-sync apply` linear in users (3 × %d vs 3 × %d, 10%% drift)", b.users, a.users), "time per drifted user ≤ 1.25× at the larger size",
+		fmt.Sprintf("%.0f µs vs %.0f µs per drifted user (%.2f×)", pb/1e3, pa/1e3, pb/pa), pb <= 1.25*pa)
 }
 
 // checkApply checks apply's JSON says how many users it repaired.
