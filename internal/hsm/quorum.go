@@ -471,7 +471,7 @@ func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string,
 				}
 			}
 			h.Meta.Quorum.Values[service] = value
-			h.Meta.History = state.Stamp(h.Meta.History, tx.Now, h.Meta.Quorum)
+			h.Meta.History = state.Stamp(h.Meta.History, tx.Now, h.Meta.Seq+1, h.Meta.Quorum)
 			return nil
 		}})
 }

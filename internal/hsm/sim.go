@@ -73,7 +73,7 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	}
 	defer unlock()
 	first := &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
-	first.History = state.Stamp(nil, now, first.Quorum)
+	first.History = state.Stamp(nil, now, 0, first.Quorum)
 	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init",
 		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
 	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init",
@@ -292,7 +292,7 @@ func (c *Client) Zeroize(auth Authenticator, id string) error {
 			}
 			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{}}
 			// What it enforced before is gone with its users.
-			z.History = state.Stamp(nil, tx.Now, z.Quorum)
+			z.History = state.Stamp(nil, tx.Now, h.Meta.Seq+1, z.Quorum)
 			err = h.UsersWithRole(string(policy.Appliance), func(u *state.User) error {
 				z.Users = append(z.Users, *u)
 				return nil

@@ -64,7 +64,7 @@ func (c *Client) snapshot(tx *Tx) (syncdiff.Snapshot, error) {
 				p := policyOf(h)
 				v.Policy = &p
 				for _, st := range h.Meta.History {
-					v.History = append(v.History, syncdiff.PolicyStamp{At: st.At, User: st.User, Quorum: st.Quorum})
+					v.History = append(v.History, syncdiff.PolicyStamp{At: st.At, Seq: st.Seq, User: st.User, Quorum: st.Quorum})
 				}
 				return h.ForEachShared(func(name string, shared []byte) error {
 					row, ok := rows[name]
@@ -220,6 +220,16 @@ func takeGuard(h *state.HSMTx, runner string) (guarded, error) {
 // which is what may insert masked objects on the destination. Each HSM is
 // committed atomically; the same call again changes nothing.
 func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syncdiff.Plan, *Result, error) {
+	return c.RepairApproved(auth, skip, nil)
+}
+
+// RepairApproved is Repair with an approval for the repair itself: a
+// user-service quorum token of the runner's session, covering every
+// reachable HSM, with as many approvals as the strictest user quorum value
+// in force. With it the repair may grant what the never-escalate rule
+// otherwise refuses (docs/design.md, "Repairs"); it is spent before the
+// repair writes anything, whatever the repair then does.
+func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *Approval) (syncdiff.Report, syncdiff.Plan, *Result, error) {
 	var (
 		report syncdiff.Report
 		plan   syncdiff.Plan
@@ -229,10 +239,16 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 			if err := tx.check(Principal{User: "app_user", Role: policy.Appliance}, policy.MaskedObjects); err != nil {
 				return err
 			}
+			if approval != nil {
+				if err := c.spendRepairApproval(tx, runner, approval); err != nil {
+					return err
+				}
+			}
 			s, err := c.snapshot(tx)
 			if err != nil {
 				return err
 			}
+			s.Approved = approval != nil
 			report = syncdiff.Diff(s)
 			plan = report.Plan()
 			var undecided []string
@@ -338,7 +354,7 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 					}
 					h.Meta.Quorum.Values = map[string]int{ServiceUser: d.Want.User, ServiceQuorum: d.Want.Quorum}
 					h.Meta.Quorum.Generated, h.Meta.Quorum.Approved = d.Want.Generated, d.Want.Approved
-					h.Meta.History = state.Stamp(h.Meta.History, tx.Now, h.Meta.Quorum)
+					h.Meta.History = state.Stamp(h.Meta.History, tx.Now, h.Meta.Seq+1, h.Meta.Quorum)
 				}
 			}
 			// What any user command must keep, a repair must keep too: it
@@ -386,6 +402,60 @@ func (c *Client) Repair(auth Authenticator, skip []string) (syncdiff.Report, syn
 		res = &Result{}
 	}
 	return report, plan, res, err
+}
+
+// spendRepairApproval accepts the repair's own approval on every
+// reachable HSM, then spends it everywhere, each HSM committed at once.
+func (c *Client) spendRepairApproval(tx *Tx, runner Principal, a *Approval) error {
+	need := 0
+	var ids []string
+	for _, info := range tx.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		ids = append(ids, info.ID)
+		if err := tx.View(info.ID, func(h *state.HSMTx) error {
+			need = max(need, h.Meta.Quorum.Values[ServiceUser])
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	tx.targets = ids
+	need = max(need, 2) // an approval means at least two people
+	for _, id := range ids {
+		h, err := c.Store.Begin(id, true)
+		if err != nil {
+			return &TroubleError{Err: err}
+		}
+		ok, err := tx.requireQuorum(h, runner, ServiceUser, need, a)
+		if err != nil || !ok {
+			h.Rollback()
+			if err == nil {
+				err = &QuorumError{Why: "the approval was not accepted on " + id}
+			}
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		h.Rollback()
+	}
+	digest, err := a.digest()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		h, err := c.Store.Begin(id, true)
+		if err != nil {
+			return &TroubleError{Err: err}
+		}
+		if err := spendToken(h, digest, tx.Now); err != nil {
+			h.Rollback()
+			return err
+		}
+		if err := h.Commit(); err != nil {
+			return &TroubleError{Err: err}
+		}
+	}
+	return nil
 }
 
 // ConfigDrift compares the client config with the cluster: HSMs it lacks

@@ -138,6 +138,7 @@ const (
 // repair reads to know which policy was in force when a record was made.
 type PolicyStamp struct {
 	At     time.Time `json:"at"`
+	Seq    uint64    `json:"seq"` // the HSM's write counter of the commit that set them
 	User   int       `json:"user"`
 	Quorum int       `json:"quorum"`
 }
@@ -146,9 +147,10 @@ type PolicyStamp struct {
 // and a time before the oldest kept is unknown (docs/design.md, "Repairs").
 const MaxHistory = 64
 
-// Stamp appends the current values to a history.
-func Stamp(hist []PolicyStamp, at time.Time, q Quorum) []PolicyStamp {
-	hist = append(hist, PolicyStamp{At: at, User: q.Values["user"], Quorum: q.Values["quorum"]})
+// Stamp appends the current values to a history; seq is the write counter
+// the commit that sets them will have.
+func Stamp(hist []PolicyStamp, at time.Time, seq uint64, q Quorum) []PolicyStamp {
+	hist = append(hist, PolicyStamp{At: at, Seq: seq, User: q.Values["user"], Quorum: q.Values["quorum"]})
 	if len(hist) > MaxHistory {
 		hist = hist[len(hist)-MaxHistory:]
 	}

@@ -118,7 +118,15 @@ type credKey struct{ role, hash, quorum, mfa string }
 // records of weak HSMs (a user quorum value below the strictest) do not
 // count: they are repaired to what the others decided. A weak HSM implies
 // a reachable strict one, so present and absent are never both empty then.
-func decide(cells []Cell, ignoreHash bool, weak []bool, hsms []HSM) Authority {
+//
+// Records with provenance (the simulated state) are judged by it instead
+// of by weakness, and the decision passes the never-escalate rule
+// (grants.go): the two differ where an admin raises a value on one HSM
+// alone, which made the others "weak" and their approved changes void.
+func decide(cells []Cell, ignoreHash bool, weak []bool, hsms []HSM, ev *evidence) Authority {
+	if ev != nil && ev.on {
+		weak = nil
+	}
 	var present, absent, unreach, weakHeld []int
 	for i, c := range cells {
 		switch {
@@ -141,6 +149,9 @@ func decide(cells []Cell, ignoreHash bool, weak []bool, hsms []HSM) Authority {
 		a = Authority{Decision: DecisionDelete, Reason: fmt.Sprintf("present only on %s, absent on %s", ids(cells, presentIn(cells, weakHeld)), ids(cells, absent))}
 	default:
 		a = decideReachable(cells, present, absent, ignoreHash)
+		if ev != nil {
+			a = ev.guard(cells, present, absent, a)
+		}
 	}
 	if len(weakHeld) > 0 && len(present)+len(absent) > 0 {
 		switch {

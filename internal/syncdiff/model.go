@@ -9,6 +9,9 @@ type Snapshot struct {
 	ClusterID  string
 	HSMs       []HSM    // in cluster order; Server is the index CMU's "server N" uses
 	ConfigHSMs []string // HSM ids the client config lists (nil when unknown, e.g. imported captures)
+	// Approved: the repair carries an approval the strictest policy
+	// accepts (hsm-sync apply --approval), so it may grant.
+	Approved bool
 }
 
 // HSM is one HSM of the cluster and its user table.
@@ -98,6 +101,7 @@ type Tombstone struct {
 // PolicyStamp is an HSM's quorum values from a moment on.
 type PolicyStamp struct {
 	At           time.Time
+	Seq          uint64 // the HSM's write counter when they were set
 	User, Quorum int
 }
 

@@ -226,7 +226,7 @@ func Diff(s Snapshot) Report {
 	}
 
 	r.Policy = policyDrift(s.HSMs)
-	d := differ{s: &s, weak: weakHSMs(s.HSMs, r.Policy)}
+	d := differ{s: &s, weak: weakHSMs(s.HSMs, r.Policy), ev: newEvidence(s.HSMs, s.Approved)}
 	for row, name := range names {
 		ix := idx[row*n : (row+1)*n]
 		var dup []bool
@@ -286,6 +286,7 @@ func staleConfig(s Snapshot) *StaleConfig {
 }
 
 type differ struct {
+	ev     *evidence
 	s      *Snapshot
 	weak   []bool           // per HSM: its user quorum value is below the strictest (nil: none)
 	tombs  []map[string]int // per HSM: name → index of its newest tombstone, built on first need
@@ -394,7 +395,7 @@ func (d *differ) userDiff(name string, ix []int32, dup []bool) UserDiff {
 			ignoreHash = true
 		}
 	}
-	ud.Authority = decide(ud.Cells, ignoreHash, d.weak, d.s.HSMs)
+	ud.Authority = decide(ud.Cells, ignoreHash, d.weak, d.s.HSMs, d.ev)
 	if dup != nil {
 		ud.Authority = duplicated(ud.Cells)
 	}

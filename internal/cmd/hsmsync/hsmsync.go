@@ -36,7 +36,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			{Name: "apply", Usage: "repair the simulated cluster: copy each authoritative user record (no password needed)",
 				Flags: []ucli.Flag{clustercli.SessionFlag(),
 					&ucli.StringSliceFlag{Name: "skip", Usage: "leave this `USER` alone (for users the plan cannot decide)"},
-					&ucli.BoolFlag{Name: "keep-config", Usage: "do not refresh a stale client config"}},
+					&ucli.BoolFlag{Name: "keep-config", Usage: "do not refresh a stale client config"},
+					&ucli.StringFlag{Name: "approval", Usage: "a user-service quorum token `FILE` approving the repair itself, so it may grant what it otherwise refuses"}},
 				Action: func(c *ucli.Context) error { return apply(c, env) }},
 			{Name: "config", Usage: "check (--check) or fix (--refresh) a client config that misses HSMs of the cluster",
 				Flags: []ucli.Flag{
@@ -192,7 +193,15 @@ func apply(c *ucli.Context, env cli.Env) error {
 		}
 		skip = append(skip, n)
 	}
-	r, p, res, err := cl.Repair(req.Auth, skip)
+	var approval *hsm.Approval
+	if path := c.String("approval"); path != "" {
+		data, err := cli.ReadInput("--approval", path)
+		if err != nil {
+			return err
+		}
+		approval = &hsm.Approval{Path: path, Data: data}
+	}
+	r, p, res, err := cl.RepairApproved(req.Auth, skip, approval)
 	var partial *hsm.PartialError
 	if errors.As(err, &partial) {
 		clustercli.PrintOutcomes(env.Stderr, env.Name, res)
