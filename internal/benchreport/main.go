@@ -114,6 +114,7 @@ func main() {
 		func(b *bytes.Buffer) { createVsFloor(b, work, bin, *runs) },
 		func(b *bytes.Buffer) { diffAtScale(b, work, bin, *runs, !*quick) },
 		func(b *bytes.Buffer) { applyLinear(b, work, bin, *runs) },
+		writeFindings,
 		func(b *bytes.Buffer) { inProcess(b, work, bin) },
 	} {
 		var b bytes.Buffer
@@ -193,7 +194,9 @@ func utsString(b []int8) string {
 	return string(s)
 }
 
-// fsType names the file system dir is on (a tmpfs makes fsync free).
+// fsType names the file system dir is on (a tmpfs makes fsync free), and
+// what /proc and /sys say of its device: an ext4 without a journal and a
+// disk's write cache change what a sync costs.
 func fsType(dir string) string {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
@@ -201,10 +204,44 @@ func fsType(dir string) string {
 	}
 	names := map[int64]string{0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs (fsync is free: the floor means nothing)",
 		0x794c7630: "overlayfs", 0x2FC12FC1: "zfs", 0x6969: "nfs"}
-	if n, ok := names[int64(st.Type)]; ok {
-		return n
+	name, ok := names[int64(st.Type)]
+	if !ok {
+		name = fmt.Sprintf("type %#x", st.Type)
 	}
-	return fmt.Sprintf("type %#x", st.Type)
+	// The mount with the longest mount point that holds dir.
+	data, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return name
+	}
+	abs, _ := filepath.Abs(dir)
+	var dev, point string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasPrefix(f[0], "/dev/") {
+			continue
+		}
+		if (abs == f[1] || strings.HasPrefix(abs, strings.TrimSuffix(f[1], "/")+"/")) && len(f[1]) > len(point) {
+			dev, point = strings.TrimPrefix(f[0], "/dev/"), f[1]
+		}
+	}
+	if dev == "" {
+		return name
+	}
+	var notes []string
+	if name == "ext4" {
+		if _, err := os.Stat("/proc/fs/jbd2/" + dev + "-8"); err != nil {
+			notes = append(notes, "no journal")
+		} else {
+			notes = append(notes, "journalled")
+		}
+	}
+	if wc, err := os.ReadFile("/sys/block/" + dev + "/queue/write_cache"); err == nil {
+		notes = append(notes, "write cache: "+strings.TrimSpace(string(wc)))
+	}
+	if len(notes) == 0 {
+		return fmt.Sprintf("%s on /dev/%s", name, dev)
+	}
+	return fmt.Sprintf("%s on /dev/%s (%s)", name, dev, strings.Join(notes, ", "))
 }
 
 // inProcess is what benchreport reported before the whole-process

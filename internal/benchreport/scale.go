@@ -58,6 +58,7 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 		rows = append(rows, row{users: sizes[k], floor: summarize(floor[k]), ses: summarize(ses[k]), pin: summarize(pin[k]), db: c.dbSize() / 3})
 	}
 	startSt, helpSt := summarize(start), summarize(help)
+	traceCreate(cs[len(cs)-1], floorBin, hsmUser)
 	fmt.Fprintf(w, "## `hsm-user create` as a process vs the fsync floor as a process\n\n")
 	fmt.Fprintf(w, "Three 3-HSM clusters (`--kdf test`) with 0, 1,024 and 10,000 users on every HSM beside admin and app_user.\n"+
 		"Each round runs, for each cluster in turn: the floor program (`internal/benchreport/floor -n 3 DIR`: for each of\n"+
@@ -136,6 +137,9 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 			rows = append(rows, row{users: n, drifted: drifted, st: summarize(ss), goal: goal})
 		}
 		measure(0, 0)
+		if n == sizes[len(sizes)-1] {
+			profileDiff(c, hsmSync)
+		}
 		c.drop(27, func(i int) bool { return i%100 == 0 })
 		syscall.Sync()
 		measure(1, (n+99)/100)
@@ -155,7 +159,7 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 		goal := "≤ " + msd(r.goal)
 		if r.users > 10000 {
 			goal += ", ≤ 200 MB peak RSS"
-			met = met && r.st.maxRSS <= 200*1024
+			met = met && r.st.maxRSS*1024 <= 200e6 // 200 MB, not MiB
 		}
 		drift := "in sync"
 		if r.drifted > 0 {
@@ -220,7 +224,11 @@ func applyLinear(w *bytes.Buffer, work, bin string, runs int) {
 			}
 		}
 		rows = append(rows, row{users: n, drifted: drifted, drift: summarize(drift), insync: summarize(insync)})
-		copyFile(pristine, c.dbPath(c.ids[2])) // kept with -keep: drifted, to profile
+		restore := func() { copyFile(pristine, c.dbPath(c.ids[2])) }
+		if n == 65536 {
+			profileApply(c, hsmSync, drifted, restore)
+		}
+		restore() // kept with -keep: drifted, to profile
 	}
 	fmt.Fprintf(w, "## `hsm-sync apply` as a process: linear in users\n\n")
 	fmt.Fprintf(w, "`hsm-sync apply -o json` as admin by its session file on 3 HSMs (`--kdf test`) with N users, 10%% of them\n"+
