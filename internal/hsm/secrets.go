@@ -27,9 +27,9 @@ var (
 // thread; above 10 passes, 1 GiB or 16 threads a login takes seconds to
 // minutes and a typo (m=6553600) would make the cluster unusable.
 const (
-	maxKDFTime      = 10
-	maxKDFMemoryKiB = 1 << 20 // 1 GiB
-	maxKDFThreads   = 16
+	maxKDFTime      = state.MaxKDFTime
+	maxKDFMemoryKiB = state.MaxKDFMemoryKiB
+	maxKDFThreads   = state.MaxKDFThreads
 )
 
 // kdfForm is the --kdf syntax an error names.
@@ -63,6 +63,8 @@ func ParseKDF(s string) (state.KDF, error) {
 		}
 		v[i] = n
 	}
+	// The bounds are state.KDF's (one place); the messages quote the
+	// numbers as given, which may not fit the fields.
 	t, m, p := v[0], v[1], v[2]
 	switch {
 	case t < 1 || t > maxKDFTime:
@@ -72,7 +74,8 @@ func ParseKDF(s string) (state.KDF, error) {
 	case m < 8*p || m > maxKDFMemoryKiB:
 		return state.KDF{}, fmt.Errorf("--kdf %q: memory m=%s KiB is out of range: it is 8×THREADS (%d) to %d (1 GiB)", s, fields[1][2:], 8*p, maxKDFMemoryKiB)
 	}
-	return state.KDF{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(p)}, nil
+	k := state.KDF{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(p)}
+	return k, k.Check()
 }
 
 // canonicalDecimal reports whether s is a decimal number as people write
@@ -102,7 +105,12 @@ func hashPassword(cl *state.Cluster, user, pw string) *state.Hash {
 }
 
 func verifyPassword(h *state.Hash, pw string) bool {
-	if h == nil || h.Alg != "argon2id" {
+	if h == nil || h.Alg != "argon2id" || len(h.Key) < 16 || len(h.Key) > 64 {
+		return false
+	}
+	// A stored hash is outside input: a cost argon2 cannot run (it panics
+	// on zero) or would hang on never verifies.
+	if (state.KDF{Time: h.Time, MemoryKiB: h.MemoryKiB, Threads: h.Threads}).Check() != nil {
 		return false
 	}
 	got := argon2.IDKey([]byte(pw), h.Salt, h.Time, h.MemoryKiB, h.Threads, uint32(len(h.Key)))

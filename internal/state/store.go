@@ -117,7 +117,10 @@ func (s *Store) LoadCluster() (*Cluster, error) {
 		return nil, err
 	}
 	if c.ID == "" || len(c.HSMs) == 0 {
-		return nil, fmt.Errorf("%s: no cluster id or HSMs", s.clusterPath())
+		return nil, corrupt(s.clusterPath(), "no cluster id or HSMs")
+	}
+	if err := c.KDF.Check(); err != nil {
+		return nil, corrupt(s.clusterPath(), "kdf: %v", err)
 	}
 	return &c, nil
 }

@@ -34,6 +34,28 @@ type KDF struct {
 	Threads   uint8  `json:"threads"`
 }
 
+// The bounds of an argon2id cost: the one place that says what costs
+// hsmkit runs, whether they come from --kdf, cluster.json or a stored hash
+// (argon2 panics on a zero time or thread count, and a huge one would hang).
+const (
+	MaxKDFTime      = 10
+	MaxKDFMemoryKiB = 1 << 20 // 1 GiB
+	MaxKDFThreads   = 16
+)
+
+// Check refuses a cost outside the bounds.
+func (k KDF) Check() error {
+	switch {
+	case k.Time < 1 || k.Time > MaxKDFTime:
+		return fmt.Errorf("time t=%d is out of range: it is 1 to %d", k.Time, MaxKDFTime)
+	case k.Threads < 1 || k.Threads > MaxKDFThreads:
+		return fmt.Errorf("threads p=%d is out of range: it is 1 to %d", k.Threads, MaxKDFThreads)
+	case k.MemoryKiB < 8*uint32(k.Threads) || k.MemoryKiB > MaxKDFMemoryKiB:
+		return fmt.Errorf("memory m=%d KiB is out of range: it is 8×THREADS (%d) to %d (1 GiB)", k.MemoryKiB, 8*uint32(k.Threads), MaxKDFMemoryKiB)
+	}
+	return nil
+}
+
 // HSM status values.
 const (
 	Running = "running"
