@@ -424,15 +424,18 @@ func (t *HSMTx) DeleteTombstone(name string) error {
 }
 
 // Tombstones lists every deletion record, in name order.
-func (t *HSMTx) Tombstones() ([]Tombstone, error) {
-	out := []Tombstone{}
+func (t *HSMTx) Tombstones() ([]Tombstone, error) { return listJSON[Tombstone](t, bDeleted) }
+
+// listJSON decodes every record of a bucket of JSON records, in key order.
+func listJSON[T any](t *HSMTx, bkt []byte) ([]T, error) {
+	out := []T{}
 	err := t.guard(func() error {
-		return t.tx.Bucket(bDeleted).ForEach(func(k, v []byte) error {
-			var d Tombstone
-			if err := decodeStrict(t.path, v, &d); err != nil {
+		return t.tx.Bucket(bkt).ForEach(func(k, v []byte) error {
+			var rec T
+			if err := decodeStrict(t.path, v, &rec); err != nil {
 				return err
 			}
-			out = append(out, d)
+			out = append(out, rec)
 			return nil
 		})
 	})
@@ -440,20 +443,7 @@ func (t *HSMTx) Tombstones() ([]Tombstone, error) {
 }
 
 // Sessions lists the open sessions, in id order.
-func (t *HSMTx) Sessions() ([]Session, error) {
-	out := []Session{}
-	err := t.guard(func() error {
-		return t.tx.Bucket(bSessions).ForEach(func(k, v []byte) error {
-			var s Session
-			if err := decodeStrict(t.path, v, &s); err != nil {
-				return err
-			}
-			out = append(out, s)
-			return nil
-		})
-	})
-	return out, err
-}
+func (t *HSMTx) Sessions() ([]Session, error) { return listJSON[Session](t, bSessions) }
 
 // PutSession opens (or rewrites) a session.
 func (t *HSMTx) PutSession(s *Session) error {
@@ -468,20 +458,7 @@ func (t *HSMTx) DeleteSession(id string) error {
 func tokenKey(id uint32) []byte { return binary.BigEndian.AppendUint32(nil, id) }
 
 // Tokens lists the quorum tokens, in id order.
-func (t *HSMTx) Tokens() ([]Token, error) {
-	out := []Token{}
-	err := t.guard(func() error {
-		return t.tx.Bucket(bTokens).ForEach(func(k, v []byte) error {
-			var tok Token
-			if err := decodeStrict(t.path, v, &tok); err != nil {
-				return err
-			}
-			out = append(out, tok)
-			return nil
-		})
-	})
-	return out, err
-}
+func (t *HSMTx) Tokens() ([]Token, error) { return listJSON[Token](t, bTokens) }
 
 // PutToken writes a token.
 func (t *HSMTx) PutToken(tok *Token) error {

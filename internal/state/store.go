@@ -11,7 +11,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,15 +178,7 @@ func Decode(path string, data []byte, v any) error {
 	if *probe.Schema != Schema {
 		return &SchemaError{Path: path, Got: *probe.Schema}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return corrupt(path, "%v", err)
-	}
-	if dec.More() {
-		return corrupt(path, "data after the JSON object")
-	}
-	return nil
+	return decodeStrict(path, data, v)
 }
 
 func (s *Store) write(path string, v any) error {

@@ -131,3 +131,17 @@ func PrintOutcomes(w io.Writer, name string, res *hsm.Result) {
 		fmt.Fprintln(w, safetext.Escape(line)) // one line, no terminal control
 	}
 }
+
+// Approval reads the token file an --approval flag names (nil when the
+// flag is not given): bounded, a regular file, an error naming the flag.
+func Approval(c *ucli.Context) (*hsm.Approval, error) {
+	p := c.String("approval")
+	if p == "" {
+		return nil, nil
+	}
+	data, err := cli.ReadInput("--approval", p)
+	if err != nil {
+		return nil, err
+	}
+	return &hsm.Approval{Path: p, Data: data}, nil
+}

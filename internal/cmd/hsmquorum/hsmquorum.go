@@ -144,7 +144,7 @@ func setValue(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return cli.Usagef("--value %q: want a whole number", c.String("value"))
 	}
-	a, err := readApproval(c)
+	a, err := clustercli.Approval(c)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func setTimeout(c *ucli.Context, env cli.Env) error {
 	if (c.IsSet("generated") && g < 1) || (c.IsSet("approved") && a < 1) {
 		return cli.Usagef("timeouts are whole seconds from 1 to 86400")
 	}
-	ap, err := readApproval(c)
+	ap, err := clustercli.Approval(c)
 	if err != nil {
 		return err
 	}
@@ -196,16 +196,4 @@ func setTimeout(c *ucli.Context, env cli.Env) error {
 // the value in force (docs/design.md, "Quorum").
 func approvalFlag() ucli.Flag {
 	return &ucli.StringFlag{Name: "approval", Usage: "signed quorum-service token `FILE` (needed while the value being changed or the quorum service's value is above 1)"}
-}
-
-func readApproval(c *ucli.Context) (*hsm.Approval, error) {
-	p := c.String("approval")
-	if p == "" {
-		return nil, nil
-	}
-	data, err := cli.ReadInput("--approval", p)
-	if err != nil {
-		return nil, err
-	}
-	return &hsm.Approval{Path: p, Data: data}, nil
 }

@@ -8,7 +8,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hsmkit/hsmkit/internal/cli"
-	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
@@ -62,16 +61,11 @@ type dumpHSM struct {
 }
 
 func dump(c *ucli.Context, env cli.Env) error {
+	args := cli.NoStrayFlags(c)
 	if c.NArg() > 1 {
-		return cli.Usagef("dump takes at most one HSM id")
+		args = cli.Usagef("dump takes at most one HSM id")
 	}
-	if err := cli.NoStrayFlags(c); err != nil {
-		return err
-	}
-	if _, err := cli.Output(c); err != nil {
-		return err
-	}
-	cl, err := clustercli.OpenClient(c, env)
+	cl, err := open(c, env, args)
 	if err != nil {
 		return err
 	}

@@ -157,15 +157,21 @@ func addHSM(c *ucli.Context, env cli.Env) error {
 	})
 }
 
+// open starts a command on the cluster once its arguments passed their
+// check (argsErr): a valid output mode, then the client.
+func open(c *ucli.Context, env cli.Env, argsErr error) (*hsm.Client, error) {
+	if argsErr != nil {
+		return nil, argsErr
+	}
+	if _, err := cli.Output(c); err != nil {
+		return nil, err
+	}
+	return clustercli.OpenClient(c, env)
+}
+
 func withID(env cli.Env, fn func(cl *hsm.Client, id string) (string, error)) ucli.ActionFunc {
 	return func(c *ucli.Context) error {
-		if err := cli.ExactArgs(c, 1, "ID"); err != nil {
-			return err
-		}
-		if _, err := cli.Output(c); err != nil {
-			return err
-		}
-		cl, err := clustercli.OpenClient(c, env)
+		cl, err := open(c, env, cli.ExactArgs(c, 1, "ID"))
 		if err != nil {
 			return err
 		}
@@ -209,19 +215,11 @@ func list(c *ucli.Context, env cli.Env) error {
 // if "") and prints the clock as it then is.
 func clockCmd(env cli.Env, arg string, fn func(cl *hsm.Client, arg string) (simclock.Clock, error)) ucli.ActionFunc {
 	return func(c *ucli.Context) error {
-		var err error
-		if arg == "" {
-			err = cli.NoArgs(c)
-		} else {
-			err = cli.ExactArgs(c, 1, arg)
+		args := cli.NoArgs(c)
+		if arg != "" {
+			args = cli.ExactArgs(c, 1, arg)
 		}
-		if err != nil {
-			return err
-		}
-		if _, err := cli.Output(c); err != nil {
-			return err
-		}
-		cl, err := clustercli.OpenClient(c, env)
+		cl, err := open(c, env, args)
 		if err != nil {
 			return err
 		}

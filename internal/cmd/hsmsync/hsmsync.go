@@ -193,13 +193,9 @@ func apply(c *ucli.Context, env cli.Env) error {
 		}
 		skip = append(skip, n)
 	}
-	var approval *hsm.Approval
-	if path := c.String("approval"); path != "" {
-		data, err := cli.ReadInput("--approval", path)
-		if err != nil {
-			return err
-		}
-		approval = &hsm.Approval{Path: path, Data: data}
+	approval, err := clustercli.Approval(c)
+	if err != nil {
+		return err
 	}
 	r, p, res, err := cl.RepairApproved(req.Auth, skip, approval)
 	var partial *hsm.PartialError

@@ -79,18 +79,6 @@ func userAndRole(c *ucli.Context) (string, policy.Role, error) {
 	return strings.ToLower(user), role, nil
 }
 
-func approval(c *ucli.Context) (*hsm.Approval, error) {
-	p := c.String("approval")
-	if p == "" {
-		return nil, nil
-	}
-	data, err := cli.ReadInput("--approval", p)
-	if err != nil {
-		return nil, err
-	}
-	return &hsm.Approval{Path: p, Data: data}, nil
-}
-
 type userData struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
@@ -221,7 +209,7 @@ func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 	if err != nil {
 		return err
 	}
-	a, err := approval(c)
+	a, err := clustercli.Approval(c)
 	if err != nil {
 		return err
 	}
