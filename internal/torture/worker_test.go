@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/state"
+	"github.com/hsmkit/hsmkit/internal/statelock"
 )
 
 // user is the journal of one user of a worker's namespace: what the
@@ -448,8 +450,19 @@ func findUser(h *state.HSM, name string) *state.User {
 	return nil
 }
 
-// loadHSMs reads every HSM of the cluster straight from the state.
+// loadHSMs reads every HSM of the cluster straight from the state, under
+// the state lock, as the commands do. Workers read while other workers'
+// children run: without the lock a read waits on the flock of an HSM
+// database a child holds for writing, which gives up after 5 seconds on a
+// loaded machine ("corrupt state: timeout"). statelock rather than
+// Store.Lock: the lock holder's sweep would remove the temp files a kill
+// left, which the checker counts.
 func loadHSMs(dir string) ([]*state.HSM, error) {
+	unlock, err := statelock.Acquire(dir, time.Minute, "hsmkit torture test (read)", time.Second, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	st, err := state.Open(dir)
 	if err != nil {
 		return nil, err
