@@ -23,9 +23,10 @@
 //     users a killed operation touched.
 //
 // The kills land at three kinds of moments: a random delay within the
-// binary's typical run time, right after the child's first or second HSM
-// file rename (drift between HSMs), and while it writes a temp file (seen
-// with inotify; the lock file names the writer).
+// binary's typical run time, as the child begins an HSM commit after its
+// first or second (drift between HSMs), and inside such a commit (seen
+// with inotify: writes into an HSM database; the lock file names the
+// writer).
 //
 // Default size (CI, about a minute on 2 cores): go test ./internal/torture
 // Ten times that:  go test -run Torture ./internal/torture -torture.kills=2000 -timeout 90m -v
@@ -301,8 +302,8 @@ func (h *harness) countKill(prog string) {
 // Strike modes: when, in a child's life, the killer strikes.
 const (
 	strikeAnytime    = iota // a random delay within the binary's typical run time
-	strikeAfterWrite        // right after the child's k-th HSM file rename: between HSMs
-	strikeMidWrite          // while the child writes a temp file, before its rename
+	strikeAfterWrite        // as the child begins its (k+1)-th HSM commit, after its k-th: between HSMs
+	strikeMidWrite          // as the child begins its k-th HSM commit: inside it
 )
 
 var strikeNames = []string{"anytime", "after-hsm-write", "mid-write"}
@@ -323,8 +324,13 @@ func (h *harness) strike(rng *rand.Rand, p *proc, mode int, events <-chan fsEven
 			drained = true
 		}
 	}
-	want := 1 + rng.IntN(2) // the k-th rename (or temp file) of this child
-	seen := 0
+	// The k-th commit of this child: each HSM a command changes is one
+	// bbolt commit of its database, a run of writes into that one file.
+	want := 1 + rng.IntN(2)
+	if mode == strikeAfterWrite {
+		want++ // the first write of the next commit: the k-th is done
+	}
+	commits, last := 0, ""
 	for {
 		select {
 		case <-p.exited:
@@ -333,17 +339,17 @@ func (h *harness) strike(rng *rand.Rand, p *proc, mode int, events <-chan fsEven
 			if !ok {
 				return "nothing"
 			}
-			if e.rename != (mode == strikeAfterWrite) || e.rename && strings.HasPrefix(e.name, ".") ||
-				!e.rename && !tempRe.MatchString(e.name) || h.lockHolder() != p.cmd.Process.Pid {
+			if !e.modify || e.name == last || !strings.HasSuffix(e.name, ".db") || strings.HasPrefix(e.name, ".") || h.lockHolder() != p.cmd.Process.Pid {
 				continue
 			}
-			if seen++; seen < want {
+			last = e.name
+			if commits++; commits < want {
 				continue
 			}
 			delay := time.Duration(rng.IntN(300)) * time.Microsecond
 			time.Sleep(delay) // the randomized moment of the kill is the workload
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
-			return fmt.Sprintf("%s after its %s #%d (%s)", delay, map[bool]string{true: "rename", false: "temp file"}[e.rename], want, e.name)
+			return fmt.Sprintf("%s after the first write of its commit #%d (%s)", delay, want, e.name)
 		}
 	}
 }

@@ -11,27 +11,30 @@ import (
 	"unsafe"
 )
 
-// fsEvent is a file event in the state's hsms directory: the creation of
-// a temp file (a write begins) or a rename onto an HSM file (a write ends).
+// fsEvent is a file event in the state's hsms directory: a write into an
+// HSM database (each bbolt commit writes its pages, then its meta page),
+// the creation of a file, or a rename onto one.
 type fsEvent struct {
 	name   string
 	rename bool
+	modify bool
 }
 
 // watchHSMs reports the file events of the hsms directory until stop is
 // closed, so the killer can strike inside a multi-HSM write: between two
-// HSMs, or while a temp file is being written.
+// HSMs' commits, or inside one.
 func (h *harness) watchHSMs(stop <-chan struct{}) (<-chan fsEvent, error) {
 	return h.watch(filepath.Join(h.stateDir, "hsms"), stop)
 }
 
-// watch reports the creations and renames in dir until stop is closed.
+// watch reports the creations, renames and writes in dir until stop is
+// closed.
 func (h *harness) watch(dir string, stop <-chan struct{}) (<-chan fsEvent, error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_CREATE|syscall.IN_MOVED_TO); err != nil {
+	if _, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_CREATE|syscall.IN_MOVED_TO|syscall.IN_MODIFY); err != nil {
 		syscall.Close(fd)
 		return nil, err
 	}
@@ -52,7 +55,7 @@ func (h *harness) watch(dir string, stop <-chan struct{}) (<-chan fsEvent, error
 			for off := 0; off+syscall.SizeofInotifyEvent <= n; {
 				ev := (*syscall.InotifyEvent)(unsafe.Pointer(&buf[off]))
 				name := buf[off+syscall.SizeofInotifyEvent : off+syscall.SizeofInotifyEvent+int(ev.Len)]
-				e := fsEvent{name: strings.TrimRight(string(name), "\x00"), rename: ev.Mask&syscall.IN_MOVED_TO != 0}
+				e := fsEvent{name: strings.TrimRight(string(name), "\x00"), rename: ev.Mask&syscall.IN_MOVED_TO != 0, modify: ev.Mask&syscall.IN_MODIFY != 0}
 				select {
 				case ch <- e:
 				default: // nobody is targeting now
