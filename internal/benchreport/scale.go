@@ -26,6 +26,7 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 		users            int
 		floor, ses, pin  stats
 		pairSes, pairPin float64 // median of each round's create / floor
+		overSes, overPin int     // rounds whose create took more than 2 floors
 		db               int64
 	}
 	runs = 2*runs + 1 // cheap, and the disk's jitter needs them
@@ -59,7 +60,8 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 	var rows []row
 	for k, c := range cs {
 		rows = append(rows, row{users: sizes[k], floor: summarize(floor[k]), ses: summarize(ses[k]), pin: summarize(pin[k]),
-			pairSes: pairedRatio(ses[k], floor[k]), pairPin: pairedRatio(pin[k], floor[k]), db: c.dbSize() / 3})
+			pairSes: pairedRatio(ses[k], floor[k]), pairPin: pairedRatio(pin[k], floor[k]),
+			overSes: roundsOver(ses[k], floor[k], 2), overPin: roundsOver(pin[k], floor[k], 2), db: c.dbSize() / 3})
 	}
 	startSt, helpSt := summarize(start), summarize(help)
 	traceCreate(cs[len(cs)-1], floorBin, hsmUser)
@@ -72,12 +74,12 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 		"fastest and slowest run in brackets. **create / floor** divides the medians (the goal is checked on it); per\n"+
 		"round is the median of each round's create / floor, which cancels slow changes in the machine's load; fastest\n"+
 		"divides the fastest runs.\n\n", runs)
-	fmt.Fprintf(w, "| users per HSM | database size | floor (3 durable writes) | create, session | create, HSM_PIN | **create / floor** (session, PIN) | per round | fastest |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| users per HSM | database size | floor (3 durable writes) | create, session | create, HSM_PIN | **create / floor** (session, PIN) | per round | fastest | rounds over 2× |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %d | %.1f MiB | %s (%s) | %s (%s) | %s (%s) | **%.2f, %.2f** | %.2f, %.2f | %.2f, %.2f |\n", r.users, float64(r.db)/(1<<20),
+		fmt.Fprintf(w, "| %d | %.1f MiB | %s (%s) | %s (%s) | %s (%s) | **%.2f, %.2f** | %.2f, %.2f | %.2f, %.2f | %d, %d of %d |\n", r.users, float64(r.db)/(1<<20),
 			msd(r.floor.median), r.floor.spread(), msd(r.ses.median), r.ses.spread(), msd(r.pin.median), r.pin.spread(),
 			ratio(r.ses.median, r.floor.median), ratio(r.pin.median, r.floor.median), r.pairSes, r.pairPin,
-			ratio(r.ses.min, r.floor.min), ratio(r.pin.min, r.floor.min))
+			ratio(r.ses.min, r.floor.min), ratio(r.pin.min, r.floor.min), r.overSes, r.overPin, runs)
 	}
 	fmt.Fprintf(w, "\nIn the same rounds, a Go process that does nothing (`floor -n 0`) took %s and `hsm-user --help` %s:\n"+
 		"process start-up is that much of every figure above. CPU time (user + system, medians): floor %s; create by\n"+
@@ -87,7 +89,8 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 	for _, r := range rows {
 		rs, rp := ratio(r.ses.median, r.floor.median), ratio(r.pin.median, r.floor.median)
 		addGoal(fmt.Sprintf("`hsm-user create`, 3 HSMs × %d users, vs the floor process", r.users), "≤ 2× the floor",
-			fmt.Sprintf("session %.2f×, HSM_PIN %.2f× (%s, %s vs %s; per round %.2f×, %.2f×)", rs, rp, msd(r.ses.median), msd(r.pin.median), msd(r.floor.median), r.pairSes, r.pairPin),
+			fmt.Sprintf("session %.2f×, HSM_PIN %.2f× (%s, %s vs %s; per round %.2f×, %.2f×; fastest runs %.2f×, %.2f×)", rs, rp,
+				msd(r.ses.median), msd(r.pin.median), msd(r.floor.median), r.pairSes, r.pairPin, ratio(r.ses.min, r.floor.min), ratio(r.pin.min, r.floor.min)),
 			rs <= 2 && rp <= 2)
 	}
 	fs, fp := ratio(last.ses.median, first.ses.median), ratio(last.pin.median, first.pin.median)
@@ -98,8 +101,16 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 	for _, r := range rows {
 		worst = max(worst, ratio(r.ses.median, r.floor.median), ratio(r.pin.median, r.floor.median))
 	}
+	fastest := 0.0
+	for _, r := range rows {
+		fastest = max(fastest, ratio(r.ses.min, r.floor.min), ratio(r.pin.min, r.floor.min))
+	}
 	if worst <= 2 {
 		fmt.Fprintf(w, "Within 2×: **met** (worst ratio %.2f). ", worst)
+		if fastest > 2 {
+			fmt.Fprintf(w, "But the fastest runs are %.2f× apart at worst: when neither is slowed by other work the create\n"+
+				"is more than twice the floor, and the medians pass because load slows the floor's syncs more than the create. ", fastest)
+		}
 	} else {
 		fmt.Fprintf(w, "Within 2×: **not met** (worst ratio %.2f). ", worst)
 	}
@@ -109,6 +120,17 @@ func createVsFloor(w *bytes.Buffer, work, bin string, runs int) {
 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// roundsOver counts the rounds in which a took more than k times b.
+func roundsOver(a, b []sample, k float64) int {
+	n := 0
+	for i := range min(len(a), len(b)) {
+		if float64(a[i].d) > k*float64(b[i].d) {
+			n++
+		}
+	}
+	return n
+}
 
 // pairedRatio is the median of a[i] / b[i]: runs taken side by side.
 func pairedRatio(a, b []sample) float64 {
@@ -133,6 +155,7 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 		users, drifted int
 		st             stats
 		goal           time.Duration
+		over           int // runs slower than the goal
 	}
 	var rows []row
 	sizes := []int{1024}
@@ -158,7 +181,13 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 				}
 				ss = append(ss, s)
 			}
-			rows = append(rows, row{users: n, drifted: drifted, st: summarize(ss), goal: goal})
+			over := 0
+			for _, x := range ss {
+				if x.d > goal {
+					over++
+				}
+			}
+			rows = append(rows, row{users: n, drifted: drifted, st: summarize(ss), goal: goal, over: over})
 		}
 		measure(0, 0)
 		if n == sizes[len(sizes)-1] {
@@ -177,7 +206,7 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 		"warm-up run that checks the report; medians, with the fastest and slowest run; CPU time is the median of\n"+
 		"user + system time (it moves less than the wall time when other work shares the CPUs); peak RSS is the\n"+
 		"largest `ru_maxrss` of the child over the runs. The goal is checked on the median wall time.\n\n", runs)
-	fmt.Fprintf(w, "| HSMs × users | drift | time | min–max | CPU time | peak RSS | goal | met |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| HSMs × users | drift | time | min–max | CPU time | peak RSS | goal | met | runs over the time goal |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		met := r.st.median <= r.goal
 		goal := "≤ " + msd(r.goal)
@@ -189,9 +218,9 @@ func diffAtScale(w *bytes.Buffer, work, bin string, runs int, full bool) {
 		if r.drifted > 0 {
 			drift = fmt.Sprintf("%d users missing on 1 HSM", r.drifted)
 		}
-		fmt.Fprintf(w, "| 28 × %d | %s | %s | %s | %s | %s | %s | %s |\n", r.users, drift, msd(r.st.median), r.st.spread(), msd(r.st.cpu), mib(r.st.maxRSS), goal, yes(met))
+		fmt.Fprintf(w, "| 28 × %d | %s | %s | %s | %s | %s | %s | %s | %d of %d |\n", r.users, drift, msd(r.st.median), r.st.spread(), msd(r.st.cpu), mib(r.st.maxRSS), goal, yes(met), r.over, r.st.n)
 		addGoal(fmt.Sprintf("`hsm-sync diff -o json`, 28 HSMs × %d users, %s", r.users, drift), goal,
-			fmt.Sprintf("%s, peak RSS %s", msd(r.st.median), mib(r.st.maxRSS)), met)
+			fmt.Sprintf("%s (CPU %s; %d of %d runs over %s), peak RSS %s", msd(r.st.median), msd(r.st.cpu), r.over, r.st.n, msd(r.goal), mib(r.st.maxRSS)), met)
 	}
 	fmt.Fprintf(w, "\nSet-up (init, activate, fill, copies, login, sync): %s.\n", strings.Join(setups, "; "))
 	if !full {
