@@ -57,27 +57,44 @@ func (c *Client) snapshot(tx *Tx) (syncdiff.Snapshot, error) {
 	rows := map[string]int{}
 	var names []string
 	var digests []uint64 // row*n + hsm; 0: absent
+	// Every HSM lists its users in name order, and the first reachable
+	// one's names are the first rows, in that order: later HSMs are matched
+	// to them by walking along (usually the same names), and only a name
+	// off that walk is looked up in the map.
+	sorted := -1
 	for hi, info := range cl.HSMs {
 		v := syncdiff.HSM{ID: info.ID, Server: hi, IP: info.IP, Reachable: info.Status == state.Running}
 		if v.Reachable {
+			next := 0
 			err := tx.View(info.ID, func(h *state.HSMTx) error {
 				p := policyOf(h)
 				v.Policy = &p
 				for _, st := range h.Meta.History {
 					v.History = append(v.History, syncdiff.PolicyStamp{At: st.At, Seq: st.Seq, User: st.User, Quorum: st.Quorum})
 				}
-				return h.ForEachShared(func(name string, shared []byte) error {
-					row, ok := rows[name]
-					if !ok {
+				return h.ForEachShared(func(name, shared []byte) error {
+					for next < sorted && names[next] < string(name) {
+						next++
+					}
+					var row int
+					if next < sorted && names[next] == string(name) {
+						row = next
+						next++
+					} else if r, ok := rows[string(name)]; ok {
+						row = r
+					} else {
 						row = len(names)
-						rows[name] = row
-						names = append(names, name)
+						rows[string(name)] = row
+						names = append(names, string(name))
 						digests = append(digests, make([]uint64, n)...)
 					}
 					digests[row*n+hi] = maphash.Bytes(seed, shared) | 1
 					return nil
 				})
 			})
+			if sorted < 0 {
+				sorted = len(names)
+			}
 			if err != nil {
 				return s, err
 			}
@@ -294,12 +311,12 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 				}
 				switch a.Kind {
 				case syncdiff.ActionCopy:
-					var rec *state.User
-					if err := tx.View(a.Src.ID, func(h *state.HSMTx) error {
-						var err error
-						rec, err = h.User(a.User)
+					src, err := tx.Read(a.Src.ID)
+					if err != nil {
 						return err
-					}); err != nil {
+					}
+					rec, err := src.User(a.User)
+					if err != nil {
 						return err
 					}
 					if rec == nil {

@@ -81,6 +81,7 @@ type Tx struct {
 
 	open         map[string]*state.HSMTx // HSM transactions, committed at the end
 	order        []string                // in the order they were opened
+	kept         map[string]*state.HSMTx // read-only transactions kept open (Tx.Read)
 	clusterDirty bool
 	pw           pwCache
 	approvals    map[string]int // per HSM: how many approved the operation's quorum token
@@ -91,6 +92,11 @@ type Tx struct {
 func (tx *Tx) HSM(id string) (*state.HSMTx, error) {
 	if h := tx.open[id]; h != nil {
 		return h, nil
+	}
+	// Our own read-only transaction would hold the flock a write needs.
+	if h := tx.kept[id]; h != nil {
+		h.Rollback()
+		delete(tx.kept, id)
 	}
 	h, err := tx.c.Store.Begin(id, true)
 	if err != nil {
@@ -107,6 +113,9 @@ func (tx *Tx) View(id string, fn func(h *state.HSMTx) error) error {
 	if h := tx.open[id]; h != nil {
 		return fn(h)
 	}
+	if h := tx.kept[id]; h != nil {
+		return fn(h)
+	}
 	h, err := tx.c.Store.Begin(id, false)
 	if err != nil {
 		return &TroubleError{Err: err}
@@ -115,12 +124,36 @@ func (tx *Tx) View(id string, fn func(h *state.HSMTx) error) error {
 	return fn(h)
 }
 
+// Read is an HSM to read from many times in one operation (a repair's
+// sources): the operation's write transaction if it has one, else a
+// read-only one opened once and kept until the operation ends.
+func (tx *Tx) Read(id string) (*state.HSMTx, error) {
+	if h := tx.open[id]; h != nil {
+		return h, nil
+	}
+	if h := tx.kept[id]; h != nil {
+		return h, nil
+	}
+	h, err := tx.c.Store.Begin(id, false)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	if tx.kept == nil {
+		tx.kept = map[string]*state.HSMTx{}
+	}
+	tx.kept[id] = h
+	return h, nil
+}
+
 // ClusterChanged marks the cluster record for writing at commit.
 func (tx *Tx) ClusterChanged() { tx.clusterDirty = true }
 
 func (tx *Tx) rollback() {
 	for _, id := range tx.order {
 		tx.open[id].Rollback()
+	}
+	for _, h := range tx.kept {
+		h.Rollback()
 	}
 }
 

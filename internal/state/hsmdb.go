@@ -356,16 +356,17 @@ func (t *HSMTx) ForEachUser(fn func(*User) error) error {
 }
 
 // ForEachShared calls fn with each user's name and the part of its record
-// that must match on every HSM (EncodeUser), without decoding it. The
-// bytes are valid only during the call.
-func (t *HSMTx) ForEachShared(fn func(name string, shared []byte) error) error {
+// that must match on every HSM (EncodeUser), without decoding it, in name
+// order. Both byte slices are valid only during the call: a scan of
+// 100,000 users allocates nothing per user.
+func (t *HSMTx) ForEachShared(fn func(name, shared []byte) error) error {
 	return t.guard(func() error {
 		return t.tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
 			sh, err := SharedPart(v)
 			if err != nil {
 				return corrupt(t.path, "user %q: %v", k, err)
 			}
-			return fn(string(k), sh)
+			return fn(k, sh)
 		})
 	})
 }
