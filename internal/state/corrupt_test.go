@@ -64,7 +64,7 @@ func readAll(s *Store) error {
 		if err := t.UsersWithRole("admin", func(*User) error { return nil }); err != nil {
 			return err
 		}
-		return t.ForEachShared(func(string, []byte) error { return nil })
+		return t.ForEachShared(func(_, _ []byte) error { return nil })
 	})
 }
 
