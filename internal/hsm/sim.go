@@ -178,7 +178,7 @@ func (c *Client) addHSM(auth Authenticator, az string) (state.HSMInfo, error) {
 					continue
 				}
 				var users int
-				if err := tx.View(h.ID, func(t *state.HSMTx) error { users = t.CountUsers(); return nil }); err != nil {
+				if err := tx.View(h.ID, func(t *state.HSMTx) error { var err error; users, err = t.CountUsers(); return err }); err != nil {
 					return err
 				}
 				if users > 1 || peer == nil {
@@ -319,7 +319,7 @@ func (c *Client) ListHSMs(auth Authenticator) ([]HSMView, error) {
 		whole: func(tx *Tx, _ Principal) error {
 			for _, info := range tx.Cluster.HSMs {
 				v := HSMView{HSMInfo: info, Listed: c.Config.Lists(info.ID), Users: -1}
-				if err := tx.View(info.ID, func(h *state.HSMTx) error { v.Users = h.CountUsers(); return nil }); err != nil {
+				if err := tx.View(info.ID, func(h *state.HSMTx) error { var err error; v.Users, err = h.CountUsers(); return err }); err != nil {
 					return err
 				}
 				out = append(out, v)

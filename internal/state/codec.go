@@ -82,7 +82,7 @@ func SharedPart(rec []byte) ([]byte, error) {
 func DecodeUser(name string, rec []byte) (*User, error) {
 	r := reader{b: rec}
 	if v := r.byte(); r.err == nil && v != userCodecVersion {
-		return nil, fmt.Errorf("user %q: corrupt record: version %d (this hsmkit reads %d)", name, v, userCodecVersion)
+		return nil, fmt.Errorf("user %s: corrupt record: version %d (this hsmkit reads %d)", shown(name), v, userCodecVersion)
 	}
 	s := reader{b: r.bytes()}
 	u := &User{Name: name}
@@ -117,7 +117,7 @@ func DecodeUser(name string, rec []byte) (*User, error) {
 		r.fail("trailing bytes")
 	}
 	if err := errors.Join(r.err, s.err); err != nil {
-		return nil, fmt.Errorf("user %q: corrupt record: %v", name, err)
+		return nil, fmt.Errorf("user %s: corrupt record: %v", shown(name), err)
 	}
 	return u, nil
 }
@@ -249,4 +249,13 @@ func (r *reader) key() *PublicKey {
 	}
 	r.fail("bad key marker")
 	return nil
+}
+
+// shown quotes a name read from a state file for a message, at most 64
+// bytes of it: a damaged page can make a "name" megabytes long.
+func shown(name string) string {
+	if len(name) > 64 {
+		return fmt.Sprintf("%q…", name[:64])
+	}
+	return fmt.Sprintf("%q", name)
 }

@@ -2,6 +2,8 @@ package state
 
 import (
 	"errors"
+
+	bolt "go.etcd.io/bbolt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -101,24 +103,39 @@ func TestCorruptPagesNeverCrash(t *testing.T) {
 	}
 }
 
-// FuzzHSMFile patches a valid HSM database with fuzzed bytes at a fuzzed
-// offset: reading it must give the records or a clean error.
-func FuzzHSMFile(f *testing.F) {
-	f.Add(uint32(8208), []byte("\xff\xff\xff\xff\xff\xff\xff\xff"))
-	f.Add(uint32(16), []byte{0})
-	f.Add(uint32(4112), []byte("garbage garbage garbage"))
+// FuzzHSMRecords writes arbitrary bytes as any record of an HSM's
+// database (a user, a role or id index entry, a deletion record, a
+// session, a token, the meta record) and reads the HSM as commands do: the
+// records or a clean state error, never a panic, a hang or a read without
+// bound. Damage to bbolt's own page structure is TestCorruptPagesNeverCrash's.
+func FuzzHSMRecords(f *testing.F) {
+	f.Add(byte(0), []byte("carol"), EncodeUser(&User{Name: "carol", Role: "admin"}))
+	f.Add(byte(1), []byte("admin\x00carol"), []byte{})
+	f.Add(byte(3), []byte("bob"), []byte(`{"name":"bob","role":"crypto-user","changed":"2026-01-01T00:00:00Z","seq":1,"op":"x"}`))
+	f.Add(byte(6), []byte("meta"), []byte(`{"schema":2,"id":"hsm-a","quorum":{"values":{"user":1,"quorum":1},"generated_timeout":600,"approved_timeout":600}}`))
+	f.Add(byte(0), []byte("admin"), []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	s, good := validHSMFile(f)
-	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
-		bad := append([]byte{}, good...)
-		o := int(off) % len(bad)
-		copy(bad[o:], patch)
-		if len(patch) > 0 && patch[0] == 0xee {
-			bad = bad[:o] // a truncated file too
+	bkts := [][]byte{bUsers, bRoles, bIDs, bDeleted, bSessions, bTokens, bMeta}
+	f.Fuzz(func(t *testing.T, which byte, key, value []byte) {
+		if len(key) == 0 || len(key) > 512 {
+			return // bbolt's own limits on keys
 		}
-		if err := os.WriteFile(s.hsmPath("hsm-a"), bad, 0o600); err != nil {
+		path := s.hsmPath("hsm-a")
+		if err := os.WriteFile(path, good, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		err := readAll(s)
+		db, err := openBolt(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bkts[int(which)%len(bkts)]).Put(key, value)
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = readAll(s)
 		var ce *CorruptError
 		var se *SchemaError
 		if err != nil && !errors.As(err, &ce) && !errors.As(err, &se) {

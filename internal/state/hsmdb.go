@@ -195,7 +195,7 @@ func (t *HSMTx) loadMeta(id string) error {
 		return err
 	}
 	if t.Meta.ID != id {
-		return fmt.Errorf("%s: holds HSM %q, not %q", t.path, t.Meta.ID, id)
+		return corrupt(t.path, "holds HSM %s, not %q", shown(t.Meta.ID), id)
 	}
 	if err := t.Meta.Quorum.Check(); err != nil {
 		return corrupt(t.path, "%v", err)
@@ -342,10 +342,31 @@ func (t *HSMTx) DeleteUser(name string) error {
 	})
 }
 
+// forEach walks a bucket's records, at most as many as the file could
+// hold: a damaged page that claims millions of elements ends the walk
+// with an error instead of running for minutes over the map.
+func (t *HSMTx) forEach(bkt []byte, fn func(k, v []byte) error) error {
+	limit := t.tx.Size()/16 + 1 // a record takes at least a 16-byte element header
+	n := int64(0)
+	return t.tx.Bucket(bkt).ForEach(func(k, v []byte) error {
+		if n++; n > limit {
+			return corrupt(t.path, "the %s bucket lists more records than the file can hold", bkt)
+		}
+		if len(k) > maxKey {
+			return corrupt(t.path, "a key of %d bytes in the %s bucket", len(k), bkt)
+		}
+		return fn(k, v)
+	})
+}
+
+// maxKey bounds a record's key: names, ids and indexes are short, and a
+// damaged page can make a "key" megabytes long.
+const maxKey = 256
+
 // ForEachUser calls fn for every user, in name order.
 func (t *HSMTx) ForEachUser(fn func(*User) error) error {
 	return t.guard(func() error {
-		return t.tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
+		return t.forEach(bUsers, func(k, v []byte) error {
 			u, err := DecodeUser(string(k), v)
 			if err != nil {
 				return corrupt(t.path, "%v", err)
@@ -361,10 +382,10 @@ func (t *HSMTx) ForEachUser(fn func(*User) error) error {
 // 100,000 users allocates nothing per user.
 func (t *HSMTx) ForEachShared(fn func(name, shared []byte) error) error {
 	return t.guard(func() error {
-		return t.tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
+		return t.forEach(bUsers, func(k, v []byte) error {
 			sh, err := SharedPart(v)
 			if err != nil {
-				return corrupt(t.path, "user %q: %v", k, err)
+				return corrupt(t.path, "user %s: %v", shown(string(k)), err)
 			}
 			return fn(k, sh)
 		})
@@ -372,10 +393,12 @@ func (t *HSMTx) ForEachShared(fn func(name, shared []byte) error) error {
 }
 
 // CountUsers is the number of users.
-func (t *HSMTx) CountUsers() int {
+func (t *HSMTx) CountUsers() (int, error) {
 	n := 0
-	_ = t.guard(func() error { n = t.tx.Bucket(bUsers).Stats().KeyN; return nil })
-	return n
+	err := t.guard(func() error {
+		return t.forEach(bUsers, func(_, _ []byte) error { n++; return nil })
+	})
+	return n, err
 }
 
 // UsersWithRole calls fn for every user with role, through the index.
@@ -383,14 +406,18 @@ func (t *HSMTx) UsersWithRole(role string, fn func(*User) error) error {
 	return t.guard(func() error {
 		c := t.tx.Bucket(bRoles).Cursor()
 		prefix := roleKey(role, "")
+		limit := t.tx.Size()/16 + 1
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if limit--; limit < 0 || len(k) > maxKey {
+				return corrupt(t.path, "the role index is damaged")
+			}
 			name := string(k[len(prefix):])
 			u, err := t.User(name)
 			if err != nil {
 				return err
 			}
 			if u == nil || u.Role != role {
-				return corrupt(t.path, "the role index names %q, which is not a %s", name, role)
+				return corrupt(t.path, "the role index names %s, which is not a %s", shown(name), role)
 			}
 			if err := fn(u); err != nil {
 				return err
@@ -431,7 +458,7 @@ func (t *HSMTx) Tombstones() ([]Tombstone, error) { return listJSON[Tombstone](t
 func listJSON[T any](t *HSMTx, bkt []byte) ([]T, error) {
 	out := []T{}
 	err := t.guard(func() error {
-		return t.tx.Bucket(bkt).ForEach(func(k, v []byte) error {
+		return t.forEach(bkt, func(k, v []byte) error {
 			var rec T
 			if err := decodeStrict(t.path, v, &rec); err != nil {
 				return err
