@@ -21,16 +21,17 @@ import (
 
 // checker verifies the state with every worker paused.
 type checker struct {
-	h           *harness
-	adminSess   string
-	fixed       map[string]string // users outside the workers' namespaces: name → role
-	quorumUser  int               // the user service's quorum value on every HSM
-	lastSeq     map[string]uint64 // per HSM: a write is never undone
-	temps       int               // renameio temp files left by kills, last seen
-	reported    map[string]bool   // strays already reported
-	tmpOther    map[string]bool   // other files in the children's TMPDIR, last seen
-	tmpOtherAll map[string]bool
-	undecided   map[string]bool // users hsm-sync apply could not decide, ever
+	h            *harness
+	adminSess    string
+	fixed        map[string]string // users outside the workers' namespaces: name → role
+	fixedLineage map[string]string // their lineage, from the setup
+	quorumUser   int               // the user service's quorum value on every HSM
+	lastSeq      map[string]uint64 // per HSM: a write is never undone
+	temps        int               // renameio temp files left by kills, last seen
+	reported     map[string]bool   // strays already reported
+	tmpOther     map[string]bool   // other files in the children's TMPDIR, last seen
+	tmpOtherAll  map[string]bool
+	undecided    map[string]bool // users hsm-sync apply could not decide, ever
 }
 
 // An HSM database being created (add-hsm, init) is hsms/.<id>.db.new; an
@@ -246,6 +247,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 		}
 	}
 	c.verifyCertain(hsms, why)
+	c.privilege(hsms, drift, why)
 	if len(drift) > 0 {
 		c.report(drift, unc, why)
 	}
@@ -264,6 +266,18 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 		}
 		h.repairedUsers.Add(int64(len(before) - len(drift)))
 		c.verifyCertain(hsms, why+", after repair")
+		c.privilege(hsms, drift, why+", after repair")
+		if final && len(drift) > 0 {
+			c.settle(rng, drift, why)
+			if hsms, ok = c.load(why + ", after settling"); !ok {
+				return
+			}
+			if drift = driftOf(hsms); len(drift) > 0 {
+				h.errorf("%s: %s still drift after settling", why, strings.Join(sorted(drift), ", "))
+			}
+			c.verifyCertain(hsms, why+", after settling")
+			c.privilege(hsms, drift, why+", after settling")
+		}
 	}
 	c.resolve(hsms, drift)
 	h.uncertainNow.Store(int64(len(c.uncertain())))
@@ -309,6 +323,18 @@ func (c *checker) resolve(hsms []*state.HSM, drift map[string]bool) {
 		for _, u := range w.users {
 			if !u.certain && !drift[u.name] {
 				r := recOf(hsms[0], u.name)
+				if e := u.expect; e != nil {
+					// What the repair made of an approved operation that
+					// reached some HSMs only.
+					switch {
+					case r.present != e.exists:
+						c.h.errorf("%s is %s on every HSM after %s, which hsm-sync apply had to finish", u.name,
+							map[bool]string{true: "present", false: "absent"}[r.present], e.why)
+					case e.exists && e.oldDigest != "" && r.digest == e.oldDigest:
+						c.h.errorf("%s has the password hash %s undid, on every HSM: hsm-sync apply undid an approved reset", u.name, e.why)
+					}
+					u.expect = nil
+				}
 				u.exists, u.failures = r.present, r.failures
 				switch {
 				case !r.present:
@@ -327,6 +353,7 @@ func (c *checker) resolve(hsms []*state.HSM, drift map[string]bool) {
 			}
 			if drift[u.name] && c.undecided[u.name] {
 				u.retired = true // hsm-sync cannot decide it: every operation on it is refused
+				u.undecidable = true
 			}
 			u.sessions = false
 			for _, x := range hsms {
@@ -466,4 +493,160 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, unc map[string]*
 		}
 	}
 	return skipped
+}
+
+// owner is the journal of a worker's user.
+func (c *checker) owner(name string) *user {
+	for _, w := range c.h.workers {
+		for _, u := range w.users {
+			if u.name == name {
+				return u
+			}
+		}
+	}
+	return nil
+}
+
+// settle decides, at the end of a phase, the users hsm-sync apply left
+// undecidable, in the two ways it names: an admin's reset of the
+// password on every HSM (an authorized change, which unlocks), where the
+// user is on every HSM with one role and logged in nowhere; otherwise a
+// repair approved by two admins (hsm-sync apply --approval), which may
+// grant what the rule refuses. Nothing drifts afterwards.
+func (c *checker) settle(rng *rand.Rand, drift map[string]bool, why string) {
+	h := c.h
+	hsms, ok := c.load(why + ", before settling")
+	if !ok {
+		return
+	}
+	var rest []string
+	for _, name := range sorted(drift) {
+		u := c.owner(name)
+		if u == nil {
+			h.errorf("%s: %s drifts, and no worker has it", why, name)
+			continue
+		}
+		if rng.IntN(2) == 0 && c.reset(u, hsms, why) {
+			continue
+		}
+		rest = append(rest, name)
+	}
+	if len(rest) > 0 {
+		c.approvedRepair(rest, why)
+	}
+	for _, name := range sorted(drift) {
+		if u := c.owner(name); u != nil {
+			u.undecidable, u.retired = false, false // resolve retires it again if a session pins it
+		}
+	}
+}
+
+// reset settles u by an admin's password reset, approved by two admins
+// while the quorum is on. It says whether it could.
+func (c *checker) reset(u *user, hsms []*state.HSM, why string) bool {
+	h := c.h
+	role := ""
+	for _, x := range hsms {
+		r := findUser(x, u.name)
+		if r == nil || role != "" && r.Role != role || slices.ContainsFunc(x.Sessions, func(s state.Session) bool { return s.User == u.name }) {
+			return false
+		}
+		role = r.Role
+	}
+	ap, ok := c.approval(c.quorumUser > 1, why)
+	if !ok {
+		return false
+	}
+	pw := fmt.Sprintf("Settle-%08d", h.opSeq.Load())
+	rec := &opRec{seq: h.opSeq.Add(1), verb: state.KindReset, role: role, approvals: ap.approvals, authorized: true, token: ap.digest}
+	p := h.run(false, password(pw), "hsm-user", append([]string{"change-password", "--session", c.adminSess, "--username", u.name, "--role", role}, ap.args...)...)
+	rec.cmd = p.String()
+	after, ok := c.load(why + ", after " + p.String())
+	if !ok {
+		return false
+	}
+	h.attribute(u, p, rec, 0, after, why)
+	if p.code != 0 {
+		h.errorf("%s: settling %s by an admin's reset: %s", why, u.name, p.describe())
+		return false
+	}
+	*u = user{name: u.name, role: role, exists: true, certain: true, pw: pw, prov: u.prov}
+	h.settledReset.Add(1)
+	h.t.Logf("%s: undecidable %s settled by an admin's password reset (%s)", why, u.name, p)
+	return true
+}
+
+// approval is a user-service token of the checker's admin session signed
+// by two admins; none when need is false.
+func (c *checker) approval(need bool, why string) (*approval, bool) {
+	if !need {
+		return &approval{approvals: 1}, true
+	}
+	h := c.h
+	tok := filepath.Join(h.dir, "settle.json")
+	for attempt := 0; ; attempt++ {
+		os.Remove(tok)
+		p := h.run(false, nil, "hsm-quorum", "generate", "--session", c.adminSess, "--service", "user", "--token", tok)
+		if p.code == 0 {
+			break
+		}
+		if attempt == 0 && strings.Contains(p.stderr.String(), "already has an active user token") {
+			if d := h.run(false, nil, "hsm-quorum", "delete", "--scope", "user", "--session", c.adminSess); d.code == 0 {
+				continue
+			}
+		}
+		h.errorf("%s: %s", why, p.describe())
+		return nil, false
+	}
+	digest, err := tokenDigest(tok)
+	if err != nil {
+		h.errorf("%s: %v", why, err)
+		return nil, false
+	}
+	for _, a := range h.approvers[:2] {
+		if p := h.run(false, nil, "hsm-sign", "sign", "--key", a.key, "--username", a.name, "--out", tok, tok); p.code != 0 {
+			h.errorf("%s: %s", why, p.describe())
+			return nil, false
+		}
+	}
+	return &approval{args: []string{"--approval", tok}, file: tok, digest: digest, approvals: 2}, true
+}
+
+// approvedRepair settles the users names with a repair two admins
+// approved: it may grant (unlock, bring back) what the rule refuses, so
+// what it granted them is theirs.
+func (c *checker) approvedRepair(names []string, why string) {
+	h := c.h
+	ap, ok := c.approval(true, why)
+	if !ok {
+		return
+	}
+	p := h.run(false, nil, "hsm-sync", "apply", "--session", c.adminSess, "--approval", ap.file)
+	if p.code != 0 {
+		h.errorf("%s: settling %s by an approved repair: %s", why, strings.Join(names, ", "), p.describe())
+		return
+	}
+	h.useToken(ap.digest, p.String(), why)
+	hsms, ok := c.load(why + ", after the approved repair")
+	if !ok {
+		return
+	}
+	if _, _, fresh := tokenState(hsms, ap.digest); len(fresh) > 0 {
+		h.errorf("%s: %s left its token unused on %s", why, p, strings.Join(fresh, ", "))
+	}
+	for _, name := range names {
+		pv := c.owner(name).pv()
+		clear(pv.lockSeen)
+		for lin, by := range pv.dead {
+			for _, x := range hsms {
+				if r := findUser(x, name); r != nil && r.Lineage == lin {
+					h.t.Logf("%s: the approved repair brought back %s of lineage %s, which %s deleted", why, name, lin, by)
+					delete(pv.dead, lin)
+					break
+				}
+			}
+		}
+	}
+	h.settledApproved.Add(int64(len(names)))
+	h.t.Logf("%s: undecidable %s settled by an approved repair (%s)", why, strings.Join(names, ", "), p)
 }

@@ -20,15 +20,32 @@
 //     and at the end of each phase hsm-sync apply (itself sometimes killed
 //     part-way) repairs it, and diff is clean afterwards, but for users
 //     hsm-sync calls undecidable, which are skipped, logged, and must be
-//     users a killed operation touched.
+//     users a killed or partial operation touched; the end of each phase
+//     settles them the two ways hsm-sync names (an admin's approved
+//     password reset, or hsm-sync apply --approval);
+//   - the privilege invariant (privilege_test.go): no user holds a
+//     privilege that no authorized operation gave it (admins, deleted
+//     users, locks, tokens), checked before and after every repair.
+//
+// Besides the kills, the mix holds the attacks the never-escalate rule
+// and single-use tokens answer: an HSM stopped while an approved
+// operation acts on the others (--allow-partial, its token generated so
+// too); a user deleted that way logging in where the delete missed and
+// changing its own password there; a user locked on one HSM changing its
+// password on the others; the token of an approved operation that was
+// killed, refused or partial offered again for a fresh admin; a partial
+// activation and the lowering of the quorum value without its approvals
+// (once, at the setup and at the switch of phases).
 //
 // The kills land at three kinds of moments: a random delay within the
 // binary's typical run time, as the child begins an HSM commit after its
-// first or second (drift between HSMs), and inside such a commit (seen
-// with inotify: writes into an HSM database; the lock file names the
-// writer).
+// first or second (up to its fifth for an approved operation, which
+// first spends its token everywhere): drift between HSMs, and inside
+// such a commit (seen with inotify, writes into an HSM database; the
+// lock file names the writer).
 //
 // Default size (CI, about a minute on 2 cores): go test ./internal/torture
+// Three times that: go test -run 'TestTorture$' ./internal/torture -torture.kills=600 -timeout 30m -v
 // Ten times that:  go test -run Torture ./internal/torture -torture.kills=2000 -timeout 90m -v
 // A failure logs -torture.seed; the choices replay with it, the timing not.
 package torture
@@ -115,9 +132,12 @@ type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process is reaped
 	killed bool          // it died of SIGKILL
-	code   int           // exit code; -1 when killed
-	stdout bytes.Buffer
-	stderr bytes.Buffer
+	// approved: a user operation carrying a quorum token; the killer
+	// never leaves it alone.
+	approved bool
+	code     int // exit code; -1 when killed
+	stdout   bytes.Buffer
+	stderr   bytes.Buffer
 }
 
 func (p *proc) String() string {
@@ -157,21 +177,39 @@ type harness struct {
 
 	errs   atomic.Int32
 	cancel context.CancelFunc // of the current phase
+	report func(msg string)   // when set, failures go here instead (the checks' own tests)
 
 	workers []*worker
 	chk     *checker
+	quorum  bool // the phase: the user service needs 2 approvals
+
+	hsmIDs    []string   // the cluster's HSMs
+	approvers []approver // admins with a registered quorum key
+	opSeq     atomic.Int64
+	tokens    tokens // which operation wrote with each quorum token
 
 	// counters
 	ops, opsOK, opsKilled, missed  atomic.Int64
 	checks, repairs, repairedUsers atomic.Int64
 	applyKills, uncertainNow       atomic.Int64
 	killsBy                        sync.Map // prog → *atomic.Int64
+	killsApproved                  sync.Map // verb → *atomic.Int64
+	killedApprovedWrote            atomic.Int64
+	outages, partialOps, selfBacks atomic.Int64
+	probes, probesUsed, probesGone atomic.Int64
+	probesFirstUse, locksOne       atomic.Int64
+	settledReset, settledApproved  atomic.Int64
+	privilegeErrs                  atomic.Int64
 }
 
 const maxErrors = 20
 
 // errorf reports a failure; after maxErrors the phase is stopped.
 func (h *harness) errorf(format string, a ...any) {
+	if h.report != nil {
+		h.report(fmt.Sprintf(format, a...))
+		return
+	}
 	h.t.Helper()
 	h.t.Errorf(format, a...)
 	if h.errs.Add(1) >= maxErrors && h.cancel != nil {
@@ -204,7 +242,13 @@ func newHarness(t *testing.T) *harness {
 // start starts a child. A killable child is offered to the killer while
 // it runs; killAfter > 0 kills it after that delay from its start.
 func (h *harness) start(killable bool, killAfter time.Duration, env []string, prog string, args ...string) *proc {
-	p := &proc{prog: prog, args: args, exited: make(chan struct{})}
+	return h.launch(&proc{prog: prog, args: args}, killable, killAfter, env)
+}
+
+// launch starts the child p describes (prog, args, approved).
+func (h *harness) launch(p *proc, killable bool, killAfter time.Duration, env []string) *proc {
+	prog, args := p.prog, p.args
+	p.exited = make(chan struct{})
 	p.cmd = exec.Command(filepath.Join(h.bin, prog), args...)
 	p.cmd.Dir = h.dir
 	p.cmd.Env = append(append([]string{}, h.baseEnv...), env...)
@@ -299,6 +343,13 @@ func (h *harness) countKill(prog string) {
 	v.(*atomic.Int64).Add(1)
 }
 
+// countApprovedKill counts a kill in the middle of an approved user
+// operation (create, delete, change-password).
+func (h *harness) countApprovedKill(verb string) {
+	v, _ := h.killsApproved.LoadOrStore(verb, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
 // Strike modes: when, in a child's life, the killer strikes.
 const (
 	strikeAnytime    = iota // a random delay within the binary's typical run time
@@ -325,8 +376,13 @@ func (h *harness) strike(rng *rand.Rand, p *proc, mode int, events <-chan fsEven
 		}
 	}
 	// The k-th commit of this child: each HSM a command changes is one
-	// bbolt commit of its database, a run of writes into that one file.
+	// bbolt commit of its database, a run of writes into that one file
+	// (an approved operation first commits the spend of its token on
+	// every HSM, then its own change).
 	want := 1 + rng.IntN(2)
+	if p.approved {
+		want = 1 + rng.IntN(5)
+	}
 	if mode == strikeAfterWrite {
 		want++ // the first write of the next commit: the k-th is done
 	}
@@ -372,7 +428,15 @@ func (h *harness) killer(ctx context.Context, rng *rand.Rand, kills int, done fu
 		case <-ctx.Done():
 			return landed
 		}
-		if rng.IntN(3) == 0 { // leave some children alone, so which one dies is random
+		// Leave some children alone, so which one dies is random. The
+		// quorum phase aims at the approved operations: they come after
+		// the token's generation and signatures, which the killer would
+		// mostly take first.
+		leave := rng.IntN(3) == 0
+		if h.quorum {
+			leave = rng.IntN(8) != 0
+		}
+		if leave && !p.approved {
 			continue
 		}
 		mode := strikeAnytime
@@ -403,6 +467,7 @@ func (h *harness) killer(ctx context.Context, rng *rand.Rand, kills int, done fu
 func (h *harness) runPhase(t *testing.T, name string, seed uint64, kills int, quorum bool) {
 	h.t = t
 	h.chk.h = h
+	h.quorum = quorum
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	defer cancel()
@@ -431,7 +496,18 @@ func (h *harness) runPhase(t *testing.T, name string, seed uint64, kills int, qu
 // with registered quorum keys; one admin and session per worker.
 func (h *harness) setup(workers int, seed uint64) {
 	h.must(nil, "hsm-sim", "init", "--state", "st", "--hsms", "3", "--seed", "1", "--kdf", "test")
+	hsms, err := loadHSMs(h.stateDir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, x := range hsms {
+		h.hsmIDs = append(h.hsmIDs, x.ID)
+	}
+	h.activationAllOrNothing()
 	h.must(password("Admin-pass1"), "hsm-user", "activate")
+	if p := h.run(false, password("Admin-pass2"), "hsm-user", "activate"); p.code != 1 || !strings.Contains(p.stderr.String(), "already activated") {
+		h.t.Fatalf("setup: activating an activated cluster again must be refused: %s", p.describe())
+	}
 	sess := func(name string) string { return filepath.Join(h.dir, name+".session") }
 	h.must(password("Admin-pass1"), "hsm-user", "login", "--username", "admin", "--role", "admin", "--session", sess("admin"))
 	h.chk = &checker{h: h, adminSess: sess("admin"), quorumUser: 1, lastSeq: map[string]uint64{},
@@ -459,6 +535,70 @@ func (h *harness) setup(workers int, seed uint64) {
 		h.chk.fixed[w.admin] = "admin"
 		h.workers = append(h.workers, w)
 	}
+	h.approvers = approvers
+	// The lineage of each fixed user (the privilege invariant: an admin of
+	// the setup stays the user the setup made).
+	if hsms, err = loadHSMs(h.stateDir); err != nil {
+		h.t.Fatal(err)
+	}
+	h.chk.fixedLineage = map[string]string{}
+	for name := range h.chk.fixed {
+		for _, x := range hsms {
+			r := findUser(x, name)
+			if r == nil {
+				h.t.Fatalf("setup: %s lacks %s", x.ID, name)
+			}
+			if lin, ok := h.chk.fixedLineage[name]; ok && lin != r.Lineage {
+				h.t.Fatalf("setup: %s has lineage %s on %s and %s elsewhere", name, r.Lineage, x.ID, lin)
+			}
+			h.chk.fixedLineage[name] = r.Lineage
+		}
+	}
+}
+
+// activationAllOrNothing checks, before the activation, that a partial
+// one is refused and changes nothing: an HSM left holding the
+// unactivated admin would let anyone with the default password become an
+// admin there.
+func (h *harness) activationAllOrNothing() {
+	before, err := loadHSMs(h.stateDir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--allow-partial"}, {"--server", h.hsmIDs[0]}} {
+		p := h.run(false, password("Admin-pass1"), "hsm-user", append([]string{"activate"}, args...)...)
+		if p.code != 1 || !strings.Contains(p.stderr.String(), "all or nothing") {
+			h.t.Fatalf("setup: a partial activation must be refused: %s", p.describe())
+		}
+	}
+	after, err := loadHSMs(h.stateDir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i, x := range after {
+		if x.Seq != before[i].Seq {
+			h.t.Fatalf("setup: a refused partial activation wrote %s (write counter %d, was %d)", x.ID, x.Seq, before[i].Seq)
+		}
+	}
+}
+
+// loweringNeedsApprovals checks, once the user value is 2, that lowering
+// it needs a quorum-service token with two approvals: refused without a
+// token, and with one signature.
+func (h *harness) loweringNeedsApprovals() {
+	p := h.run(false, nil, "hsm-quorum", "set-value", "--session", h.chk.adminSess, "--service", "user", "--value", "1")
+	if p.code != 1 || !strings.Contains(p.stderr.String(), hsm.ErrQuorumRequired.Error()) {
+		h.t.Fatalf("lowering the user quorum value alone must be refused: %s", p.describe())
+	}
+	tok := filepath.Join(h.dir, "lower.json")
+	h.must(nil, "hsm-quorum", "generate", "--session", h.chk.adminSess, "--service", "quorum", "--token", tok)
+	a := h.approvers[0]
+	h.must(nil, "hsm-sign", "sign", "--key", a.key, "--username", a.name, "--out", tok, tok)
+	p = h.run(false, nil, "hsm-quorum", "set-value", "--session", h.chk.adminSess, "--service", "user", "--value", "1", "--approval", tok)
+	if p.code != 1 || !strings.Contains(p.stderr.String(), "1 of 2 approvals") {
+		h.t.Fatalf("lowering the user quorum value with one approval must be refused: %s", p.describe())
+	}
+	h.must(nil, "hsm-quorum", "delete", "--scope", "user", "--session", h.chk.adminSess)
 }
 
 // TestTorture is the crash torture test (see the package comment).
@@ -483,6 +623,7 @@ func TestTorture(t *testing.T) {
 	// delete and admin password change needs two admins' approval.
 	h.must(nil, "hsm-quorum", "set-value", "--session", h.chk.adminSess, "--service", "user", "--value", "2")
 	h.chk.quorumUser = 2
+	h.loweringNeedsApprovals()
 	t.Run("quorum-2", func(t *testing.T) { h.runPhase(t, "quorum-2", seed+2, *flagKills-killsA, true) })
 	h.t = t
 	if t.Failed() {
@@ -501,9 +642,22 @@ func TestTorture(t *testing.T) {
 		// (hsm.SessionFile.Save) and token files (hsm-quorum generate).
 		t.Logf("%d files left in the children's TMPDIR by killed writes of files outside the state: %s", n, strings.Join(sorted(h.chk.tmpOtherAll), " "))
 	}
-	t.Logf("total %s: %d ops run, %d exited 0, %d killed (%s), %d kill attempts too late; %d checks, %d repairs (%d drifting users repaired, %d users undecidable), %d hsm-sync apply killed part-way; %d renameio temp files left; %d users uncertain at the end",
+	var approvedKills []string
+	var nApproved int64
+	h.killsApproved.Range(func(k, v any) bool {
+		n := v.(interface{ Load() int64 }).Load()
+		nApproved += n
+		approvedKills = append(approvedKills, fmt.Sprintf("%s %d", k, n))
+		return true
+	})
+	sort.Strings(approvedKills)
+	t.Logf("total %s: %d ops run, %d exited 0, %d killed (%s), %d kill attempts too late; %d checks, %d repairs (%d drifting users repaired, %d users undecidable, settled %d times by an admin's reset and %d by an approved repair), %d hsm-sync apply killed part-way; %d renameio temp files left; %d users uncertain at the end",
 		time.Since(start).Round(time.Millisecond), h.ops.Load(), h.opsOK.Load(), h.opsKilled.Load(), strings.Join(byProg, ", "), h.missed.Load(),
-		h.checks.Load(), h.repairs.Load(), h.repairedUsers.Load(), len(h.chk.undecided), h.applyKills.Load(), h.chk.temps, h.uncertainNow.Load())
+		h.checks.Load(), h.repairs.Load(), h.repairedUsers.Load(), len(h.chk.undecided), h.settledReset.Load(), h.settledApproved.Load(),
+		h.applyKills.Load(), h.chk.temps, h.uncertainNow.Load())
+	t.Logf("privilege: %d kills mid-approved-operation (%s; %d of them had written), %d outages (an HSM stopped) with %d approved operations done on the others only, %d deleted users changed their own password where the delete missed, %d users locked on one HSM changed their own password on the others; %d tokens offered again after a kill, refusal or partial operation: %d refused as used, %d refused as held nowhere, %d first uses (killed before the spend); %d privilege violations",
+		nApproved, strings.Join(approvedKills, ", "), h.killedApprovedWrote.Load(), h.outages.Load(), h.partialOps.Load(), h.selfBacks.Load(), h.locksOne.Load(),
+		h.probes.Load(), h.probesUsed.Load(), h.probesGone.Load(), h.probesFirstUse.Load(), h.privilegeErrs.Load())
 }
 
 // finalLogins logs in, on every HSM, a few users per worker whose
