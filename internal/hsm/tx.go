@@ -233,16 +233,15 @@ func (c *Client) run(o op) (*Result, error) {
 	defer unlock()
 	tx := &Tx{c: c, Cluster: cl, Now: c.now(), auth: o.auth, open: map[string]*state.HSMTx{}, pw: pw}
 	defer tx.rollback()
-	if tx.Rand, err = c.opRand(cl, o.name); err != nil {
-		return nil, err
-	}
-	tx.OpID = tx.Rand.ID("op-")
 	if o.locked != nil {
 		if err := o.locked(tx); err != nil {
 			return nil, err
 		}
 	}
 	if o.scope == scopeCluster {
+		if err := tx.initRand(o.name); err != nil {
+			return nil, err
+		}
 		return c.runCluster(tx, &o)
 	}
 	return c.runTargets(tx, &o)
@@ -373,6 +372,11 @@ func (c *Client) runTargets(tx *Tx, o *op) (*Result, error) {
 			return nil, err
 		}
 	}
+	// After the targets are open, so their write counters are read from
+	// the transactions already there rather than by opening them twice.
+	if err := tx.initRand(o.name); err != nil {
+		return nil, err
+	}
 	errs := make([]error, len(hsms))
 	ps := make([]Principal, len(hsms))
 	for i, h := range hsms {
@@ -481,24 +485,26 @@ func (tx *Tx) quorumPhase(o *op, hsms []*state.HSMTx, ps []Principal, errs []err
 	return hsms, nil
 }
 
-// opRand is the operation's random stream. A seeded cluster keys it by
-// the seed and the cluster's write count, which every HSM's commit moves
-// on, so the same commands give the same ids.
-func (c *Client) opRand(cl *state.Cluster, purpose string) (*Rand, error) {
-	if cl.Seed == nil {
-		return newRand(nil, 0, purpose), nil
-	}
+// initRand makes the operation's random stream and its id. A seeded
+// cluster keys it by the seed and the cluster's write count, which every
+// HSM's commit moves on, so the same commands give the same ids.
+func (tx *Tx) initRand(purpose string) error {
+	cl := tx.Cluster
 	var counter uint64
-	for _, info := range cl.HSMs {
-		err := c.Store.View(info.ID, func(h *state.HSMTx) error {
-			counter += h.Meta.Seq
-			return nil
-		})
-		if err != nil {
-			return nil, &TroubleError{Err: err}
+	if cl.Seed != nil {
+		for _, info := range cl.HSMs {
+			err := tx.View(info.ID, func(h *state.HSMTx) error {
+				counter += h.Meta.Seq
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
-	return newRand(cl.Seed, counter, purpose), nil
+	tx.Rand = newRand(cl.Seed, counter, purpose)
+	tx.OpID = tx.Rand.ID("op-")
+	return nil
 }
 
 // lockCluster takes the state lock and reads the cluster as it is now.
