@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -56,8 +57,8 @@ func (e *Error) Error() string {
 var ErrNotFound = errors.New("config file not found")
 
 var (
-	idPattern  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
-	yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	idPattern  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`) })
+	yamlLineRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 )
 
 // maxSize bounds what Load reads: a config is a few hundred bytes, and
@@ -110,7 +111,7 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 func yamlError(name string, data []byte, err error) error {
-	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+	if m := yamlLineRe().FindStringSubmatch(err.Error()); m != nil {
 		var line int
 		fmt.Sscan(m[1], &line)
 		return &Error{File: name, Line: line, Msg: m[2]}
@@ -146,7 +147,7 @@ func (c *Config) fromNode(name string, doc *yaml.Node) error {
 			if err := scalar(name, v, "cluster", &c.Cluster); err != nil {
 				return err
 			}
-			if !idPattern.MatchString(c.Cluster) {
+			if !idPattern().MatchString(c.Cluster) {
 				return &Error{File: name, Line: v.Line, Msg: fmt.Sprintf("cluster: %q is not a cluster id (like cluster-abc123)", c.Cluster)}
 			}
 		case "state":
@@ -199,7 +200,7 @@ func hsmFromNode(name string, j int, n *yaml.Node) (HSM, error) {
 			if err := scalar(name, v, fmt.Sprintf("hsms[%d].id", j), &h.ID); err != nil {
 				return h, err
 			}
-			if !idPattern.MatchString(h.ID) {
+			if !idPattern().MatchString(h.ID) {
 				return h, &Error{File: name, Line: v.Line, Msg: fmt.Sprintf("hsms[%d].id: %q is not an HSM id (like hsm-abc123)", j, h.ID)}
 			}
 		case "ip":
@@ -228,7 +229,7 @@ func scalar(name string, v *yaml.Node, field string, out *string) error {
 }
 
 // ValidID says whether s can name a cluster or an HSM.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool { return idPattern().MatchString(s) }
 
 // StateDir is the state directory, resolved against the config's directory.
 func (c *Config) StateDir() string {

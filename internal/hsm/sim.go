@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/config"
@@ -111,7 +112,7 @@ func absPath(p string) string {
 	return a
 }
 
-var azRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+var azRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`) })
 
 // MaxHSMs is CloudHSM's limit of HSMs per cluster.
 const MaxHSMs = 28
@@ -169,7 +170,7 @@ func (c *Client) addHSM(auth Authenticator, az string) (state.HSMInfo, error) {
 			if len(cl.HSMs) >= MaxHSMs {
 				return fmt.Errorf("cluster %s has %d HSMs, the most a cluster can have", cl.ID, MaxHSMs)
 			}
-			if az != "" && !azRe.MatchString(az) {
+			if az != "" && !azRe().MatchString(az) {
 				return fmt.Errorf("--az %q: want an availability zone name such as us-east-1a", az)
 			}
 			var peer *state.HSM

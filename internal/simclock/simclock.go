@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -73,13 +74,15 @@ func InRange(t time.Time) error {
 }
 
 var (
-	digits   = regexp.MustCompile(`^[0-9]+$`)
-	dateOnly = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-	noZone   = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+$`)
+	digits   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+$`) })
+	dateOnly = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`) })
+	noZone   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+$`) })
 	// rfc3339 is the one spelling accepted: upper-case T and Z, at most
 	// nanoseconds, a zone; time.Parse alone also takes a comma before the
 	// fraction and lower-case letters.
-	rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+	rfc3339 = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+	})
 )
 
 // Parse reads a time: strict RFC 3339 with a time zone, such as
@@ -90,14 +93,14 @@ func Parse(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q: %swant an RFC 3339 time with a time zone, such as %s", s, why, Example)
 	}
 	switch {
-	case digits.MatchString(s):
+	case digits().MatchString(s):
 		return bad("Unix seconds are not accepted; ")
-	case dateOnly.MatchString(s):
+	case dateOnly().MatchString(s):
 		return bad("a date alone is not a time; ")
-	case noZone.MatchString(s):
+	case noZone().MatchString(s):
 		return bad("no time zone; ")
 	}
-	if !rfc3339.MatchString(s) {
+	if !rfc3339().MatchString(s) {
 		return bad("")
 	}
 	// The shape is right; time.Parse checks the ranges (month 13, 25:00).

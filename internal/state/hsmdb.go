@@ -89,7 +89,7 @@ func (s *Store) hsmPath(id string) string { return filepath.Join(s.Dir, "hsms", 
 // openDB opens an existing HSM database. Only a regular file is opened
 // (never through a symlink), and a write fixes a mode someone loosened.
 func (s *Store) openDB(id string, write bool) (*bolt.DB, string, error) {
-	if !hsmIDRe.MatchString(id) {
+	if !hsmIDRe().MatchString(id) {
 		return nil, "", fmt.Errorf("%q is not an HSM id", id)
 	}
 	path := s.hsmPath(id)
@@ -565,7 +565,7 @@ func (t *HSMTx) Snapshot() (*HSM, error) {
 // that no cluster record names (an add-hsm killed before its commit) is
 // replaced.
 func (s *Store) CreateHSM(h *HSM) error {
-	if !hsmIDRe.MatchString(h.ID) {
+	if !hsmIDRe().MatchString(h.ID) {
 		return fmt.Errorf("%q is not an HSM id", h.ID)
 	}
 	path := s.hsmPath(h.ID)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/fileio"
@@ -35,7 +36,7 @@ var ErrNoState = errors.New("no cluster state")
 // LockedError says who holds the lock when the wait ran out.
 type LockedError = statelock.LockedError
 
-var hsmIDRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
+var hsmIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`) })
 
 // Open checks that dir holds a cluster this build understands.
 func Open(dir string) (*Store, error) {
@@ -90,7 +91,9 @@ func (s *Store) Lock(wait time.Duration, who string, waiting func(string)) (unlo
 
 // tempName is the name renameio gives a temp file ("." + the file's name
 // + a random number), or an HSM database being created (CreateHSM).
-var tempName = regexp.MustCompile(`^\.([a-z0-9.-]+\.json-?[0-9]+|[a-z0-9-]+\.db\.new)$`)
+var tempName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\.([a-z0-9.-]+\.json-?[0-9]+|[a-z0-9-]+\.db\.new)$`)
+})
 
 // sweepTemp removes temp files that a writer killed before its rename left
 // behind. Only the lock holder writes, so none of them is in use; they hold
@@ -102,7 +105,7 @@ func (s *Store) sweepTemp() {
 			continue
 		}
 		for _, e := range entries {
-			if e.Type().IsRegular() && tempName.MatchString(e.Name()) {
+			if e.Type().IsRegular() && tempName().MatchString(e.Name()) {
 				_ = os.Remove(filepath.Join(dir, e.Name()))
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/policy"
@@ -43,7 +44,7 @@ func startsWithJSON(data []byte) bool {
 	isJSON := false
 	eachLine(data, func(_ int, line []byte) bool {
 		t := bytes.TrimLeft(line, " \t")
-		if len(t) == 0 || cliPrompt.Match(line) {
+		if len(t) == 0 || cliPrompt().Match(line) {
 			return true
 		}
 		isJSON = t[0] == '{'
@@ -71,7 +72,7 @@ func eachLine(data []byte, fn func(off int, line []byte) bool) {
 
 // cliPrompt is cloudhsm-cli's prompt line, as a terminal capture keeps it:
 // "aws-cloudhsm > user list", "aws-cloudhsm>user list", "aws-cloudhsm >".
-var cliPrompt = regexp.MustCompile(`^[ \t]*aws-cloudhsm[ \t]?>[^\n]*$`)
+var cliPrompt = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[ \t]*aws-cloudhsm[ \t]?>[^\n]*$`) })
 
 // blankCLIPrompts returns data with cloudhsm-cli prompt lines turned to
 // spaces, so the JSON around them parses and every offset, line number
@@ -79,7 +80,7 @@ var cliPrompt = regexp.MustCompile(`^[ \t]*aws-cloudhsm[ \t]?>[^\n]*$`)
 func blankCLIPrompts(data []byte) []byte {
 	out, copied := data, false
 	eachLine(data, func(off int, line []byte) bool {
-		if cliPrompt.Match(line) {
+		if cliPrompt().Match(line) {
 			if !copied {
 				out, copied = bytes.Clone(data), true
 			}
@@ -127,9 +128,11 @@ func Combine(snaps ...Snapshot) (Snapshot, error) {
 }
 
 var (
-	reServer = regexp.MustCompile(`^Users on server (\d{1,4})\(([^()]*)\):$`)
-	reCount  = regexp.MustCompile(`^Number of users found:\s*(\d{1,9})$`)
-	rePrompt = regexp.MustCompile(`^(aws-cloudhsm|server\s?\d{1,4})\s?>\s*(listUsers)?$`)
+	reServer = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Users on server (\d{1,4})\(([^()]*)\):$`) })
+	reCount  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Number of users found:\s*(\d{1,9})$`) })
+	rePrompt = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(aws-cloudhsm|server\s?\d{1,4})\s?>\s*(listUsers)?$`)
+	})
 	cmuCols  = []string{"User", "Id", "User", "Type", "User", "Name", "MofnPubKey", "LoginFailureCnt", "2FA"}
 	cmuTypes = map[string]string{
 		"PCO": RoleAdmin, "CO": RoleAdmin, "CU": RoleCryptoUser,
@@ -184,10 +187,10 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 	for sc.Scan() {
 		n++
 		t := strings.TrimSpace(sc.Text())
-		if t == "" || rePrompt.MatchString(t) {
+		if t == "" || rePrompt().MatchString(t) {
 			continue
 		}
-		if m := reServer.FindStringSubmatch(t); m != nil {
+		if m := reServer().FindStringSubmatch(t); m != nil {
 			if err := finish(); err != nil {
 				return Snapshot{}, err
 			}
@@ -209,7 +212,7 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 			return Snapshot{}, errf(n, "expected \"Users on server N(IP):\", found %q", trunc(t))
 		}
 		h := &snap.HSMs[len(snap.HSMs)-1]
-		if m := reCount.FindStringSubmatch(t); m != nil {
+		if m := reCount().FindStringSubmatch(t); m != nil {
 			if cur.count >= 0 {
 				return Snapshot{}, errf(n, "server %d: second \"Number of users found\" line (first at line %d)", h.Server, cur.countLine)
 			}
