@@ -333,6 +333,12 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 					} else if rec.ID > dst.Meta.NextUserID {
 						dst.Meta.NextUserID = rec.ID
 					}
+					// A record's seq is the write counter of the HSM that
+					// holds it, when it was written there: the repair rule
+					// orders it against that HSM's policy history
+					// (docs/design.md, "Repairs"), so a copy takes the
+					// destination's, not the source's.
+					rec.Seq = dst.Meta.Seq + 1
 					if err := dst.PutUser(rec); err != nil {
 						return err
 					}

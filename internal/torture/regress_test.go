@@ -3,7 +3,6 @@
 package torture
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,11 +151,9 @@ func seededCluster(t *testing.T) *harness {
 	return h
 }
 
-var flagKnownBugs = flag.Bool("torture.knownbugs", false, "run the regression tests of engine defects not fixed yet")
-
-// TestCopiedResetStaysAuthorized is a defect the privilege torture found
-// (not fixed yet: run with -torture.knownbugs). An admin resets a
-// password while the quorum is off, on two HSMs of three (the third is
+// TestCopiedResetStaysAuthorized keeps a defect the privilege torture
+// found (fixed: a copy now takes the destination's write counter). An
+// admin resets a password while the quorum is off, on two HSMs of three (the third is
 // down); hsm-sync apply copies the record to the third with the record's
 // write counter (seq) from the HSM it came from, which is ahead of the
 // third's own. The quorum then goes on. On the next drift of that user,
@@ -169,9 +166,6 @@ var flagKnownBugs = flag.Bool("torture.knownbugs", false, "run the regression te
 // repair or reset it again. syncdiff's needFor reads held[i].Seq as
 // HSM i's counter; a copied record's seq is another HSM's.
 func TestCopiedResetStaysAuthorized(t *testing.T) {
-	if !*flagKnownBugs {
-		t.Skip("engine defect not fixed yet (syncdiff needFor compares a copied record's seq with another HSM's history); -torture.knownbugs runs it")
-	}
 	h := seededCluster(t)
 	for _, a := range []string{"admin", "admin2"} {
 		sess := a + ".session"
