@@ -247,13 +247,13 @@ func fsType(dir string) string {
 // inProcess is what benchreport reported before the whole-process
 // sections: go test benchmarks, and start-up time and memory.
 func inProcess(w *bytes.Buffer, work, bin string) {
-	// 1. Signing: hsm-sign vs the seed's openssl pipeline.
+	// 1. Signing: hsm-sign vs the documented openssl pipeline (docs/design.md, "Quorum").
 	sign, signCmd := gobench("./internal/cmd/hsmsign", "SignProcess", "30x")
 	hs := sign["BenchmarkSignProcessHsmSign"].metrics["ns/op"]
 	os_ := sign["BenchmarkSignProcessOpenSSLPipeline"].metrics["ns/op"]
 	inproc, inprocCmd := gobench("./internal/quorum", "Verify8of8", "200x")
 	signKey, signKeyCmd := gobench("./internal/keys", "Sign", "200x")
-	fmt.Fprintf(w, "## Signing a token: `hsm-sign sign` vs seed 001's openssl pipeline\n\n")
+	fmt.Fprintf(w, "## Signing a token: `hsm-sign sign` vs the documented four-step openssl pipeline\n\n")
 	fmt.Fprintf(w, "Whole processes, one approver signing one 3-HSM token file.\n\n| way | time per token |\n|---|---|\n")
 	fmt.Fprintf(w, "| `hsm-sign sign --key K --username U --out OUT TOKEN` | %s |\n", ms(hs))
 	fmt.Fprintf(w, "| `sed … \\| base64 -d`, `openssl pkeyutl -sign`, `base64 -w0`, `sed` into the JSON | %s |\n", ms(os_))

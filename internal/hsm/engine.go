@@ -99,7 +99,7 @@ func (c *Client) Policy() *policy.Table { return c.opts.Policy }
 // Targeting says which HSMs a mutating command acts on.
 type Targeting struct {
 	AllowPartial bool   // act on the reachable listed HSMs even if others are missed
-	Server       string // act on this one HSM only (seed 003's server mode)
+	Server       string // act on this one HSM only (CMU's server mode; docs/design.md, "The repair story")
 	// Only acts on these HSMs where reachable, without the config check
 	// (logout: end the session wherever it was opened).
 	Only []string

@@ -275,7 +275,7 @@ func (c *Client) setReachable(auth Authenticator, id string, up bool) error {
 }
 
 // Zeroize destroys an HSM's users, sessions, tokens and policy; only the
-// appliance user remains. Anyone may do it (seed 000), which is why the
+// appliance user remains. Anyone may do it (docs/design.md, "The permission table"), which is why the
 // cluster's security group matters.
 func (c *Client) Zeroize(auth Authenticator, id string) error {
 	_, err := c.run(op{name: "zeroize", scope: scopeCluster, perm: policy.Zeroize, auth: auth, write: true,

@@ -102,7 +102,8 @@ var loggedIn = []Role{Admin, CryptoUser, Appliance, Unactivated}
 var allAndAccount = append(append([]Role{}, all...), Account)
 var account = []Role{Account}
 
-// CloudHSM is seed 000's permission table, plus the unactivated admin's
+// CloudHSM is CloudHSM's permission table (docs/design.md, "The
+// permission table"), plus the unactivated admin's
 // rule from its text and the operations the cloudhsm-cli pages describe.
 var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{ClusterInfo, allAndAccount, ""},

@@ -2,7 +2,7 @@ package policy
 
 import "testing"
 
-// TestSeedTable pins every cell of seed 000's table (plus the unactivated
+// TestSeedTable pins every cell of CloudHSM's table (docs/design.md) (plus the unactivated
 // admin's column) so that a change to the data is a deliberate one.
 func TestSeedTable(t *testing.T) {
 	y, n := true, false

@@ -16,7 +16,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/keys"
 )
 
-// The sample token of seed 001 (AWS's quorum page). Its two signatures are
+// The sample token of CloudHSM's quorum guide (docs/design.md, "Quorum"). Its two signatures are
 // identical placeholders, so they only have to parse.
 const (
 	seedApprovalData = "AAEAAwAAABgAAAAAAAAAAJ9eFkfcP3mNzJAlfK+OWbNhZG1pbgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABj5vbeAAAAAAAAAAAAAQADAAAAFQAAAAAAAAAAW/v5Euk83amq1fij0zyvD2FkbWluAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAGPm9t4AAAAAAAAAAAABAAMAAAAUAAAAAAAAAABDw2XDwfK4hB8a15Xh1E0nYWRtaW4AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAY+b23gAAAAAAAAAA"
@@ -24,7 +24,7 @@ const (
 	seedSignature    = "O6qx7/mUaVkYYVr1PW7l8JJko+Kh3e8zBIqdk3tAiNy+1rW+OsDtvYujhEU4aOFVLcrUFmyB/CX9OQmgJLgx/pyK+ZPEH+GoJGqk9YZ7X1nOXwZRP9g7hKV+7XCtg9TuDFtHYWDpBfz2jWiu2fXfX4/jTs4f2xIfFPIDKcSP8fhxjQ63xEcCf1jzGha6rDQMu4xUWWdtDgfT7um7EJ9dXNoHqLB7cTzphaubNaEFbFPXQ1siGmYKmvETlqe/ssktwyruGFLpXs1n0tJOEglGhx2qbYTs+omKWZdORl5WIWEXW3IXw/Dg5vVObrNpvG0eZKO8nSMc27+cyPySc+ZbNw=="
 )
 
-// seedFile is the seed's signed example, spelled as the page shows it.
+// seedFile is the guide's signed example, spelled as the page shows it.
 var seedFile = `{ "version": "2.0", "approval_data": "` + seedApprovalData + `", "token": "` + seedToken + `", "signatures": [ { "username": "admin2", "signature": "` + seedSignature + `" }, { "username": "admin3", "signature": "` + seedSignature + `" } ] }`
 
 func TestSeedSample(t *testing.T) {
@@ -60,7 +60,7 @@ func TestSeedSample(t *testing.T) {
 		t.Errorf("created %v, want UTC", recs[0].Created)
 	}
 
-	// Marshal writes the seed's fields, indented as cloudhsm-cli does, and
+	// Marshal writes the guide's fields, indented as cloudhsm-cli does, and
 	// reads back the same.
 	out := tf.Marshal()
 	want := "{\n  \"version\": \"2.0\",\n  \"approval_data\": \"" + seedApprovalData + "\",\n  \"token\": \"" + seedToken + "\",\n  \"signatures\": [\n    {\n      \"username\": \"admin2\","

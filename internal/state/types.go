@@ -62,7 +62,8 @@ const (
 	Stopped = "stopped" // unreachable
 )
 
-// HSMInfo is the basic cluster info of one HSM (seed 000).
+// HSMInfo is the basic cluster info of one HSM (docs/design.md, "The
+// permission table").
 type HSMInfo struct {
 	ID       string    `json:"id"`
 	AZ       string    `json:"az"`

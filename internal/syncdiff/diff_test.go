@@ -338,7 +338,7 @@ func TestMatrix(t *testing.T) {
 	}
 }
 
-// story is a representative drift: seed 003's partial create after an HSM
+// story is a representative drift: the repair story's partial create (docs/design.md) after an HSM
 // joined (the config lacks hsm-c), plus one case of each kind.
 func story() Snapshot {
 	a := hsm("hsm-a", 0,

@@ -42,7 +42,7 @@ func TestGoldenPlans(t *testing.T) {
 	}
 }
 
-// TestGoldenSeed003 is the seed's repair from a CMU capture: newest_user is
+// TestGoldenSeed003 is the documented repair (docs/design.md, "The repair story") from a CMU capture: newest_user is
 // missing on server 1.
 func TestGoldenSeed003(t *testing.T) {
 	f, err := os.Open("testdata/listusers-3servers.txt")

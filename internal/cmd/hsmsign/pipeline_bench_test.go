@@ -12,7 +12,7 @@ import (
 )
 
 // The two ways an approver signs a token, each as whole processes, side by
-// side: hsm-sign sign, and seed 001's documented pipeline (base64 -d,
+// side: hsm-sign sign, and the documented four-step pipeline (docs/design.md, "Quorum") (base64 -d,
 // openssl pkeyutl, base64, editing the JSON).
 
 func pipelineFixture(b *testing.B) (dir, bin string) {
@@ -58,7 +58,7 @@ func BenchmarkSignProcessHsmSign(b *testing.B) {
 	}
 }
 
-// seedPipeline is seed 001's four manual steps.
+// seedPipeline is the documented four manual steps.
 const seedPipeline = `set -e
 sed -n 's/.*"token": "\(.*\)".*/\1/p' admin.token | base64 -d > admin.bin
 openssl pkeyutl -sign -inkey admin3.key -pkeyopt digest:sha256 -keyform PEM -in admin.bin -out admin.sig.bin
