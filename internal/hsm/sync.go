@@ -430,48 +430,40 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 // spendRepairApproval accepts the repair's own approval on every
 // reachable HSM, then spends it everywhere, each HSM committed at once.
 func (c *Client) spendRepairApproval(tx *Tx, runner Principal, a *Approval) error {
-	need := 0
-	var ids []string
+	var hsms []*state.HSMTx
+	defer func() {
+		for _, h := range hsms {
+			h.Rollback() // a no-op for those committed
+		}
+	}()
+	need := 2 // an approval means at least two people
 	for _, info := range tx.Cluster.HSMs {
 		if info.Status != state.Running {
 			continue
 		}
-		ids = append(ids, info.ID)
-		if err := tx.View(info.ID, func(h *state.HSMTx) error {
-			need = max(need, h.Meta.Quorum.Values[ServiceUser])
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	tx.targets = ids
-	need = max(need, 2) // an approval means at least two people
-	for _, id := range ids {
-		h, err := c.Store.Begin(id, true)
+		h, err := c.Store.Begin(info.ID, true)
 		if err != nil {
 			return &TroubleError{Err: err}
 		}
+		hsms = append(hsms, h)
+		tx.targets = append(tx.targets, info.ID)
+		need = max(need, h.Meta.Quorum.Values[ServiceUser])
+	}
+	for _, h := range hsms {
 		ok, err := tx.requireQuorum(h, runner, ServiceUser, need, a)
-		if err != nil || !ok {
-			h.Rollback()
-			if err == nil {
-				err = &QuorumError{Why: "the approval was not accepted on " + id}
-			}
-			return fmt.Errorf("%s: %w", id, err)
+		if err == nil && !ok {
+			err = &QuorumError{Why: "the approval was not accepted on " + h.ID()}
 		}
-		h.Rollback()
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.ID(), err)
+		}
 	}
 	digest, err := a.digest()
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		h, err := c.Store.Begin(id, true)
-		if err != nil {
-			return &TroubleError{Err: err}
-		}
+	for _, h := range hsms {
 		if err := spendToken(h, digest, tx.Now); err != nil {
-			h.Rollback()
 			return err
 		}
 		if err := h.Commit(); err != nil {

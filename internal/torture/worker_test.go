@@ -240,6 +240,17 @@ func (w *worker) iteration() {
 	}
 }
 
+// pickFor draws up to four users and returns the first that ok accepts,
+// or nil.
+func (w *worker) pickFor(ok func(*user) bool) *user {
+	for range 4 {
+		if c := w.pick(); ok(c) {
+			return c
+		}
+	}
+	return nil
+}
+
 // outage stops one HSM (the worker's seeded stream chooses it), runs one
 // approved user operation with --allow-partial on the others, its token
 // generated with --allow-partial too, maybe offers that token again,
@@ -252,13 +263,7 @@ func (w *worker) outage() {
 	h := w.h
 	h.pause.Lock()
 	defer h.pause.Unlock()
-	var u *user
-	for range 4 {
-		if c := w.pick(); c.certain && !c.sessions {
-			u = c
-			break
-		}
-	}
+	u := w.pickFor(func(c *user) bool { return c.certain && !c.sessions })
 	if u == nil || !w.endSession() {
 		return
 	}
@@ -349,13 +354,7 @@ func (w *worker) lockOne() {
 	h := w.h
 	h.pause.Lock()
 	defer h.pause.Unlock()
-	var u *user
-	for range 4 {
-		if c := w.pick(); c.certain && c.exists && !c.sessions && c.pw != "" && c.failures == 0 {
-			u = c
-			break
-		}
-	}
+	u := w.pickFor(func(c *user) bool { return c.certain && c.exists && !c.sessions && c.pw != "" && c.failures == 0 })
 	if u == nil || !w.endSession() {
 		return
 	}
