@@ -67,6 +67,7 @@ func FuzzPlanSnapshot(f *testing.F) {
 	f.Add("hsm-a", "x\ntouch pwned", "", "bob", uint8(1))
 	f.Add("--help", "hsm-b", "10.0.0.2; rm -rf /", "bob", uint8(2))
 	f.Add("hsm-\x1b]0;t\x07a", "hsm-\u202eb", "::1", "bo b", uint8(3))
+	f.Add("0", "\u2028", "", "0", uint8(3)) // CI found the line separator
 	f.Fuzz(func(t *testing.T, idA, idB, ip, user string, shape uint8) {
 		if idA == idB {
 			return
@@ -117,8 +118,9 @@ func checkPlanScripts(t *testing.T, p Plan) {
 }
 
 // terminalSafe is the tests' rule for text that may reach a terminal: valid
-// UTF-8 with no C0 control but tab, no DEL, no C1 control and no bidi
-// control.
+// UTF-8 with no C0 control but tab, no DEL, no C1 control, no bidi control
+// or mark, and no line or paragraph separator (a terminal or editor breaks
+// the line there, so a comment could end and a command begin).
 func terminalSafe(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
@@ -126,7 +128,8 @@ func terminalSafe(s string) bool {
 	for _, r := range s {
 		switch {
 		case r < 0x20 && r != '\t', r == 0x7f, r >= 0x80 && r <= 0x9f,
-			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069,
+			r == 0x200e, r == 0x200f, r == 0x061c, r == 0x2028, r == 0x2029:
 			return false
 		}
 	}
