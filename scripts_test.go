@@ -58,6 +58,7 @@ func TestScripts(t *testing.T) {
 			"holdlock":    cmdHoldlock,
 			"releaselock": cmdReleaselock,
 			"setmeta":     cmdSetmeta,
+			"ishell":      cmdIshell,
 		},
 	})
 }

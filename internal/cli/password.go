@@ -34,7 +34,7 @@ func ReadPassword(c *ucli.Context, env Env, prompt string, confirm bool) (string
 			return "", Usagef("--password-stdin: no password on standard input")
 		}
 		if tooLong {
-			return "", Refused(fmt.Errorf("invalid password: 8 to 32 characters (the first line of standard input is longer than %d bytes)", maxSecretLine), "")
+			return "", Refused(fmt.Errorf("invalid password: 7 to 32 characters (the first line of standard input is longer than %d bytes)", maxSecretLine), "")
 		}
 		return newPassword(line, confirm)
 	case c.IsSet("password"):

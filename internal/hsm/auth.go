@@ -99,8 +99,12 @@ func LoadSession(path string) (*SessionFile, error) {
 	return &s, nil
 }
 
-// Save writes the session file with mode 0600.
+// Save writes the session file with mode 0600. A session without a path
+// lives in its process's memory (cloudhsm-cli's login) and is not saved.
 func (s *SessionFile) Save() error {
+	if s.Path == "" {
+		return nil
+	}
 	data, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
 		return err
@@ -143,21 +147,26 @@ type PIN struct {
 
 // ParsePIN reads HSM_PIN and HSM_ROLE. No part of a malformed PIN is
 // echoed: it may be a password.
-func ParsePIN(pin, role string) (*PIN, error) {
+func ParsePIN(pin, role string) (*PIN, error) { return ParsePINVars("HSM_PIN", "HSM_ROLE", pin, role) }
+
+// ParsePINVars reads a single-command login from the variables named
+// (HSM_PIN and HSM_ROLE, or cloudhsm-cli's CLOUDHSM_PIN and CLOUDHSM_ROLE),
+// naming them in its errors.
+func ParsePINVars(pinVar, roleVar, pin, role string) (*PIN, error) {
 	name, password, ok := strings.Cut(pin, ":")
 	if !ok {
-		return nil, errors.New("HSM_PIN: want username:password")
+		return nil, fmt.Errorf("%s: want username:password", pinVar)
 	}
 	user, err := policy.NormalizeUsername(name)
 	if err != nil {
-		return nil, errors.New("HSM_PIN: the username before ':' is not a valid username (1 to 31 letters, digits and _)")
+		return nil, fmt.Errorf("%s: the username before ':' is not a valid username (1 to 31 letters, digits and _)", pinVar)
 	}
 	if role == "" {
-		return nil, errors.New("HSM_PIN needs HSM_ROLE=admin or crypto-user")
+		return nil, fmt.Errorf("%s needs %s=admin or crypto-user", pinVar, roleVar)
 	}
 	r, err := policy.ParseRole(role)
 	if err != nil {
-		return nil, fmt.Errorf("HSM_ROLE: %v", err)
+		return nil, fmt.Errorf("%s: %v", roleVar, err)
 	}
 	return &PIN{User: user, Password: password, Role: r}, nil
 }

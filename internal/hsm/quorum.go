@@ -281,6 +281,11 @@ func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path st
 			if err != nil {
 				return err
 			}
+			// The HSM makes room by purging expired tokens (above); a full
+			// HSM with none expired refuses.
+			if max := c.Policy().Limits.TokensPerHSM; max > 0 && len(live) >= max {
+				return fmt.Errorf("%s already holds %d quorum tokens, the most it can, and none has expired; delete some (hsm-quorum delete) or wait", h.ID(), len(live))
+			}
 			for _, old := range live {
 				if old.User == p.User && old.Service == service && old.Used.IsZero() {
 					return fmt.Errorf("%s already has an active %s token on %s; use it, or delete it with hsm-quorum delete --scope user", p.User, service, h.ID())

@@ -93,7 +93,7 @@ func (unactivatedAdmin) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 		return Principal{}, err
 	}
 	if u == nil || policy.Role(u.Role) != policy.Unactivated {
-		return Principal{}, errors.New("the cluster is already activated (no unactivated admin on it)")
+		return Principal{}, &AlreadyActivatedError{HSM: h.ID()}
 	}
 	return Principal{User: "admin"}, nil
 }
@@ -112,6 +112,9 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 		locked: func(tx *Tx) error {
 			// Under the lock, so racing logins on one file cannot both
 			// pass; before the password, so this costs no failure.
+			if sessionPath == "" {
+				return nil // kept in memory: its process checks
+			}
 			if old, err := LoadSession(sessionPath); err != nil {
 				return &TroubleError{Err: err}
 			} else if old != nil {
@@ -236,6 +239,9 @@ func (c *Client) Logout(sf *SessionFile) (res *Result, open []string, err error)
 		}
 		return res, open, err
 	}
+	if sf.Path == "" {
+		return res, nil, nil
+	}
 	if rmErr := removeFile(sf.Path); rmErr != nil {
 		return res, nil, rmErr
 	}
@@ -268,39 +274,45 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			first          state.User
 			order, present int
 			locked         int
+			roles, mfa, qk map[string]bool
 		}
-		// One entry per username and role: a user that is an admin on one
-		// HSM and a crypto user on another is two entries, each with
-		// inconsistent coverage, rather than one that looks whole.
-		type entry struct{ name, role string }
-		byEntry := map[entry]*agg{}
+		// One entry per username, as cloudhsm-cli shows it: a property the
+		// HSMs disagree on (role, MFA, quorum key) reads "inconsistent"
+		// (docs/design.md, "cloudhsm-cli").
+		byName := map[string]*agg{}
 		n := 0
+		fp := func(k *state.PublicKey) string {
+			if k == nil {
+				return ""
+			}
+			return "k:" + k.Fingerprint
+		}
 		for _, h := range hsms {
 			err := h.ForEachUser(func(u *state.User) error {
-				k := entry{u.Name, u.Role}
-				a := byEntry[k]
+				a := byName[u.Name]
 				if a == nil {
-					a = &agg{first: *u, order: n}
+					a = &agg{first: *u, order: n, roles: map[string]bool{}, mfa: map[string]bool{}, qk: map[string]bool{}}
 					n++
-					byEntry[k] = a
+					byName[u.Name] = a
 				}
 				a.present++
 				if locked(u) {
 					a.locked++
 				}
+				a.roles[u.Role], a.mfa[fp(u.MFA)], a.qk[fp(u.QuorumKey)] = true, true, true
 				return nil
 			})
 			if err != nil {
 				return &TroubleError{Err: err}
 			}
 		}
-		entries := make([]entry, 0, len(byEntry))
-		for k := range byEntry {
-			entries = append(entries, k)
+		names := make([]string, 0, len(byName))
+		for k := range byName {
+			names = append(names, k)
 		}
 		// Creation order, with the internal user last as cloudhsm-cli shows it.
-		sort.Slice(entries, func(i, j int) bool {
-			a, b := byEntry[entries[i]], byEntry[entries[j]]
+		sort.Slice(names, func(i, j int) bool {
+			a, b := byName[names[i]], byName[names[j]]
 			ai, bi := a.first.Role == string(policy.Appliance), b.first.Role == string(policy.Appliance)
 			if ai != bi {
 				return bi
@@ -310,9 +322,21 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			}
 			return a.order < b.order
 		})
-		for _, k := range entries {
-			a := byEntry[k]
-			v := UserView{Username: k.name, Role: a.first.Role, Locked: "false", MFA: []Strategy{}, Quorum: []Strategy{}, Coverage: "full"}
+		strategy := func(seen map[string]bool) []Strategy {
+			switch {
+			case len(seen) > 1:
+				return []Strategy{{Strategy: "token-sign", Status: "inconsistent"}}
+			case seen[""]:
+				return []Strategy{}
+			}
+			return []Strategy{{Strategy: "token-sign", Status: "enabled"}}
+		}
+		for _, k := range names {
+			a := byName[k]
+			v := UserView{Username: k, Role: a.first.Role, Locked: "false", MFA: strategy(a.mfa), Quorum: strategy(a.qk), Coverage: "full"}
+			if len(a.roles) > 1 {
+				v.Role = "inconsistent"
+			}
 			switch {
 			case a.locked == a.present:
 				v.Locked = "true"
@@ -322,18 +346,17 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			if a.present != len(cl.HSMs) {
 				v.Coverage = "inconsistent"
 			}
-			if a.first.QuorumKey != nil {
-				v.Quorum = append(v.Quorum, Strategy{Strategy: "token-sign", Status: "enabled"})
-			}
-			if a.first.MFA != nil {
-				v.MFA = append(v.MFA, Strategy{Strategy: "token-sign", Status: "enabled"})
-			}
 			out = append(out, v)
 		}
 		return nil
 	})
 	return out, warnings, err
 }
+
+// ExistsError is a create of a user an HSM already holds.
+type ExistsError struct{ User string }
+
+func (e *ExistsError) Error() string { return fmt.Sprintf("user %s already exists", e.User) }
 
 // CreateUser adds a user on every target HSM.
 func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval) (*Result, error) {
@@ -355,7 +378,14 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 			if u, err := h.User(user); err != nil {
 				return err
 			} else if u != nil {
-				return fmt.Errorf("user %s already exists", user)
+				return &ExistsError{User: user}
+			}
+			if max := c.Policy().Limits.UsersPerCluster; max > 0 {
+				if n, err := h.CountUsers(); err != nil {
+					return err
+				} else if n >= max {
+					return fmt.Errorf("the cluster already holds %d users, the most it can (%s has %d); delete one first", max, h.ID(), n)
+				}
 			}
 			h.Meta.NextUserID++
 			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash, Lineage: tx.OpID}

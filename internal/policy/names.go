@@ -45,7 +45,7 @@ func shorten(s string) string {
 
 // Password length bounds, in characters (runes).
 const (
-	MinPassword = 8
+	MinPassword = 7
 	MaxPassword = 32
 )
 
@@ -54,7 +54,7 @@ const (
 func CheckPassword(pw string) error {
 	switch n := utf8.RuneCountInString(pw); {
 	case n < MinPassword || n > MaxPassword:
-		return errors.New("invalid password: 8 to 32 characters")
+		return errors.New("invalid password: 7 to 32 characters")
 	case strings.ContainsRune(pw, ':'):
 		// Single-command login (HSM_PIN) splits user:password at the first ':'.
 		return errors.New("invalid password: ':' is not allowed (single-command login uses user:password)")

@@ -42,13 +42,14 @@ func TestNormalizeUsername(t *testing.T) {
 }
 
 func TestCheckPassword(t *testing.T) {
-	const length = "invalid password: 8 to 32 characters"
+	const length = "invalid password: 7 to 32 characters"
 	for _, tc := range []struct {
 		pw, err string
 	}{
 		{"Admin-pass1", ""},
 		{"12345678", ""},
-		{"1234567", length},
+		{"1234567", ""}, // CloudHSM's quota: 7 to 32
+		{"123456", length},
 		{"", length},
 		{strings.Repeat("x", 32), ""},
 		{strings.Repeat("x", 33), length},
@@ -56,7 +57,8 @@ func TestCheckPassword(t *testing.T) {
 		{strings.Repeat("é", 8), ""},
 		{strings.Repeat("é", 32), ""},
 		{strings.Repeat("é", 33), length},
-		{"é234567", length},
+		{"é234567", ""},
+		{"é23456", length},
 		{"user:password", "invalid password: ':' is not allowed (single-command login uses user:password)"},
 	} {
 		err := CheckPassword(tc.pw)

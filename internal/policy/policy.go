@@ -72,8 +72,10 @@ type Table struct {
 	Ops   []Op // in the order the table is shown
 	// Assignable are the roles a user may be created with.
 	Assignable []Role
-	allow      map[Op]map[Role]bool
-	note       map[Op]string
+	// Limits are the profile's quotas (0: none).
+	Limits Limits
+	allow  map[Op]map[Role]bool
+	note   map[Op]string
 }
 
 // Row is one line of a table in data form.
@@ -133,7 +135,17 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{DumpState, account, "hashes are shown as digests"},
 })
 
-func init() { CloudHSM.Assignable = []Role{Admin, CryptoUser} }
+func init() {
+	CloudHSM.Assignable = []Role{Admin, CryptoUser}
+	CloudHSM.Limits = Limits{UsersPerCluster: 1024, TokensPerHSM: 1024}
+}
+
+// Limits are a profile's documented quotas. CloudHSM counts users per
+// cluster; each HSM holds every user, so the engine checks each HSM.
+type Limits struct {
+	UsersPerCluster int // every user, the internal appliance user included
+	TokensPerHSM    int // quorum tokens an HSM keeps, used ones until they expire
+}
 
 // CanAssign refuses a role no user may be created with (the internal
 // appliance user, the unactivated admin, anything unknown).

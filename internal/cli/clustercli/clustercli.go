@@ -81,15 +81,13 @@ func EngineOptions(c *ucli.Context, env cli.Env) (hsm.Options, error) {
 	return hsm.Options{LockWait: wait, Waiting: waiting, Who: env.Name + " " + c.Command.FullName()}, nil
 }
 
-// Auth is who the command acts as: a one-shot login from HSM_PIN and
-// HSM_ROLE (for cron), else the session file, else nobody.
+// Auth is who the command acts as: a one-shot login from the environment
+// (EnvPIN), else the session file, else nobody. Credentials given in the
+// environment always win over a session file, and are verified: a wrong
+// CLOUDHSM_PIN never falls back to the session's user.
 func Auth(c *ucli.Context, env cli.Env) (hsm.Authenticator, error) {
-	if pin := env.Getenv("HSM_PIN"); pin != "" {
-		p, err := hsm.ParsePIN(pin, env.Getenv("HSM_ROLE"))
-		if err != nil {
-			return nil, cli.Usagef("%v", err)
-		}
-		return p, nil
+	if p, err := EnvPIN(env); p != nil || err != nil {
+		return p, err
 	}
 	sf, err := hsm.LoadSession(SessionPath(c))
 	if err != nil {
@@ -99,6 +97,32 @@ func Auth(c *ucli.Context, env cli.Env) (hsm.Authenticator, error) {
 		return hsm.Nobody{}, nil
 	}
 	return sf, nil
+}
+
+// EnvPIN reads a single-command login from the environment: hsmkit's
+// HSM_PIN/HSM_ROLE or cloudhsm-cli's CLOUDHSM_PIN/CLOUDHSM_ROLE (nil when
+// neither is set). Both set to different logins is refused rather than
+// guessed between.
+func EnvPIN(env cli.Env) (*hsm.PIN, error) {
+	var got []*hsm.PIN
+	for _, v := range [][2]string{{"HSM_PIN", "HSM_ROLE"}, {"CLOUDHSM_PIN", "CLOUDHSM_ROLE"}} {
+		pin := env.Getenv(v[0])
+		if pin == "" {
+			continue
+		}
+		p, err := hsm.ParsePINVars(v[0], v[1], pin, env.Getenv(v[1]))
+		if err != nil {
+			return nil, cli.Usagef("%v", err)
+		}
+		got = append(got, p)
+	}
+	switch {
+	case len(got) == 0:
+		return nil, nil
+	case len(got) == 2 && *got[0] != *got[1]:
+		return nil, cli.Usagef("HSM_PIN and CLOUDHSM_PIN (or their roles) name different logins: set one")
+	}
+	return got[0], nil
 }
 
 // Outcome reports a mutating command: on success the line for people (or

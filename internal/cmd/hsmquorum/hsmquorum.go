@@ -76,7 +76,7 @@ func generate(c *ucli.Context, env cli.Env) error {
 	if service == hsm.ServiceRegistration {
 		next = "sign it with your own key (hsm-sign sign) and pass it to hsm-user change-quorum register --signed-token"
 	}
-	return req.Outcome(res, err, map[string]string{"filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
+	return req.Outcome(res, err, map[string]string{"path": path, "filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
 }
 
 func list(c *ucli.Context, env cli.Env) error {

@@ -1,0 +1,648 @@
+// Package cloudhsmcli is the cloudhsm-cli command: AWS CloudHSM's SDK 5
+// command-line tool, its command tree, flags, JSON and messages, run on
+// the simulated cluster so that operators' own scripts run unchanged.
+//
+// It is a front end (docs/design.md, "cloudhsm-cli"): it translates
+// cloudhsm-cli's command lines and output onto engine operations and holds
+// no rule; every check is the engine's.
+package cloudhsmcli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
+	"github.com/hsmkit/hsmkit/internal/quorum"
+	"github.com/hsmkit/hsmkit/internal/safetext"
+)
+
+// Prompt is what interactive mode shows on a terminal before each command.
+const Prompt = "aws-cloudhsm > "
+
+// maxLine bounds a line read from standard input (a command or a
+// password): nothing a person types is longer.
+const maxLine = 64 << 10
+
+// shell is one cloudhsm-cli process: its input, and the login it holds.
+type shell struct {
+	env         cli.Env
+	in          *bufio.Reader // commands and password lines share stdin
+	interactive bool
+	clusterID   string           // interactive --cluster-id, for every command
+	session     *hsm.SessionFile // this process's login, kept in memory
+	sessionConf string           // the client config it logged in through
+	failed      bool
+}
+
+// Main runs cloudhsm-cli and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	sh := &shell{env: env, in: bufio.NewReader(stdin)}
+	code := cli.Run(sh.app(), env, args)
+	// A login lives as long as the process, as cloudhsm-cli's does: a
+	// single command's login ends with it.
+	if err := sh.endSession(); err != nil && code == cli.ExitOK {
+		env.Warnf("logging out: %v", err)
+		code = cli.ExitFailed
+	}
+	return code
+}
+
+func (sh *shell) app() *ucli.App {
+	user := []ucli.Flag{
+		&ucli.StringFlag{Name: "username", Usage: "username to access the HSM cluster"},
+		&ucli.StringFlag{Name: "role", Usage: "role the user has in the cluster: crypto-user or admin"},
+	}
+	password := &ucli.StringFlag{Name: "password", Usage: "optional: plaintext user's password. If you do not include this argument you will be prompted for it"}
+	approval := &ucli.StringFlag{Name: "approval", Usage: "filepath of signed quorum token file to approve operation"}
+	service := &ucli.StringFlag{Name: "service", Usage: "service the token will be used for: user, quorum or registration"}
+	with := func(fs ...[]ucli.Flag) []ucli.Flag {
+		out := []ucli.Flag{clusterIDFlag()}
+		for _, f := range fs {
+			out = append(out, f...)
+		}
+		return out
+	}
+	one := func(f ...ucli.Flag) []ucli.Flag { return f }
+	cmds := []*ucli.Command{
+		{Name: "cluster", Usage: "cluster commands", Subcommands: []*ucli.Command{
+			{Name: "activate", Usage: "activate a cluster", Flags: with(one(password)), Action: sh.do(sh.activate)},
+		}},
+		{Name: "login", Usage: "login to your cluster", Flags: with(user, one(password)), Action: sh.do(sh.login)},
+		{Name: "logout", Usage: "logout of your cluster", Flags: with(), Action: sh.do(sh.logout)},
+		{Name: "user", Usage: "user management", Subcommands: []*ucli.Command{
+			{Name: "list", Usage: "list the users in your cluster", Flags: with(), Action: sh.do(sh.listUsers)},
+			{Name: "create", Usage: "create a new user", Flags: with(user, one(password, approval)), Action: sh.do(sh.createUser)},
+			{Name: "delete", Usage: "delete a user", Flags: with(user, one(approval)), Action: sh.do(sh.deleteUser)},
+			{Name: "change-password", Usage: "change a user's password", Flags: with(user, one(password, approval)), Action: sh.do(sh.changePassword)},
+			{Name: "change-quorum", Usage: "change a user's quorum strategy", Subcommands: []*ucli.Command{
+				{Name: "token-sign", Usage: "token-sign quorum strategy", Subcommands: []*ucli.Command{
+					{Name: "register", Usage: "register a user for quorum authentication with a public key",
+						Flags: with(one(
+							&ucli.StringFlag{Name: "public-key", Usage: "filepath to public key PEM file"},
+							&ucli.StringFlag{Name: "signed-token", Usage: "filepath with token signed by user private key"})),
+						Action: sh.do(sh.registerQuorum)},
+				}},
+			}},
+		}},
+		{Name: "quorum", Usage: "quorum management", Subcommands: []*ucli.Command{
+			{Name: "token-sign", Usage: "token-sign quorum strategy", Subcommands: []*ucli.Command{
+				{Name: "generate", Usage: "generate a token", Flags: with(one(service,
+					&ucli.StringFlag{Name: "token", Usage: "filepath where the unsigned token file will be written"})),
+					Action: sh.do(sh.generate)},
+				{Name: "list", Usage: "list the token-sign tokens in your cluster", Flags: with(), Action: sh.do(sh.listTokens)},
+				{Name: "delete", Usage: "delete one or more quorum tokens", Flags: with(one(
+					&ucli.StringFlag{Name: "scope", Usage: "scope of which token(s) will be deleted: user or all"})),
+					Action: sh.do(sh.deleteTokens)},
+				{Name: "list-quorum-values", Aliases: []string{"get-quorum-values"}, Usage: "list current quorum values",
+					Flags: with(), Action: sh.do(sh.listValues)},
+				{Name: "set-quorum-value", Usage: "set a quorum value", Flags: with(one(service,
+					&ucli.StringFlag{Name: "value", Usage: "value to set for service"}, approval)),
+					Action: sh.do(sh.setValue)},
+				{Name: "list-timeouts", Usage: "list timeout durations in seconds for token validity", Flags: with(), Action: sh.do(sh.listTimeouts)},
+				{Name: "set-timeout", Usage: "set timeout duration in seconds for token validity", Flags: with(one(
+					&ucli.StringFlag{Name: "generated", Usage: "timeout period in seconds for a generated (non-approved) token to be approved"},
+					&ucli.StringFlag{Name: "approved", Usage: "timeout period in seconds for an approved token to be used to execute a quorum operation"},
+					approval)),
+					Action: sh.do(sh.setTimeout)},
+			}},
+		}},
+	}
+	if sh.interactive {
+		cmds = append(cmds,
+			// Listed for help; the loop ends at quit before running it.
+			&ucli.Command{Name: "quit", Aliases: []string{"exit"}, Usage: "quit the CLI", Action: func(*ucli.Context) error { return nil }})
+	} else {
+		cmds = append(cmds, &ucli.Command{Name: "interactive", Usage: "run commands read from standard input, one per line, under one login",
+			Flags: []ucli.Flag{clusterIDFlag()}, Action: sh.runInteractive})
+	}
+	cmds = append(cmds, &ucli.Command{Name: "help", Usage: "print this message or the help of the given command(s)", Action: helpAction})
+	return &ucli.App{
+		Usage:    "AWS CloudHSM's cloudhsm-cli (SDK 5) on the simulated cluster (hsmkit)",
+		Flags:    []ucli.Flag{clusterIDFlag()},
+		Commands: cmds,
+	}
+}
+
+func clusterIDFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "cluster-id", Usage: "the cluster to act on (checked against the simulated cluster's id)"}
+}
+
+// helpAction is cloudhsm-cli's help [COMMAND...].
+func helpAction(c *ucli.Context) error {
+	args := append([]string{c.App.Name}, c.Args().Slice()...)
+	return c.App.Run(append(args, "--help"))
+}
+
+// action is one command: it returns the data cloudhsm-cli prints.
+type action func(c *ucli.Context, req *clustercli.Request) (any, error)
+
+// do runs an action and prints its result as cloudhsm-cli does: the JSON
+// envelope on standard output, error_code 1 and the message when refused.
+// Bad flags stay usage errors (stderr, exit 2).
+func (sh *shell) do(fn action) ucli.ActionFunc {
+	return func(c *ucli.Context) error {
+		if o := cli.Flag(c, "output"); c.IsSet("output") && o != "json" {
+			return cli.Usagef("cloudhsm-cli prints JSON only (-o %s)", o)
+		}
+		data, err := sh.act(c, fn)
+		if err == nil {
+			return cli.WriteJSON(c.App.Writer, 0, data)
+		}
+		if cli.ExitCode(err) == cli.ExitUsage {
+			return err
+		}
+		sh.failed = true
+		if werr := cli.WriteJSON(c.App.Writer, 1, message(err)); werr != nil {
+			return werr
+		}
+		return cli.QuietExit(cli.ExitCode(err))
+	}
+}
+
+func (sh *shell) act(c *ucli.Context, fn action) (any, error) {
+	req, err := clustercli.Parse(c, sh.env, 0)
+	if err != nil {
+		return nil, err
+	}
+	id := cli.Flag(c, "cluster-id")
+	if id == "" {
+		id = sh.clusterID
+	}
+	if id != "" && id != req.Client.Cluster.ID {
+		return nil, cli.Trouble(fmt.Errorf("cluster %s is not configured (this client's cluster is %s)", quote(id), req.Client.Cluster.ID), "")
+	}
+	return fn(c, req)
+}
+
+// message is the text cloudhsm-cli prints for err, in its own words where
+// they are known (docs/design.md, "cloudhsm-cli").
+func message(err error) string {
+	var exists *hsm.ExistsError
+	var activated *hsm.AlreadyActivatedError
+	switch {
+	case errors.As(err, &exists):
+		return "User already exists"
+	case errors.As(err, &activated):
+		return "Cluster has already been activated"
+	}
+	return err.Error()
+}
+
+// auth is who a command acts as. A single command: the environment's
+// credentials (CLOUDHSM_PIN and CLOUDHSM_ROLE, or hsmkit's HSM_PIN), else
+// the session file HSM_SESSION names (hsmkit's own, so a login can span
+// commands), else this process's login. Interactive mode: its login.
+func (sh *shell) auth() (hsm.Authenticator, error) {
+	if !sh.interactive {
+		if p, err := clustercli.EnvPIN(sh.env); err != nil {
+			return nil, err
+		} else if p != nil {
+			return p, nil
+		}
+		if path := sh.env.Getenv("HSM_SESSION"); path != "" {
+			sf, err := hsm.LoadSession(path)
+			if err != nil {
+				return nil, cli.Trouble(err, "")
+			}
+			if sf != nil {
+				return sf, nil
+			}
+		}
+	}
+	if sh.session != nil {
+		return sh.session, nil
+	}
+	return hsm.Nobody{}, nil
+}
+
+// password reads a password: --password, else a no-echo prompt on a
+// terminal, else the next line of standard input (and, for a password
+// being set, the line after it as the confirmation), as a person types
+// them after the command.
+func (sh *shell) password(c *ucli.Context, confirm bool) (string, error) {
+	if c.IsSet("password") {
+		pw := c.String("password")
+		if confirm {
+			return pw, cli.CheckNewPassword(pw)
+		}
+		return pw, nil
+	}
+	read := func(prompt string) (string, error) {
+		if f := sh.env.Terminal(); f != nil {
+			return cli.PromptPassword(sh.env, f, prompt)
+		}
+		line, err := cli.ReadLine(sh.in, maxLine)
+		if errors.Is(err, io.EOF) {
+			return "", cli.Usagef("no password given: use --password, or give it on the next line of standard input")
+		}
+		return line, err
+	}
+	pw, err := read("Enter password: ")
+	if err != nil || !confirm {
+		return pw, err
+	}
+	again, err := read("Confirm password: ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", cli.Refused(errors.New("Passwords do not match"), "")
+	}
+	return pw, cli.CheckNewPassword(pw)
+}
+
+func userAndRole(c *ucli.Context) (string, policy.Role, error) {
+	name, r := c.String("username"), c.String("role")
+	if name == "" || r == "" {
+		return "", "", cli.Usagef("the following required arguments were not provided: --username <USERNAME> --role <ROLE>")
+	}
+	role, err := policy.ParseRole(r)
+	if err != nil || (role != policy.Admin && role != policy.CryptoUser) {
+		return "", "", cli.Usagef("invalid value %s for '--role <ROLE>' [possible values: crypto-user, admin]", quote(r))
+	}
+	user, err := policy.NormalizeUsername(name)
+	if err != nil {
+		return "", "", cli.Refused(err, "")
+	}
+	return user, role, nil
+}
+
+type userData struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
+func (sh *shell) activate(c *ucli.Context, req *clustercli.Request) (any, error) {
+	pw, err := sh.password(c, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.Activate(hsm.Targeting{}, pw); err != nil {
+		return nil, err
+	}
+	return "Cluster activation successful", nil
+}
+
+func (sh *shell) login(c *ucli.Context, req *clustercli.Request) (any, error) {
+	user, role, err := userAndRole(c)
+	if err != nil {
+		return nil, err
+	}
+	path := ""
+	if !sh.interactive {
+		path = sh.env.Getenv("HSM_SESSION")
+	}
+	if sh.session != nil {
+		return nil, cli.Refused(fmt.Errorf("already logged in as %s: logout first", sh.session.Username), "")
+	}
+	pw, err := sh.password(c, false)
+	if err != nil {
+		return nil, err
+	}
+	sf, _, err := req.Client.Login(hsm.Targeting{}, path, user, role, pw)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
+	}
+	return userData{Username: user, Role: sf.Role}, nil
+}
+
+func (sh *shell) logout(c *ucli.Context, req *clustercli.Request) (any, error) {
+	sf := sh.session
+	if sf == nil && !sh.interactive {
+		if path := sh.env.Getenv("HSM_SESSION"); path != "" {
+			var err error
+			if sf, err = hsm.LoadSession(path); err != nil {
+				return nil, cli.Trouble(err, "")
+			}
+		}
+	}
+	if sf == nil {
+		return nil, cli.Refused(errors.New("not logged in"), "")
+	}
+	if _, open, err := req.Client.Logout(sf); err != nil {
+		return nil, err
+	} else if len(open) > 0 {
+		return nil, fmt.Errorf("logged out, but the session stays open on %s", strings.Join(open, ", "))
+	}
+	if sf == sh.session {
+		sh.session = nil
+	}
+	return "Logout successful", nil
+}
+
+// endSession ends this process's in-memory login, if one is open.
+func (sh *shell) endSession() error {
+	if sh.session == nil {
+		return nil
+	}
+	sf := sh.session
+	sh.session = nil
+	cl, err := hsm.Open(sh.sessionConf, hsm.Options{})
+	if err != nil {
+		return err
+	}
+	_, _, err = cl.Logout(sf)
+	return err
+}
+
+func (sh *shell) listUsers(c *ucli.Context, req *clustercli.Request) (any, error) {
+	users, warnings, err := req.Client.ListUsers(hsm.Nobody{})
+	sh.env.Warn(warnings)
+	if err != nil {
+		return nil, err
+	}
+	if users == nil {
+		users = []hsm.UserView{}
+	}
+	return map[string]any{"users": users}, nil
+}
+
+// manage is create, delete and change-password: one user, a password for
+// two of them, and an optional approval.
+func (sh *shell) manage(c *ucli.Context, req *clustercli.Request, needPassword bool,
+	op func(auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) error) (any, error) {
+	user, role, err := userAndRole(c)
+	if err != nil {
+		return nil, err
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	var pw string
+	if needPassword {
+		if pw, err = sh.password(c, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := op(auth, user, role, pw, a); err != nil {
+		return nil, err
+	}
+	return userData{Username: user, Role: string(role)}, nil
+}
+
+func (sh *shell) createUser(c *ucli.Context, req *clustercli.Request) (any, error) {
+	return sh.manage(c, req, true, func(auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) error {
+		_, err := req.Client.CreateUser(hsm.Targeting{}, auth, user, role, pw, a)
+		return err
+	})
+}
+
+func (sh *shell) deleteUser(c *ucli.Context, req *clustercli.Request) (any, error) {
+	return sh.manage(c, req, false, func(auth hsm.Authenticator, user string, role policy.Role, _ string, a *hsm.Approval) error {
+		_, err := req.Client.DeleteUser(hsm.Targeting{}, auth, user, role, a)
+		return err
+	})
+}
+
+func (sh *shell) changePassword(c *ucli.Context, req *clustercli.Request) (any, error) {
+	return sh.manage(c, req, true, func(auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) error {
+		_, err := req.Client.ChangePassword(hsm.Targeting{}, auth, user, role, pw, a)
+		return err
+	})
+}
+
+func (sh *shell) registerQuorum(c *ucli.Context, req *clustercli.Request) (any, error) {
+	pubPath, tokPath := c.String("public-key"), c.String("signed-token")
+	if pubPath == "" || tokPath == "" {
+		return nil, cli.Usagef("the following required arguments were not provided: --public-key <PUBLIC_KEY> --signed-token <SIGNED_TOKEN>")
+	}
+	pub, err := cli.ReadInput("--public-key", pubPath)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := cli.ReadInput("--signed-token", tokPath)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.RegisterQuorumKey(hsm.Targeting{}, auth, pubPath, pub, tokPath, tok); err != nil {
+		return nil, err
+	}
+	return whoAmI(auth), nil
+}
+
+// whoAmI is the logged-in user as the data of a command about oneself.
+func whoAmI(auth hsm.Authenticator) userData {
+	switch a := auth.(type) {
+	case *hsm.SessionFile:
+		return userData{Username: a.Username, Role: a.Role}
+	case *hsm.PIN:
+		return userData{Username: a.User, Role: string(a.Role)}
+	}
+	return userData{}
+}
+
+func (sh *shell) generate(c *ucli.Context, req *clustercli.Request) (any, error) {
+	service, path := c.String("service"), c.String("token")
+	if service == "" || path == "" {
+		return nil, cli.Usagef("the following required arguments were not provided: --service <SERVICE> --token <TOKEN>")
+	}
+	if _, err := quorum.ParseService(service); err != nil {
+		return nil, cli.Usagef("invalid value %s for '--service <SERVICE>' [possible values: user, quorum, registration]", quote(service))
+	}
+	if err := cli.CheckOutputPath("--token", path); err != nil {
+		return nil, err
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.GenerateToken(hsm.Targeting{}, auth, service, path); err != nil {
+		return nil, err
+	}
+	// The guide's page prints "filepath", the quorum walkthrough "path":
+	// both, so either kind of script finds it (docs/design.md).
+	return map[string]string{"path": path, "filepath": path}, nil
+}
+
+func (sh *shell) listTokens(c *ucli.Context, req *clustercli.Request) (any, error) {
+	tokens, warnings, err := req.Client.ListTokens(hsm.Nobody{})
+	sh.env.Warn(warnings)
+	if err != nil {
+		return nil, err
+	}
+	if tokens == nil {
+		tokens = []hsm.TokenView{}
+	}
+	return map[string]any{"tokens": tokens}, nil
+}
+
+func (sh *shell) deleteTokens(c *ucli.Context, req *clustercli.Request) (any, error) {
+	scope := c.String("scope")
+	if scope != "user" && scope != "all" {
+		return nil, cli.Usagef("invalid value %s for '--scope <SCOPE>' [possible values: user, all]", quote(scope))
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.DeleteTokens(hsm.Targeting{}, auth, scope); err != nil {
+		return nil, err
+	}
+	return "Deletion of quorum token(s) successful", nil
+}
+
+func (sh *shell) listValues(c *ucli.Context, req *clustercli.Request) (any, error) {
+	q, warnings, err := req.Client.QuorumPolicy()
+	sh.env.Warn(warnings)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		User   int `json:"user"`
+		Quorum int `json:"quorum"`
+	}{q.Values[hsm.ServiceUser], q.Values[hsm.ServiceQuorum]}, nil
+}
+
+func (sh *shell) setValue(c *ucli.Context, req *clustercli.Request) (any, error) {
+	svc, value := c.String("service"), c.String("value")
+	if svc == "" || value == "" {
+		return nil, cli.Usagef("the following required arguments were not provided: --service <SERVICE> --value <VALUE>")
+	}
+	if svc != hsm.ServiceUser && svc != hsm.ServiceQuorum {
+		return nil, cli.Usagef("invalid value %s for '--service <SERVICE>' [possible values: user, quorum]", quote(svc))
+	}
+	v, err := strconv.Atoi(value)
+	if err != nil {
+		return nil, cli.Usagef("invalid value %s for '--value <VALUE>': want a whole number", quote(value))
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.SetQuorumValue(hsm.Targeting{}, auth, svc, v, a); err != nil {
+		return nil, err
+	}
+	return "Set Quorum Value successful", nil
+}
+
+func (sh *shell) listTimeouts(c *ucli.Context, req *clustercli.Request) (any, error) {
+	q, warnings, err := req.Client.QuorumPolicy()
+	sh.env.Warn(warnings)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Generated int `json:"generated"`
+		Approved  int `json:"approved"`
+	}{q.Generated, q.Approved}, nil
+}
+
+func (sh *shell) setTimeout(c *ucli.Context, req *clustercli.Request) (any, error) {
+	seconds := func(name string) (int, error) {
+		if !c.IsSet(name) {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(c.String(name))
+		if err != nil || n < 1 {
+			return 0, cli.Usagef("invalid value %s for '--%s <%s>': want whole seconds", quote(c.String(name)), name, strings.ToUpper(name))
+		}
+		return n, nil
+	}
+	if !c.IsSet("generated") && !c.IsSet("approved") {
+		return nil, cli.Usagef("the following required arguments were not provided: <--generated <GENERATED>|--approved <APPROVED>>")
+	}
+	g, err := seconds("generated")
+	if err != nil {
+		return nil, err
+	}
+	ap, err := seconds("approved")
+	if err != nil {
+		return nil, err
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.SetTimeouts(hsm.Targeting{}, auth, g, ap, a); err != nil {
+		return nil, err
+	}
+	return "Set token timeout successful", nil
+}
+
+// runInteractive reads commands from standard input, one per line, and
+// runs each under this process's one login, which ends at quit or at the
+// end of the input. It exits 1 when any command failed, so a script fed
+// to it under set -e stops (docs/design.md, "cloudhsm-cli").
+func (sh *shell) runInteractive(c *ucli.Context) error {
+	if err := cli.NoArgs(c); err != nil {
+		return err
+	}
+	inner := &shell{env: sh.env, in: sh.in, interactive: true, clusterID: c.String("cluster-id")}
+	defer func() {
+		sh.failed = sh.failed || inner.failed
+	}()
+	term := sh.env.Terminal() != nil
+	for {
+		if term {
+			fmt.Fprint(sh.env.Stdout, Prompt)
+		}
+		line, err := cli.ReadLine(inner.in, maxLine)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			inner.failed = true
+			sh.env.Warnf("%v", err)
+			if errors.Is(err, cli.ErrLineTooLong) {
+				continue
+			}
+			break
+		}
+		words, err := splitWords(line)
+		if err != nil {
+			inner.failed = true
+			fmt.Fprintf(sh.env.Stderr, "%s: %v\n", safetext.Escape(sh.env.Name), err)
+			continue
+		}
+		if len(words) == 0 {
+			continue
+		}
+		if words[0] == "quit" || words[0] == "exit" {
+			break
+		}
+		if code := cli.Run(inner.app(), sh.env, append([]string{sh.env.Name}, words...)); code != cli.ExitOK {
+			inner.failed = true
+		}
+	}
+	if err := inner.endSession(); err != nil {
+		return err
+	}
+	if inner.failed {
+		return cli.QuietExit(cli.ExitFailed)
+	}
+	return nil
+}
+
+// quote shows a value from the command line as clap does, 'like this',
+// escaped (safetext) so it cannot reach the terminal as a control.
+func quote(s string) string { return "'" + safetext.Escape(s) + "'" }
