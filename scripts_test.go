@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 			"releaselock": cmdReleaselock,
 			"setmeta":     cmdSetmeta,
 			"ishell":      cmdIshell,
+			"fillusers":   cmdFillusers,
 		},
 	})
 }

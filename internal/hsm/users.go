@@ -384,7 +384,7 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 				if n, err := h.CountUsers(); err != nil {
 					return err
 				} else if n >= max {
-					return fmt.Errorf("the cluster already holds %d users, the most it can (%s has %d); delete one first", max, h.ID(), n)
+					return fmt.Errorf("the cluster already holds %d users, the most it can; delete one first", max)
 				}
 			}
 			h.Meta.NextUserID++
