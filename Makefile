@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync cloudhsm-cli
 FUZZTIME ?= 10s
 
-.PHONY: build test lint demo bench bench-report fuzz install vet clean
+.PHONY: build test lint demo bench bench-report fuzz install install-cloudhsm-cli vet clean
 
 build:
 	@mkdir -p $(BIN)
@@ -35,6 +35,12 @@ fuzz:
 
 install:
 	$(GO) install $(addprefix ./cmd/,$(notdir $(wildcard $(addprefix cmd/,$(CMDS)))))
+
+# cloudhsm-cli where scripts for real clusters look for it:
+# make install-cloudhsm-cli PREFIX=/opt/cloudhsm puts it at /opt/cloudhsm/bin/cloudhsm-cli.
+install-cloudhsm-cli:
+	@mkdir -p $(PREFIX)/bin
+	$(GO) build -o $(PREFIX)/bin/cloudhsm-cli ./cmd/cloudhsm-cli
 
 clean:
 	rm -rf $(BIN)
