@@ -97,4 +97,14 @@ run hsm-sync plan --dialect cmu
 run hsm-sync apply
 run hsm-sync diff
 run hsm-user list
+
+step "11. The same cluster through cloudhsm-cli: a script written for a real cluster runs unchanged"
+printf '$ export CLOUDHSM_ROLE=admin CLOUDHSM_PIN=admin:********\n'
+export CLOUDHSM_ROLE=admin CLOUDHSM_PIN=admin:Admin-pass-1
+printf '%s\n' '$ cloudhsm-cli user list | jq -e '"'"'.data.users[] | select(.username == "kmsuser")'"'"' || cloudhsm-cli user create --username kmsuser …'
+if ! cloudhsm-cli user list | jq -e '.data.users[] | select(.username == "kmsuser")' >/dev/null 2>&1; then
+  cloudhsm-cli user create --username kmsuser --role crypto-user --password Kmsuser-pass-1 || echo "(refused: the user service needs a quorum token, as on a real cluster)"
+fi
+run cloudhsm-cli quorum token-sign list-quorum-values
+unset CLOUDHSM_ROLE CLOUDHSM_PIN
 printf '\nThe story is done: the cluster is in sync and the client config lists every HSM.\n'
