@@ -28,8 +28,8 @@ const MaxCapture = 16 << 20
 var bom = []byte("\xef\xbb\xbf")
 
 // Import reads a capture as a terminal keeps it (see listingOf), sniffing
-// its format: cloudhsm-cli "user list" JSON when the listing starts with
-// '{', else CMU listUsers text. A leading byte-order mark is skipped, and
+// its format: cloudhsm-cli "user list" JSON when the capture shows that
+// command or the listing starts with '{', else CMU listUsers text. A leading byte-order mark is skipped, and
 // UTF-16 decoded.
 func Import(name string, data []byte) (Snapshot, error) {
 	if int64(len(data)) > MaxCapture {
@@ -39,11 +39,11 @@ func Import(name string, data []byte) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	listing, err := listingOf(name, text, isCLIList)
+	listing, ran, err := listingOf(name, text, isCLIList)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	if firstByte(listing) == '{' {
+	if ran || firstByte(listing) == '{' {
 		return importCLI(name, listing)
 	}
 	return importCMU(name, text)
@@ -135,7 +135,7 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 }
 
 func importCMU(name string, text []byte) (Snapshot, error) {
-	listing, err := listingOf(name, text, isCMUList)
+	listing, _, err := listingOf(name, text, isCMUList)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -353,7 +353,7 @@ func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	listing, err := listingOf(name, text, isCLIList)
+	listing, _, err := listingOf(name, text, isCLIList)
 	if err != nil {
 		return Snapshot{}, err
 	}

@@ -60,7 +60,7 @@ var (
 	// from a shell; the output may follow on the same line (the prompt
 	// glued to the JSON).
 	reCLIList = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^[ \t]*(?:sudo[ \t]+)?(?:(?:\S*[/\\])?cloudhsm-cli(?:\.exe)?[ \t]+)?user[ \t]+list(?:[ \t]|$|\{)`)
+		return regexp.MustCompile(`^[ \t]*(?:sudo[ \t]+|&[ \t]*)?(?:(?:'[^'\n]*[/\\]|"[^"\n]*[/\\]|\S*[/\\])?cloudhsm-cli(?:\.exe)?['"]?[ \t]+)?user[ \t]+list(?:[ \t]|$|\{)`)
 	})
 	// reCMUList is CMU's listUsers, or its documented abbreviation listU.
 	reCMUList = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[ \t]*listU(?:sers)?[ \t]*$`) })
@@ -71,8 +71,9 @@ var (
 // numbers stay those of the file. Command lines are blanked. When a
 // command line runs the listing command (isList), the output of every
 // other command is blanked too, and a second listing command is an error;
-// without one, every line that is not a command line is kept.
-func listingOf(name string, text []byte, isList func(cmd []byte) bool) ([]byte, error) {
+// without one, every line that is not a command line is kept. ran says
+// whether the listing command is there.
+func listingOf(name string, text []byte, isList func(cmd []byte) bool) (listing []byte, ran bool, err error) {
 	type cmdLine struct {
 		off, end, line int
 		list           bool
@@ -80,7 +81,6 @@ func listingOf(name string, text []byte, isList func(cmd []byte) bool) ([]byte, 
 	}
 	var cmds []cmdLine
 	listAt := -1
-	var err error
 	n := 0
 	eachLine(text, func(off int, line []byte) bool {
 		n++
@@ -103,10 +103,10 @@ func listingOf(name string, text []byte, isList func(cmd []byte) bool) ([]byte, 
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(cmds) == 0 {
-		return text, nil
+		return text, false, nil
 	}
 	out := bytes.Clone(text)
 	blank := func(from, to int) {
@@ -131,7 +131,7 @@ func listingOf(name string, text []byte, isList func(cmd []byte) bool) ([]byte, 
 			blank(c.end, next)
 		}
 	}
-	return out, nil
+	return out, listAt >= 0, nil
 }
 
 func isCLIList(cmd []byte) bool { return reCLIList().Match(cmd) }
