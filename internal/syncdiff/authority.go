@@ -241,8 +241,8 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 			}
 			return undecidable(fmt.Sprintf("the merged cloudhsm-cli view %s reports %s inconsistent without naming the HSM that differs; "+
 				"a per-HSM capture (CMU listUsers, or one cloudhsm-cli user list per HSM run with a config listing only that HSM) is needed to plan a repair; "+
-				"by hand, in this order: %s",
-				cells[i].HSM, strings.Join(d, " and "), strings.Join(fixes, "; ")))
+				"by hand%s: %s",
+				cells[i].HSM, strings.Join(d, " and "), map[bool]string{true: ", in this order"}[len(d) > 1], strings.Join(fixes, "; ")))
 		}
 	}
 

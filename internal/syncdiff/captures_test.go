@@ -152,7 +152,7 @@ func TestInconsistentEntries(t *testing.T) {
 		a := r.Users[0].Authority
 		if a.Decision != DecisionUndecidable || a.Reason != "the merged cloudhsm-cli view merged reports "+strings.SplitN(tt.reason, ":", 2)[0]+" inconsistent without naming the HSM that differs; "+
 			"a per-HSM capture (CMU listUsers, or one cloudhsm-cli user list per HSM run with a config listing only that HSM) is needed to plan a repair; "+
-			"by hand, in this order: "+tt.reason+"; nothing is planned for this user" {
+			"by hand: "+tt.reason+"; nothing is planned for this user" {
 			t.Errorf("%s: %+v", tt.file, a)
 		}
 		if p := r.Plan(); len(p.Actions) != 0 || len(p.Skipped) != 1 {
