@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/policy"
 )
 
@@ -29,13 +28,9 @@ var bom = []byte("\xef\xbb\xbf")
 
 // Import reads a capture as a terminal keeps it (see listingOf), sniffing
 // its format: cloudhsm-cli "user list" JSON when the capture shows that
-// command or the listing starts with '{', else CMU listUsers text. A leading byte-order mark is skipped, and
-// UTF-16 decoded.
+// command or the listing starts with '{', else CMU listUsers text.
 func Import(name string, data []byte) (Snapshot, error) {
-	if int64(len(data)) > MaxCapture {
-		return Snapshot{}, &fileio.TooLargeError{Name: name, Max: MaxCapture}
-	}
-	text, err := textOf(name, data)
+	text, err := readCapture(name, bytes.NewReader(data))
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -123,11 +118,7 @@ const lockThreshold = 5
 // it as drift (KindDuplicate). HSM ids are "server N"; password hashes,
 // change times and deletion records are unknown.
 func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
-	data, err := fileio.ReadAll(r, MaxCapture, name)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	text, err := textOf(name, data)
+	text, err := readCapture(name, r)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -345,11 +336,7 @@ type cliStrategy struct {
 // unknown; a registered quorum key shows as "registered", MFA as its
 // strategies.
 func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
-	data, err := fileio.ReadAll(r, MaxCapture, name)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	text, err := textOf(name, data)
+	text, err := readCapture(name, r)
 	if err != nil {
 		return Snapshot{}, err
 	}

@@ -3,10 +3,13 @@ package syncdiff
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"regexp"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
 )
 
 // A capture is what a terminal kept: the command lines that produced it,
@@ -14,6 +17,16 @@ import (
 // command that lists users. The importers read that output and nothing
 // else; docs/design.md ("Captures as terminals keep them") lists the
 // shapes.
+
+// readCapture reads at most MaxCapture bytes of a capture, as UTF-8
+// text (see textOf).
+func readCapture(name string, r io.Reader) ([]byte, error) {
+	data, err := fileio.ReadAll(r, MaxCapture, name)
+	if err != nil {
+		return nil, err
+	}
+	return textOf(name, data)
+}
 
 // textOf returns a capture as UTF-8 without its byte-order mark.
 // Windows PowerShell's ">" writes UTF-16 with a byte-order mark; it is
