@@ -221,12 +221,28 @@ func undecidable(reason string) Authority {
 	return Authority{Decision: DecisionUndecidable, Reason: reason}
 }
 
+// inconsistentFix is what settles each value a merged view marks
+// inconsistent, in the order the fixes must be made (docs/design.md,
+// "Inconsistent values").
+var inconsistentFix = map[string]string{
+	"role":             "its role differs between HSMs; delete it and create it again with the role it should have",
+	"cluster-coverage": "it exists on some HSMs only; finish its create or its delete",
+	"locked":           "it is locked on some HSMs only; an admin changes its password",
+	"mfa":              "its MFA differs between HSMs; an admin changes its password and the user registers MFA again",
+	"quorum":           "its quorum key registration differs between HSMs; the user registers its quorum key again",
+}
+
 func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Authority {
 	for _, i := range present {
 		if d := cells[i].User.Drift; len(d) > 0 {
+			fixes := make([]string, len(d))
+			for k, f := range d {
+				fixes[k] = f + ": " + inconsistentFix[f]
+			}
 			return undecidable(fmt.Sprintf("the merged cloudhsm-cli view %s reports %s inconsistent without naming the HSM that differs; "+
-				"a per-HSM capture (CMU listUsers, or one cloudhsm-cli user list per HSM run with a config listing only that HSM) is needed to plan a repair",
-				cells[i].HSM, strings.Join(d, " and ")))
+				"a per-HSM capture (CMU listUsers, or one cloudhsm-cli user list per HSM run with a config listing only that HSM) is needed to plan a repair; "+
+				"by hand%s: %s",
+				cells[i].HSM, strings.Join(d, " and "), map[bool]string{true: ", in this order"}[len(d) > 1], strings.Join(fixes, "; ")))
 		}
 	}
 

@@ -27,15 +27,18 @@
 // value from a capture quoted for the dialect or the step withheld (see
 // WritePlan).
 //
-// Importers read real captures strictly, errors naming file:line; a
-// leading UTF-8 byte-order mark is skipped, and a user a capture lists
+// Importers read real captures as terminals keep them (command lines,
+// other commands' output, a prompt glued to the JSON; see listingOf) and
+// the listing itself strictly, errors naming file:line; a leading
+// byte-order mark is skipped, and a user a capture lists
 // twice on one HSM is kept and reported as drift (undecidable). CMU
 // listUsers output is per HSM. cloudhsm-cli "user list" is one merged view
 // of every HSM its config lists and cannot say which HSM lacks a user, so
 // ImportCLIUserList yields one HSM per file: run once per HSM with a config
 // listing only that HSM and Combine the captures to get a plannable
-// snapshot; a merged capture's "inconsistent" users are reported as drift on
-// an unknown HSM, undecidable until such per-HSM captures exist.
+// snapshot; a merged capture's "inconsistent" users (role, lock, coverage,
+// MFA or quorum status) are reported as drift on an unknown HSM,
+// undecidable until such per-HSM captures exist.
 //
 // The package is pure: it reads no state, only the io.Readers it is given.
 package syncdiff

@@ -1,7 +1,6 @@
 package syncdiff
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hsmkit/hsmkit/internal/fileio"
 	"github.com/hsmkit/hsmkit/internal/policy"
 )
 
@@ -28,29 +26,22 @@ const MaxCapture = 16 << 20
 // redirections put first in a file; every importer skips it.
 var bom = []byte("\xef\xbb\xbf")
 
-// Import reads a capture, sniffing its format: cloudhsm-cli "user list" JSON
-// when the first non-blank byte is '{', else CMU listUsers text. A leading
-// UTF-8 byte-order mark is skipped.
+// Import reads a capture as a terminal keeps it (see listingOf), sniffing
+// its format: cloudhsm-cli "user list" JSON when the capture shows that
+// command or the listing starts with '{', else CMU listUsers text.
 func Import(name string, data []byte) (Snapshot, error) {
-	if startsWithJSON(bytes.TrimPrefix(data, bom)) {
-		return ImportCLIUserList(name, bytes.NewReader(data))
+	text, err := readCapture(name, bytes.NewReader(data))
+	if err != nil {
+		return Snapshot{}, err
 	}
-	return ImportCMUListUsers(name, bytes.NewReader(data))
-}
-
-// startsWithJSON says whether the first line that is neither blank nor a
-// cloudhsm-cli prompt starts with '{'. It reads only up to that line.
-func startsWithJSON(data []byte) bool {
-	isJSON := false
-	eachLine(data, func(_ int, line []byte) bool {
-		t := bytes.TrimLeft(line, " \t")
-		if len(t) == 0 || cliPrompt().Match(line) {
-			return true
-		}
-		isJSON = t[0] == '{'
-		return false
-	})
-	return isJSON
+	listing, ran, err := listingOf(name, text, isCLIList)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if ran || firstByte(listing) == '{' {
+		return importCLI(name, listing)
+	}
+	return importCMU(name, text)
 }
 
 // eachLine calls fn with each line's offset and text (without "\r\n")
@@ -68,29 +59,6 @@ func eachLine(data []byte, fn func(off int, line []byte) bool) {
 		}
 		off = end + 1
 	}
-}
-
-// cliPrompt is cloudhsm-cli's prompt line, as a terminal capture keeps it:
-// "aws-cloudhsm > user list", "aws-cloudhsm>user list", "aws-cloudhsm >".
-var cliPrompt = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[ \t]*aws-cloudhsm[ \t]?>[^\n]*$`) })
-
-// blankCLIPrompts returns data with cloudhsm-cli prompt lines turned to
-// spaces, so the JSON around them parses and every offset, line number
-// included, stays where it was. No line of JSON can start with the prompt.
-func blankCLIPrompts(data []byte) []byte {
-	out, copied := data, false
-	eachLine(data, func(off int, line []byte) bool {
-		if cliPrompt().Match(line) {
-			if !copied {
-				out, copied = bytes.Clone(data), true
-			}
-			for i := off; i < off+len(line); i++ {
-				out[i] = ' '
-			}
-		}
-		return true
-	})
-	return out
 }
 
 // Combine joins captures (for example one cloudhsm-cli capture per HSM) into
@@ -130,9 +98,6 @@ func Combine(snaps ...Snapshot) (Snapshot, error) {
 var (
 	reServer = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Users on server (\d{1,4})\(([^()]*)\):$`) })
 	reCount  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Number of users found:\s*(\d{1,9})$`) })
-	rePrompt = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^(aws-cloudhsm|server\s?\d{1,4})\s?>\s*(listUsers)?$`)
-	})
 	cmuCols  = []string{"User", "Id", "User", "Type", "User", "Name", "MofnPubKey", "LoginFailureCnt", "2FA"}
 	cmuTypes = map[string]string{
 		"PCO": RoleAdmin, "CO": RoleAdmin, "CU": RoleCryptoUser,
@@ -145,13 +110,26 @@ const lockThreshold = 5
 
 // ImportCMUListUsers reads the text output of cloudhsm_mgmt_util's listUsers:
 // one "Users on server N(IP):" section per HSM, each with its "Number of
-// users found:K" line, the column header and K rows. Prompt lines, blank
-// lines, CRLF and a leading UTF-8 byte-order mark are tolerated; anything
-// else is an error naming name:line. A user listed twice on one server is
-// kept twice: Diff reports it as drift (KindDuplicate). HSM ids are
-// "server N"; password hashes, change times and deletion records are
-// unknown.
+// users found:K" line, the column header and K rows. It is read as a
+// terminal keeps it (see listingOf): command lines, other commands' output
+// when the listUsers command line is there, blank lines, CRLF and a
+// byte-order mark are tolerated; anything else is an error naming
+// name:line. A user listed twice on one server is kept twice: Diff reports
+// it as drift (KindDuplicate). HSM ids are "server N"; password hashes,
+// change times and deletion records are unknown.
 func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
+	text, err := readCapture(name, r)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return importCMU(name, text)
+}
+
+func importCMU(name string, text []byte) (Snapshot, error) {
+	listing, _, err := listingOf(name, text, isCMUList)
+	if err != nil {
+		return Snapshot{}, err
+	}
 	errf := func(line int, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
 	}
@@ -177,71 +155,66 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 		}
 		return nil
 	}
-	br := bufio.NewReader(r)
-	if p, _ := br.Peek(len(bom)); bytes.Equal(p, bom) {
-		_, _ = br.Discard(len(bom))
-	}
-	sc := bufio.NewScanner(br)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	n := 0
-	for sc.Scan() {
-		n++
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || rePrompt().MatchString(t) {
-			continue
+	cmuLine := func(t string) error {
+		if t == "" {
+			return nil
 		}
 		if m := reServer().FindStringSubmatch(t); m != nil {
 			if err := finish(); err != nil {
-				return Snapshot{}, err
+				return err
 			}
 			srv, _ := strconv.Atoi(m[1])
 			if at, ok := seen[srv]; ok {
-				return Snapshot{}, errf(n, "server %d listed twice (first at line %d)", srv, at)
+				return errf(n, "server %d listed twice (first at line %d)", srv, at)
 			}
 			seen[srv] = n
 			if net.ParseIP(m[2]) == nil {
-				return Snapshot{}, errf(n, "server %d: %q is not an IP address", srv, m[2])
+				return errf(n, "server %d: %q is not an IP address", srv, m[2])
 			}
 			// The id from the number, not the text: "server 00" is server 0,
 			// and the plan's "server N" must say it as CMU does.
 			snap.HSMs = append(snap.HSMs, HSM{ID: "server " + strconv.Itoa(srv), Server: srv, IP: m[2], Reachable: true, Users: []User{}})
 			cur = &section{start: n, count: -1, names: map[string]int{}, ids: map[int]int{}}
-			continue
+			return nil
+		}
+		if cur == nil && strings.HasPrefix(t, "Command:") {
+			return errf(n, "key_mgmt_util's listUsers merges every HSM into one list, so it cannot show drift; capture cloudhsm_mgmt_util's listUsers")
 		}
 		if cur == nil {
-			return Snapshot{}, errf(n, "expected \"Users on server N(IP):\", found %q", trunc(t))
+			return errf(n, "expected \"Users on server N(IP):\", found %q", trunc(t))
 		}
 		h := &snap.HSMs[len(snap.HSMs)-1]
 		if m := reCount().FindStringSubmatch(t); m != nil {
 			if cur.count >= 0 {
-				return Snapshot{}, errf(n, "server %d: second \"Number of users found\" line (first at line %d)", h.Server, cur.countLine)
+				return errf(n, "server %d: second \"Number of users found\" line (first at line %d)", h.Server, cur.countLine)
 			}
 			cur.count, _ = strconv.Atoi(m[1])
 			cur.countLine = n
-			continue
+			return nil
 		}
 		f := strings.Fields(t)
 		if slices.Equal(f, cmuCols) {
 			if cur.count < 0 || cur.header {
-				return Snapshot{}, errf(n, "server %d: unexpected column header", h.Server)
+				return errf(n, "server %d: unexpected column header", h.Server)
 			}
 			cur.header = true
-			continue
+			return nil
 		}
 		if cur.count < 0 {
-			return Snapshot{}, errf(n, "server %d: expected \"Number of users found:N\", found %q", h.Server, trunc(t))
+			return errf(n, "server %d: expected \"Number of users found:N\", found %q", h.Server, trunc(t))
 		}
 		if !cur.header {
-			return Snapshot{}, errf(n, "server %d: expected the column header (User Id, User Type, User Name, MofnPubKey, LoginFailureCnt, 2FA), found %q", h.Server, trunc(t))
+			return errf(n, "server %d: expected the column header (User Id, User Type, User Name, MofnPubKey, LoginFailureCnt, 2FA), found %q", h.Server, trunc(t))
 		}
 		u, err := cmuRow(f)
 		if err != nil {
-			return Snapshot{}, errf(n, "server %d: %v", h.Server, err)
+			return errf(n, "server %d: %v", h.Server, err)
 		}
 		// The same name twice is drift Diff reports; one id for two
 		// names is a capture that cannot be read.
 		if at, ok := cur.ids[u.ID]; ok && cur.names[u.Name] != at {
-			return Snapshot{}, errf(n, "server %d: user id %d listed twice for different users (first at line %d)", h.Server, u.ID, at)
+			return errf(n, "server %d: user id %d listed twice for different users (first at line %d)", h.Server, u.ID, at)
 		}
 		if _, ok := cur.names[u.Name]; !ok {
 			cur.names[u.Name] = n
@@ -250,9 +223,16 @@ func ImportCMUListUsers(name string, r io.Reader) (Snapshot, error) {
 			cur.ids[u.ID] = n
 		}
 		h.Users = append(h.Users, u)
+		return nil
 	}
-	if err := sc.Err(); err != nil {
-		return Snapshot{}, errf(n+1, "%v", err)
+	var bad error
+	eachLine(listing, func(_ int, line []byte) bool {
+		n++
+		bad = cmuLine(strings.TrimSpace(string(line)))
+		return bad == nil
+	})
+	if bad != nil {
+		return Snapshot{}, bad
 	}
 	if err := finish(); err != nil {
 		return Snapshot{}, err
@@ -323,6 +303,7 @@ func trunc(s string) string {
 type cliEnvelope struct {
 	ErrorCode *int            `json:"error_code"`
 	Data      json.RawMessage `json:"data"`
+	Username  *string         `json:"username"` // only in one user's entry, copied alone
 }
 
 type cliUser struct {
@@ -339,25 +320,35 @@ type cliStrategy struct {
 	Status   string `json:"status"`
 }
 
-// ImportCLIUserList reads the JSON of "cloudhsm-cli user list", with or
-// without the prompt line a terminal capture keeps. The result is
-// one HSM whose id is the file's base name without extension: cloudhsm-cli
-// merges every HSM its config lists into one view, so a single capture is
-// either one HSM (the operator ran it with a config listing only that HSM)
-// or the merged cluster. A leading UTF-8 byte-order mark is skipped. A
-// user listed twice is kept twice: Diff reports it as drift
-// (KindDuplicate). Users it marks "cluster-coverage": "inconsistent"
-// or "locked": "inconsistent" carry User.Drift, which Diff reports as drift
-// on an unknown HSM, undecidable. Combine one capture per HSM to get a
-// per-HSM snapshot that Diff can plan from. Password hashes, failure
-// counts, change times and deletion records are unknown; a registered
-// quorum key shows as "registered", MFA as its strategies.
+// ImportCLIUserList reads the JSON of "cloudhsm-cli user list" as a
+// terminal keeps it (see listingOf): the prompt or shell line that ran it,
+// even glued to the JSON, other commands and their output, a trailing
+// prompt, CRLF and a byte-order mark. The result is one HSM whose id is
+// the file's base name without extension: cloudhsm-cli merges every HSM
+// its config lists into one view, so a single capture is either one HSM
+// (the operator ran it with a config listing only that HSM) or the merged
+// cluster. A user listed twice is kept twice: Diff reports it as drift
+// (KindDuplicate). A value the view marks "inconsistent" (role, locked,
+// cluster-coverage, an MFA or quorum status) goes to User.Drift, which
+// Diff reports as drift on an unknown HSM, undecidable. Combine one
+// capture per HSM to get a per-HSM snapshot that Diff can plan from.
+// Password hashes, failure counts, change times and deletion records are
+// unknown; a registered quorum key shows as "registered", MFA as its
+// strategies.
 func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
-	data, err := fileio.ReadAll(r, MaxCapture, name)
+	text, err := readCapture(name, r)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	data = blankCLIPrompts(bytes.TrimPrefix(data, bom))
+	listing, _, err := listingOf(name, text, isCLIList)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return importCLI(name, listing)
+}
+
+// importCLI reads a listing whose offsets are the file's.
+func importCLI(name string, data []byte) (Snapshot, error) {
 	errf := func(off int64, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, lineAt(data, off), fmt.Sprintf(format, args...))
 	}
@@ -366,11 +357,13 @@ func ImportCLIUserList(name string, r io.Reader) (Snapshot, error) {
 	if err := dec.Decode(&env); err != nil {
 		return Snapshot{}, jsonErr(errf, err, int64(len(data)))
 	}
+	if start := int64(len(data) - len(bytes.TrimLeft(data, " \t\r\n"))); env.ErrorCode == nil && env.Username != nil {
+		return Snapshot{}, errf(start, "one user's entry, not the whole output of user list: capture the command's whole output")
+	} else if env.ErrorCode == nil {
+		return Snapshot{}, errf(start, "no \"error_code\": not a cloudhsm-cli user list capture")
+	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Snapshot{}, errf(dec.InputOffset(), "unexpected data after the JSON document")
-	}
-	if env.ErrorCode == nil {
-		return Snapshot{}, errf(0, "no \"error_code\": not a cloudhsm-cli user list capture")
 	}
 	dataOff := keyOffset(data, 0, "data")
 	if *env.ErrorCode != 0 {
@@ -422,13 +415,19 @@ func cliToUser(cu cliUser) (User, string, error) {
 	if u.Name, err = policy.NormalizeUsername(*cu.Username); err != nil {
 		return u, "username", err
 	}
-	switch {
-	case cu.Role == nil:
+	if cu.Role == nil {
 		return u, "username", fmt.Errorf("user %s has no \"role\"", u.Name)
-	case *cu.Role != RoleAdmin && *cu.Role != RoleCryptoUser && *cu.Role != RoleAppliance && *cu.Role != RoleUnactivatedAdmin:
-		return u, "role", fmt.Errorf("user %s: unknown role %q (want admin, crypto-user, unactivated-admin or internal(APPLIANCE_USER))", u.Name, trunc(*cu.Role))
 	}
-	u.Role = *cu.Role
+	switch u.Role = *cu.Role; u.Role {
+	case RoleAdmin, RoleCryptoUser, RoleAppliance, RoleUnactivatedAdmin:
+	case "crypto_user":
+		// An AWS guide prints this spelling (docs/design.md, "Captures").
+		u.Role = RoleCryptoUser
+	case RoleInconsistent:
+		u.Drift = append(u.Drift, "role")
+	default:
+		return u, "role", fmt.Errorf("user %s: unknown role %q (want admin, crypto-user, unactivated-admin, internal(APPLIANCE_USER) or inconsistent)", u.Name, trunc(*cu.Role))
+	}
 	switch {
 	case cu.Coverage == nil:
 		return u, "username", fmt.Errorf("user %s has no \"cluster-coverage\"", u.Name)
@@ -447,29 +446,47 @@ func cliToUser(cu cliUser) (User, string, error) {
 	case *cu.Locked != "false":
 		return u, "locked", fmt.Errorf("user %s: locked %q: want true, false or inconsistent", u.Name, trunc(*cu.Locked))
 	}
-	if u.MFA, err = strategies(cu.MFA); err != nil {
+	mfa, mixed, err := strategies(cu.MFA)
+	if err != nil {
 		return u, "mfa", fmt.Errorf("user %s: mfa: %v", u.Name, err)
 	}
-	q, err := strategies(cu.Quorum)
+	u.MFA = mfa
+	if mixed {
+		u.Drift = append(u.Drift, "mfa")
+	}
+	q, mixed, err := strategies(cu.Quorum)
 	if err != nil {
 		return u, "quorum", fmt.Errorf("user %s: quorum: %v", u.Name, err)
 	}
 	if q != "" {
 		u.QuorumKey = "registered"
 	}
+	if mixed {
+		u.Drift = append(u.Drift, "quorum")
+	}
 	return u, "", nil
 }
 
-func strategies(ss []cliStrategy) (string, error) {
+// strategies joins the strategies of an "mfa" or "quorum" list, and says
+// whether the view marks any of them inconsistent: registered on some
+// HSMs only, or differently.
+func strategies(ss []cliStrategy) (joined string, inconsistent bool, err error) {
 	var out []string
 	for _, s := range ss {
 		if s.Strategy == "" {
-			return "", errors.New("entry has no \"strategy\"")
+			return "", false, errors.New("entry has no \"strategy\"")
+		}
+		switch s.Status {
+		case "enabled":
+		case RoleInconsistent:
+			inconsistent = true
+		default:
+			return "", false, fmt.Errorf("%s: status %q: want enabled or inconsistent", trunc(s.Strategy), trunc(s.Status))
 		}
 		out = append(out, s.Strategy)
 	}
 	sort.Strings(out)
-	return strings.Join(out, ","), nil
+	return strings.Join(out, ","), inconsistent, nil
 }
 
 func jsonErr(errf func(int64, string, ...any) error, err error, end int64) error {

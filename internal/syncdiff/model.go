@@ -58,9 +58,10 @@ func strictest(ps []Policy) Policy {
 
 // User is one user record as one HSM holds it.
 type User struct {
-	ID           int       // CMU user id on that HSM (0 when unknown)
-	Name         string    // lowercase
-	Role         string    // "admin", "crypto-user", "unactivated-admin", "internal(APPLIANCE_USER)"
+	ID   int    // CMU user id on that HSM (0 when unknown)
+	Name string // lowercase
+	Role string // "admin", "crypto-user", "unactivated-admin", "internal(APPLIANCE_USER)"; "inconsistent" with Drift
+
 	PasswordHash string    // opaque digest of the credential record; "" when unknown (captures)
 	Locked       bool      //
 	Failures     int       // login failure count
@@ -77,8 +78,8 @@ type User struct {
 	Approvals int
 
 	// Drift holds what a merged cloudhsm-cli view marks "inconsistent" for
-	// this user ("cluster-coverage", "locked") without naming the HSM that
-	// differs. Nil for per-HSM data.
+	// this user ("role", "cluster-coverage", "locked", "mfa", "quorum")
+	// without naming the HSM that differs. Nil for per-HSM data.
 	Drift []string
 }
 
@@ -111,4 +112,8 @@ const (
 	RoleCryptoUser       = "crypto-user"
 	RoleUnactivatedAdmin = "unactivated-admin"
 	RoleAppliance        = "internal(APPLIANCE_USER)"
+	// RoleInconsistent is what a merged cloudhsm-cli view says of a role
+	// (and of any other value) the HSMs disagree on; such a user's Drift
+	// names the field.
+	RoleInconsistent = "inconsistent"
 )
