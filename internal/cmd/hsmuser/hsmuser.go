@@ -98,6 +98,17 @@ func userAndRole(c *ucli.Context) (string, policy.Role, error) {
 	return strings.ToLower(user), role, nil
 }
 
+// parseForUser parses a command that names a user: the request, then
+// --username and --role.
+func parseForUser(c *ucli.Context, env cli.Env, need clustercli.Need) (*clustercli.Request, string, policy.Role, error) {
+	req, err := clustercli.Parse(c, env, need)
+	if err != nil {
+		return nil, "", "", err
+	}
+	user, role, err := userAndRole(c)
+	return req, user, role, err
+}
+
 type userData struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
@@ -117,11 +128,7 @@ func activate(c *ucli.Context, env cli.Env) error {
 }
 
 func login(c *ucli.Context, env cli.Env) error {
-	req, err := clustercli.Parse(c, env, clustercli.Targets)
-	if err != nil {
-		return err
-	}
-	user, role, err := userAndRole(c)
+	req, user, role, err := parseForUser(c, env, clustercli.Targets)
 	if err != nil {
 		return err
 	}
@@ -238,11 +245,7 @@ func strategies(s []hsm.Strategy) string {
 // manage is the common shape of create, delete and change-password.
 func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 	op func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error)) error {
-	req, err := clustercli.Parse(c, env, clustercli.Mutating)
-	if err != nil {
-		return err
-	}
-	user, role, err := userAndRole(c)
+	req, user, role, err := parseForUser(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -307,11 +310,7 @@ func signThen(path, user, next string) string {
 }
 
 func changeMFA(c *ucli.Context, env cli.Env) error {
-	req, err := clustercli.Parse(c, env, clustercli.Mutating)
-	if err != nil {
-		return err
-	}
-	user, role, err := userAndRole(c)
+	req, user, role, err := parseForUser(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
