@@ -385,9 +385,11 @@ func (c *Client) ChangeMFA(t Targeting, auth Authenticator, r ChangeMFARequest) 
 			if err := h.PutUser(u); err != nil {
 				return err
 			}
-			// This transaction is rolled back on a refusal: nothing is written.
-			if err := approversKept(h); err != nil {
-				return fmt.Errorf("removing %s's quorum key %w", user, err)
+			if r.Deregister && r.ChangeQuorum {
+				// Rolled back on a refusal: nothing is written.
+				if err := approversKept(h); err != nil {
+					return fmt.Errorf("removing %s's quorum key %w", user, err)
+				}
 			}
 			return nil
 		}})
