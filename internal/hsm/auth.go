@@ -143,6 +143,9 @@ type PIN struct {
 	User     string
 	Password string
 	Role     policy.Role
+	// mfa is the second factor a login carries (LoginMFA, BeginMFALogin);
+	// nil for HSM_PIN, so a user with MFA never logs in one-shot.
+	mfa *mfaLogin
 }
 
 // ParsePIN reads HSM_PIN and HSM_ROLE. No part of a malformed PIN is
@@ -173,6 +176,9 @@ func ParsePINVars(pinVar, roleVar, pin, role string) (*PIN, error) {
 
 func (p *PIN) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 	if _, err := tx.checkLogin(h, p.User, p.Role, p.Password); err != nil {
+		return Principal{}, err
+	}
+	if err := tx.checkMFA(h, p.User, p.mfa); err != nil {
 		return Principal{}, err
 	}
 	return Principal{User: p.User}, nil

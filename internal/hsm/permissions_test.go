@@ -151,6 +151,16 @@ var engineOps = map[policy.Op]func(c *Client, w who) error{
 		_, err = c.RegisterQuorumKey(Targeting{}, w.auth, "k.pub", keys.MarshalPublicKeyPEM(&key.PublicKey), path, rf.Marshal())
 		return err
 	},
+	policy.ChangeOwnMFA: func(c *Client, w who) error {
+		name := w.user
+		if name == "" {
+			name = "cu1"
+		}
+		return registerMFA(c, w.auth, name, w.self)
+	},
+	policy.ChangeAnyMFA: func(c *Client, w who) error {
+		return registerMFA(c, w.auth, "victim", policy.CryptoUser)
+	},
 	policy.SyncStatus: func(c *Client, w who) error {
 		_, err := c.SyncStatus(w.auth)
 		return err
@@ -173,6 +183,27 @@ var engineOps = map[policy.Op]func(c *Client, w who) error{
 		_, err := c.dump(w.auth, "")
 		return err
 	},
+}
+
+// registerMFA runs both steps of an MFA registration as auth, signing
+// the tokens with the walk's key.
+func registerMFA(c *Client, auth Authenticator, user string, role policy.Role) error {
+	path := filepath.Join(filepath.Dir(c.Config.Path), "mfa.json")
+	if _, err := c.BeginMFARegistration(Targeting{}, auth, user, role, path); err != nil {
+		return err
+	}
+	d, _ := os.ReadFile(path)
+	rf, err := quorum.ParseRegistrationFile(path, d)
+	if err != nil {
+		return err
+	}
+	key := testKey()
+	if err := rf.Sign(key); err != nil {
+		return err
+	}
+	_, err = c.ChangeMFA(Targeting{}, auth, ChangeMFARequest{Username: user, Role: role, Password: "Mfa-newpass1",
+		PublicKeyPath: "k.pub", PublicKey: keys.MarshalPublicKeyPEM(&key.PublicKey), Signed: &MFAToken{Path: path, Data: rf.Marshal()}})
+	return err
 }
 
 func adminMissing(c *Client) bool {

@@ -359,7 +359,7 @@ func (c *Client) ListTokens(auth Authenticator) ([]TokenView, []string, error) {
 				return &TroubleError{Err: err}
 			}
 			for _, t := range toks {
-				if !t.Used.IsZero() || expired(h, &t, now) {
+				if !t.Used.IsZero() || expired(h, &t, now) || isMFAChallenge(&t) {
 					continue
 				}
 				k := key{t.User, t.Service, string(t.Digest)}
@@ -514,6 +514,9 @@ func (c *Client) RegisterQuorumKey(t Targeting, auth Authenticator, pubPath stri
 	rf, err := quorum.ParseRegistrationFile(tokenPath, tokenData)
 	if err != nil {
 		return nil, err
+	}
+	if rf.MFA() {
+		return nil, fmt.Errorf("%s: is an MFA token file, not a registration token (hsm-quorum generate --service registration writes one)", tokenPath)
 	}
 	if err := rf.Verify(pub); err != nil {
 		return nil, err

@@ -101,14 +101,19 @@ func (unactivatedAdmin) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 // Login verifies the password on each HSM and opens a session there. The
 // "already logged in" check and the session file's write happen under the
 // lock, so logins racing on one session file leave exactly one session.
+// A user with MFA logs in with BeginMFALogin and LoginMFA instead.
 func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, pw string) (*SessionFile, *Result, error) {
+	return c.login(t, sessionPath, user, role, pw, nil)
+}
+
+func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin) (*SessionFile, *Result, error) {
 	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, nil, err
 	}
 	sf := &SessionFile{Cluster: c.Cluster.ID, Username: user, Path: sessionPath}
 	var opened []string
-	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role}, target: t, write: true,
+	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role, mfa: mfa}, target: t, write: true,
 		locked: func(tx *Tx) error {
 			// Under the lock, so racing logins on one file cannot both
 			// pass; before the password, so this costs no failure.
@@ -325,11 +330,11 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 		strategy := func(seen map[string]bool) []Strategy {
 			switch {
 			case len(seen) > 1:
-				return []Strategy{{Strategy: "token-sign", Status: "inconsistent"}}
+				return []Strategy{{Strategy: StrategyTokenSign, Status: "inconsistent"}}
 			case seen[""]:
 				return []Strategy{}
 			}
-			return []Strategy{{Strategy: "token-sign", Status: "enabled"}}
+			return []Strategy{{Strategy: StrategyTokenSign, Status: "enabled"}}
 		}
 		for _, k := range names {
 			a := byName[k]
@@ -446,8 +451,24 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 }
 
 // ChangePassword sets a user's password: one's own, or, as an admin,
-// anyone's (which also unlocks the account).
+// anyone's (which also unlocks the account). The user's MFA and quorum
+// keys are kept (ChangePasswordWith deregisters them).
 func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval) (*Result, error) {
+	return c.ChangePasswordWith(t, auth, user, role, pw, approval, PasswordOptions{})
+}
+
+// PasswordOptions are cloudhsm-cli's change-password flags beyond the
+// password.
+type PasswordOptions struct {
+	DeregisterMFA    bool // --deregister-mfa: remove the user's MFA key, if present
+	DeregisterQuorum bool // --deregister-quorum: remove the user's quorum key, if present
+}
+
+// ChangePasswordWith is ChangePassword with the options. Deregistering a
+// key needs the change-MFA permission (one's own, or as an admin
+// anyone's), and removing a quorum key is refused when it would leave a
+// quorum value without enough approvers.
+func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval, opts PasswordOptions) (*Result, error) {
 	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, err
@@ -463,6 +484,9 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 		// refused once the cluster is activated somewhere (notActivated).
 		locked: func(tx *Tx) error { activated = notActivated(tx); return nil },
 		permFor: func(p Principal) policy.Op {
+			if opts.DeregisterMFA || opts.DeregisterQuorum {
+				return mfaPerm(user)(p) // within the password's rows
+			}
 			if self(p) {
 				return policy.ChangeOwnPassword
 			}
@@ -500,6 +524,17 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 			if self(p) {
 				kind = state.KindSelfPassword
 			}
+			if opts.DeregisterMFA && u.MFA != nil {
+				// Recorded as an MFA change: a repair reads it as the
+				// evidence that the key was removed (docs/design.md, "MFA").
+				u.MFA, kind = nil, state.KindMFA
+				if self(p) {
+					kind = state.KindSelfMFA
+				}
+			}
+			if opts.DeregisterQuorum {
+				u.QuorumKey = nil
+			}
 			if policy.Role(u.Role) == policy.Unactivated {
 				if activated != nil {
 					return activated
@@ -507,7 +542,16 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 				u.Role, kind = string(policy.Admin), state.KindActivate
 			}
 			tx.touch(h, u, kind)
-			return h.PutUser(u)
+			if err := h.PutUser(u); err != nil {
+				return err
+			}
+			if opts.DeregisterQuorum {
+				// Rolled back on a refusal: nothing is written.
+				if err := approversKept(h); err != nil {
+					return fmt.Errorf("removing %s's quorum key %w", user, err)
+				}
+			}
+			return nil
 		}})
 }
 

@@ -46,6 +46,11 @@ const (
 	QuorumPolicyRead  Op = "list quorum values and timeouts"
 	QuorumPolicyWrite Op = "set quorum values and timeouts"
 	RegisterQuorumKey Op = "register a quorum key"
+	// cloudhsm-cli's user change-mfa: "Any user account can run this
+	// command. Accounts with the Admin role can run this command for other
+	// users." Deregistering a key through change-password takes these too.
+	ChangeOwnMFA Op = "change own MFA"
+	ChangeAnyMFA Op = "change any user's MFA"
 	// Repairing a user table copies a user as a masked object; because it
 	// changes the users of an HSM, hsmkit also requires an admin.
 	SyncUsers Op = "synchronise users between HSMs"
@@ -124,6 +129,8 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{QuorumPolicyRead, all, ""},
 	{QuorumPolicyWrite, []Role{Admin}, ""},
 	{RegisterQuorumKey, []Role{Admin}, ""},
+	{ChangeOwnMFA, []Role{Admin, CryptoUser}, "register, rotate or deregister one's own MFA key"},
+	{ChangeAnyMFA, []Role{Admin}, "another user's MFA key"},
 	{SyncUsers, []Role{Admin}, ""},
 	{Login, []Role{Admin, CryptoUser, Unactivated}, "the appliance user is internal"},
 	{Logout, all, "the session file's secret is the proof"},

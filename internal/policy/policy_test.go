@@ -25,6 +25,8 @@ func TestSeedTable(t *testing.T) {
 		QuorumPolicyRead:  {y, y, y, y, y, n},
 		QuorumPolicyWrite: {y, n, n, n, n, n},
 		RegisterQuorumKey: {y, n, n, n, n, n},
+		ChangeOwnMFA:      {y, y, n, n, n, n},
+		ChangeAnyMFA:      {y, n, n, n, n, n},
 		SyncUsers:         {y, n, n, n, n, n},
 		Login:             {y, y, n, y, n, n},
 		Logout:            {y, y, y, y, y, n},

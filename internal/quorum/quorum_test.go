@@ -410,21 +410,11 @@ func TestRegistrationFile(t *testing.T) {
 	if err := parsed.Sign(key(t, 1)); err != nil {
 		t.Fatal(err)
 	}
-	signed, err := ParseRegistrationFile("reg.token", parsed.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signed.Verify(&key(t, 1).PublicKey); err != nil {
-		t.Error(err)
-	}
-	if err := signed.Verify(&key(t, 2).PublicKey); !errors.Is(err, ErrBadSignature) {
-		t.Errorf("verify with another key: %v", err)
-	}
+	signed := reparseSignedByKey1(t, parsed)
 	for i, tok := range signed.Tokens {
-		want, _ := keys.Sign(key(t, 1), tok.Unsigned)
 		sum := sha256.Sum256(tok.ApprovalData)
-		if !bytes.Equal(tok.Signed, want) || !bytes.Equal(tok.Unsigned, sum[:]) {
-			t.Errorf("tokens[%d]: unsigned or signed is not what the contract says", i)
+		if !bytes.Equal(tok.Unsigned, sum[:]) {
+			t.Errorf("tokens[%d]: unsigned is not SHA-256(approval_data)", i)
 		}
 	}
 	back, err := signed.Records()
@@ -518,6 +508,8 @@ func FuzzParseRegistrationFile(f *testing.F) {
 	sum := sha256.Sum256(ad[:80])
 	f.Add([]byte(`{"version":"2.0","tokens":[{"approval_data":"` + base64.StdEncoding.EncodeToString(ad[:80]) + `","unsigned":"` + base64.StdEncoding.EncodeToString(sum[:]) + `","signed":""}]}`))
 	f.Add([]byte(`{"version":"2.0","tokens":[]}`))
+	f.Add([]byte(mfaSample))
+	f.Add([]byte(`{"version":"2.0","tokens":[{"unsigned":"` + base64.StdEncoding.EncodeToString(sum[:]) + `","signed":""},{"approval_data":"","unsigned":"","signed":""}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rf, err := ParseRegistrationFile("f", data)
 		if err != nil {
@@ -531,5 +523,87 @@ func FuzzParseRegistrationFile(f *testing.F) {
 		if err != nil || !bytes.Equal(again.Marshal(), out) {
 			t.Fatalf("round trip: %v\n%s", err, out)
 		}
+		for _, tok := range rf.Tokens {
+			if (tok.ApprovalData == nil) != rf.MFA() || again.MFA() != rf.MFA() {
+				t.Fatal("a file of mixed forms was accepted, or Marshal changed its form")
+			}
+		}
 	})
+}
+
+// mfaSample is CloudHSM's documented MFA token file (docs/design.md, "MFA"):
+// no approval_data, one unsigned/signed pair per HSM.
+const mfaSample = `{
+  "version": "2.0",
+  "tokens": [
+    {
+      "unsigned": "1jqwxb9bJOUUQLiNb7mxXS1uBJsEXh0B9nj05BqnPsE=",
+      "signed": "eiw3fZeCKIY50C4zPeg9Rt90M1Qlq3WlJh6Yw7xXm4nF6e9ETLE39+9M+rUqDWMRZjaBfaMbg5d9yDkz5p13U7ch2tlF9LoYabsWutkT014KRq/rcYMvFsU9n/Ey/TK0PVaxLN42X+pebV4juwMhN4mK4CzdFAJgM+UGBOj4yB9recpOBB9K8QFSpJZALSEdDgUc/mS1eDq3rU0int6+4NKuLQjpR+LSEIWRZ6g6+MND2vXGskxHjadCQ09L7Tz8VcWjKDbxJcBiGKvkqyozl9zrGo8fA3WHBmwiAgS61Merx77ZGY4PFR37+j/YMSC14prCN15DtMRv2xA1SGSb4w=="
+    },
+    {
+      "unsigned": "LMMFc34ASPnvNPFzBbMbr9FProS/Zu2P8zF/xzk5hVQ=",
+      "signed": ""
+    }
+  ]
+}`
+
+func TestMFAFile(t *testing.T) {
+	rf, err := ParseRegistrationFile("mfa.json", []byte(mfaSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rf.MFA() || len(rf.Tokens) != 2 || rf.Tokens[0].ApprovalData != nil || len(rf.Tokens[0].Signed) != SignatureSize || rf.Tokens[1].Signed != nil {
+		t.Fatalf("parsed %+v", rf)
+	}
+	if _, err := rf.Records(); err == nil {
+		t.Error("an MFA file has no records")
+	}
+	if got := string(rf.Marshal()); got != mfaSample+"\n" && got != mfaSample {
+		t.Errorf("Marshal is not the documented form:\n%s", got)
+	}
+	// Signed and verified like a registration file.
+	fresh := NewMFAFile([][]byte{rf.Tokens[0].Unsigned, rf.Tokens[1].Unsigned})
+	if err := fresh.Sign(key(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	reparseSignedByKey1(t, fresh)
+
+	ad, _ := base64.StdEncoding.DecodeString(seedApprovalData)
+	sum := sha256.Sum256(ad[:80])
+	reg := `{"approval_data":"` + base64.StdEncoding.EncodeToString(ad[:80]) + `","unsigned":"` + base64.StdEncoding.EncodeToString(sum[:]) + `","signed":""}`
+	mfa := `{"unsigned":"` + base64.StdEncoding.EncodeToString(sum[:]) + `","signed":""}`
+	for _, tc := range []struct{ data, want string }{
+		{`{"version":"2.0","tokens":[` + mfa + `,` + reg + `]}`, `mfa.json: tokens[1]: unknown field "approval_data"`},
+		{`{"version":"2.0","tokens":[` + reg + `,` + mfa + `]}`, `mfa.json: tokens[1]: missing field "approval_data"`},
+		{`{"version":"2.0","tokens":[{"unsigned":"AAAA","signed":""}]}`, "mfa.json: tokens[0].unsigned: 3 bytes, want 32"},
+		{`{"version":"2.0","tokens":[{"unsigned":"` + base64.StdEncoding.EncodeToString(sum[:]) + `"}]}`, `mfa.json: tokens[0]: missing field "signed"`},
+		{`{"version":"2.0","tokens":[{"unsigned":"` + base64.StdEncoding.EncodeToString(sum[:]) + `","signed":"AAAA"}]}`, "mfa.json: tokens[0].signed: 3 bytes, want 256"},
+	} {
+		if _, err := ParseRegistrationFile("mfa.json", []byte(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s:\n  error %v\n  want %q", tc.data, err, tc.want)
+		}
+	}
+}
+
+// reparseSignedByKey1 reads back a file signed with key 1: it verifies
+// against key 1 and no other, and each signature is openssl pkeyutl
+// -pkeyopt digest:sha256's of its entry's unsigned bytes.
+func reparseSignedByKey1(t *testing.T, rf *RegistrationFile) *RegistrationFile {
+	t.Helper()
+	back, err := ParseRegistrationFile(rf.Name, rf.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := back.Verify(&key(t, 1).PublicKey); err != nil {
+		t.Error(err)
+	}
+	if err := back.Verify(&key(t, 2).PublicKey); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("verify with another key: %v", err)
+	}
+	for i, tok := range back.Tokens {
+		if want, _ := keys.Sign(key(t, 1), tok.Unsigned); !bytes.Equal(tok.Signed, want) {
+			t.Errorf("tokens[%d]: signed is not the signature of unsigned", i)
+		}
+	}
+	return back
 }

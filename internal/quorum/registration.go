@@ -11,11 +11,16 @@ import (
 	"github.com/hsmkit/hsmkit/internal/keys"
 )
 
-// RegistrationFile is a registration (and MFA) token file:
-// {"version":"2.0","tokens":[{"approval_data":B64,"unsigned":B64,"signed":B64}]},
-// one entry per HSM. CloudHSM does not document what "unsigned" is; hsmkit
-// makes it SHA-256(approval_data), 32 bytes, so it is signed exactly like a
-// service token.
+// RegistrationFile is a registration or MFA token file, one entry per HSM.
+// A registration file is
+// {"version":"2.0","tokens":[{"approval_data":B64,"unsigned":B64,"signed":B64}]}:
+// CloudHSM does not document what "unsigned" is; hsmkit makes it
+// SHA-256(approval_data), 32 bytes, so it is signed exactly like a service
+// token. An MFA file (token-sign MFA: registering an MFA key, logging in)
+// is the form CloudHSM documents, {"version":"2.0","tokens":[{"unsigned":B64,"signed":B64}]}:
+// its entries carry no approval_data (ApprovalData is nil), and "unsigned"
+// is a 32-byte digest only the HSM that issued it can match
+// (docs/design.md, "MFA"). A file is all of one form.
 type RegistrationFile struct {
 	Name   string // the file it was read from, for messages; not stored
 	Tokens []RegistrationToken
@@ -37,6 +42,30 @@ type registrationTokenJSON struct {
 	ApprovalData string `json:"approval_data"`
 	Unsigned     string `json:"unsigned"`
 	Signed       string `json:"signed"`
+}
+
+type mfaFileJSON struct {
+	Version string         `json:"version"`
+	Tokens  []mfaTokenJSON `json:"tokens"`
+}
+
+type mfaTokenJSON struct {
+	Unsigned string `json:"unsigned"`
+	Signed   string `json:"signed"`
+}
+
+// NewMFAFile makes an unsigned MFA file, one entry per digest (per HSM).
+func NewMFAFile(unsigned [][]byte) *RegistrationFile {
+	rf := &RegistrationFile{}
+	for _, u := range unsigned {
+		rf.Tokens = append(rf.Tokens, RegistrationToken{Unsigned: u})
+	}
+	return rf
+}
+
+// MFA says whether rf is an MFA file (its entries carry no approval_data).
+func (rf *RegistrationFile) MFA() bool {
+	return len(rf.Tokens) > 0 && rf.Tokens[0].ApprovalData == nil
 }
 
 // NewRegistrationFile makes an unsigned registration file, one entry per
@@ -84,20 +113,28 @@ func ParseRegistrationFile(name string, data []byte) (*RegistrationFile, error) 
 		return fail("tokens", err)
 	}
 	rf := &RegistrationFile{Name: name}
+	// The first entry's fields say the file's form; every entry must have it.
+	form := []string{"approval_data", "unsigned", "signed"}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(elems[0], &probe) == nil && probe != nil && probe["approval_data"] == nil {
+		form = form[1:]
+	}
 	for i, raw := range elems {
 		field := fmt.Sprintf("tokens[%d]", i)
-		tf, err := object(raw, "approval_data", "unsigned", "signed")
+		tf, err := object(raw, form...)
 		if err != nil {
 			return fail(field, err)
 		}
 		var t RegistrationToken
-		if t.ApprovalData, err = approvalData(tf["approval_data"]); err != nil {
-			return fail(field+".approval_data", err)
+		if len(form) == 3 {
+			if t.ApprovalData, err = approvalData(tf["approval_data"]); err != nil {
+				return fail(field+".approval_data", err)
+			}
 		}
 		if t.Unsigned, err = b64(tf["unsigned"]); err != nil {
 			return fail(field+".unsigned", err)
 		}
-		if err := checkToken(t.ApprovalData, t.Unsigned); err != nil {
+		if err := checkEntry(t); err != nil {
 			return fail(field+".unsigned", err)
 		}
 		if t.Signed, err = b64(tf["signed"]); err != nil {
@@ -115,10 +152,29 @@ func ParseRegistrationFile(name string, data []byte) (*RegistrationFile, error) 
 	return rf, nil
 }
 
+// checkEntry checks an entry's unsigned digest: SHA-256 of its
+// approval_data, or, in an MFA file, 32 bytes the HSM matches.
+func checkEntry(t RegistrationToken) error {
+	if t.ApprovalData == nil {
+		if len(t.Unsigned) != sha256.Size {
+			return fmt.Errorf("%d bytes, want %d (a SHA-256 digest)", len(t.Unsigned), sha256.Size)
+		}
+		return nil
+	}
+	return checkToken(t.ApprovalData, t.Unsigned)
+}
+
 // Marshal encodes rf as cloudhsm-cli writes it.
 func (rf *RegistrationFile) Marshal() []byte {
-	j := registrationFileJSON{Version: FileVersion, Tokens: []registrationTokenJSON{}}
 	enc := base64.StdEncoding.EncodeToString
+	if rf.MFA() {
+		j := mfaFileJSON{Version: FileVersion, Tokens: []mfaTokenJSON{}}
+		for _, t := range rf.Tokens {
+			j.Tokens = append(j.Tokens, mfaTokenJSON{enc(t.Unsigned), enc(t.Signed)})
+		}
+		return marshal(j)
+	}
+	j := registrationFileJSON{Version: FileVersion, Tokens: []registrationTokenJSON{}}
 	for _, t := range rf.Tokens {
 		j.Tokens = append(j.Tokens, registrationTokenJSON{enc(t.ApprovalData), enc(t.Unsigned), enc(t.Signed)})
 	}
@@ -129,7 +185,7 @@ func (rf *RegistrationFile) Marshal() []byte {
 func (rf *RegistrationFile) Sign(key *rsa.PrivateKey) error {
 	signed := make([][]byte, len(rf.Tokens))
 	for i, t := range rf.Tokens {
-		if err := checkToken(t.ApprovalData, t.Unsigned); err != nil {
+		if err := checkEntry(t); err != nil {
 			return fmt.Errorf("tokens[%d].unsigned %w", i, err)
 		}
 		sig, err := keys.Sign(key, t.Unsigned)
@@ -151,7 +207,7 @@ func (rf *RegistrationFile) Verify(pub *rsa.PublicKey) error {
 		return fmt.Errorf("%sno tokens", prefix(rf.Name))
 	}
 	for i, t := range rf.Tokens {
-		if err := checkToken(t.ApprovalData, t.Unsigned); err != nil {
+		if err := checkEntry(t); err != nil {
 			return fmt.Errorf("%stokens[%d].unsigned %w", prefix(rf.Name), i, err)
 		}
 		if len(t.Signed) == 0 {
@@ -166,6 +222,9 @@ func (rf *RegistrationFile) Verify(pub *rsa.PublicKey) error {
 
 // Records decodes every entry's approval_data, in order.
 func (rf *RegistrationFile) Records() ([]Record, error) {
+	if rf.MFA() {
+		return nil, fmt.Errorf("%sis an MFA token file: its entries carry no approval_data", prefix(rf.Name))
+	}
 	var all []Record
 	for i, t := range rf.Tokens {
 		rs, err := DecodeApprovalData(t.ApprovalData)

@@ -155,6 +155,8 @@ const (
 	KindSelfPassword = "self-password"       // the user changed its own password
 	KindReset        = "change-password"     // an admin set its password (this unlocks)
 	KindRegister     = "register-quorum-key" // the user registered its quorum key
+	KindSelfMFA      = "self-mfa"            // the user changed its own MFA key (and so its password)
+	KindMFA          = "change-mfa"          // an admin changed its MFA key and set its password (this unlocks)
 )
 
 // PolicyStamp is one HSM's quorum values from a moment on: the history a
@@ -202,6 +204,9 @@ type Token struct {
 	Used      time.Time `json:"used,omitzero"` // kept until it would have expired, so a replay is named as one
 	Approvals []string  `json:"approvals,omitempty"`
 	Coverage  int       `json:"coverage"` // how many HSMs the token's file covers
+	// Target is the user whose MFA key an MFA registration challenge
+	// registers (User is who asked for it); empty for every other token.
+	Target string `json:"target,omitempty"`
 }
 
 // Quorum is the quorum policy: a value per service and the timeouts.

@@ -12,6 +12,8 @@ const (
 	KindSelfPassword = "self-password"
 	KindReset        = "change-password"
 	KindRegister     = "register-quorum-key"
+	KindSelfMFA      = "self-mfa"
+	KindAdminMFA     = "change-mfa"
 )
 
 // evidence is what the never-escalate rule reads (docs/design.md,
@@ -81,7 +83,7 @@ func (ev *evidence) needFor(v User, held []*User) int {
 // older hsmkit wrote) is authorized only where no quorum was in force.
 func (ev *evidence) authorized(v User, held []*User) (bool, int) {
 	switch v.Kind {
-	case KindInit, KindActivate, KindSelfPassword, KindRegister:
+	case KindInit, KindActivate, KindSelfPassword, KindRegister, KindSelfMFA:
 		return true, 1
 	}
 	need := ev.needFor(v, held)
@@ -128,11 +130,26 @@ func (ev *evidence) guard(cells []Cell, present, absent []int, a Authority) Auth
 		if !u.Locked || v.Locked {
 			continue
 		}
-		if v.Kind == KindReset && v.Changed.After(u.Changed) {
-			continue
+		if (v.Kind == KindReset || v.Kind == KindAdminMFA) && v.Changed.After(u.Changed) {
+			continue // an admin set the password since: that unlocks
 		}
 		return undecidable(fmt.Sprintf("the record on %s is unlocked and %s's is locked (%d login failures); copying it would unlock the user there, and a repair never unlocks: an admin resets the password (hsm-user change-password --username %s --role %s), or approve this repair (hsm-sync apply --approval FILE)",
 			a.Source, cells[i].HSM, u.Failures, v.Name, v.Role))
+	}
+	// Removing MFA: the second factor is a restriction, so a record
+	// without it replaces one with it only when it is a deregistration
+	// made after that record (docs/design.md, "MFA"); a registration that
+	// reached few HSMs is not undone by a majority that never had it.
+	for _, i := range present {
+		u := cells[i].User
+		if v.MFA != "" || u.MFA == "" {
+			continue
+		}
+		if (v.Kind == KindSelfMFA || v.Kind == KindAdminMFA) && v.Changed.After(u.Changed) {
+			continue
+		}
+		return undecidable(fmt.Sprintf("the record on %s has no MFA key and %s's has one (%s); copying it would remove %s's second factor there, and a repair never weakens a user without a deregistration made after it: deregister it on every HSM (hsm-user change-mfa token-sign --deregister --username %s --role %s), register it on every HSM (hsm-user change-mfa token-sign --token FILE), or approve this repair (hsm-sync apply --approval FILE)",
+			a.Source, cells[i].HSM, u.MFA, v.Name, v.Name, v.Role))
 	}
 	return a
 }
@@ -149,6 +166,10 @@ func describeChange(v User) string {
 		return "activation"
 	case KindRegister:
 		return "its quorum key registration"
+	case KindSelfMFA:
+		return "its own MFA change"
+	case KindAdminMFA:
+		return "an admin's MFA change"
 	case KindInit:
 		return "the cluster's creation"
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -35,7 +37,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Flags:  append(mutating(), cli.PasswordFlags()...),
 				Action: func(c *ucli.Context) error { return activate(c, env) }},
 			{Name: "login", Usage: "log in on every HSM and keep the session for later commands",
-				Flags:  append(append(mutating(), userFlags...), cli.PasswordFlags()...),
+				Flags: append(append(mutating(&ucli.StringFlag{Name: "mfa-token",
+					Usage: "MFA token `FILE`: a user with MFA runs login twice, first to write the unsigned tokens there, then, once they are signed, to log in"}),
+					userFlags...), cli.PasswordFlags()...),
 				Action: func(c *ucli.Context) error { return login(c, env) }},
 			{Name: "logout", Usage: "end the session",
 				Flags:  []ucli.Flag{clustercli.SessionFlag()},
@@ -49,8 +53,23 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Flags:  append(mutating(approvalFlag), userFlags...),
 				Action: func(c *ucli.Context) error { return deleteUser(c, env) }},
 			{Name: "change-password", Usage: "change your own password, or as an admin anyone's (this unlocks a locked user)",
-				Flags:  append(append(mutating(approvalFlag), userFlags...), cli.PasswordFlags()...),
+				Flags: append(append(mutating(approvalFlag,
+					&ucli.BoolFlag{Name: "deregister-mfa", Usage: "also remove the user's MFA key, if present"},
+					&ucli.BoolFlag{Name: "deregister-quorum", Usage: "also remove the user's quorum key, if present"}),
+					userFlags...), cli.PasswordFlags()...),
 				Action: func(c *ucli.Context) error { return changePassword(c, env) }},
+			{Name: "change-mfa", Usage: "register, rotate or deregister a user's MFA key (and set its password)",
+				Subcommands: []*ucli.Command{{
+					Name:  "token-sign",
+					Usage: "token-sign MFA: run with --token FILE to get unsigned tokens, sign them, run again with --public-key; or --deregister",
+					Flags: append(append(mutating(approvalFlag,
+						&ucli.StringFlag{Name: "token", Usage: "MFA token `FILE`: written unsigned when it does not exist, read signed when it does"},
+						&ucli.StringFlag{Name: "public-key", Usage: "the new MFA PEM public key `FILE` (RSA-2048), with the signed --token"},
+						&ucli.BoolFlag{Name: "deregister", Usage: "remove the MFA key, if present"},
+						&ucli.BoolFlag{Name: "change-quorum", Usage: "set (or with --deregister remove) the quorum key along with the MFA key"}),
+						userFlags...), cli.PasswordFlags()...),
+					Action: func(c *ucli.Context) error { return changeMFA(c, env) },
+				}}},
 			{Name: "change-quorum", Usage: "register your quorum public key",
 				Subcommands: []*ucli.Command{{
 					Name: "register", Usage: "register your quorum key: the signed registration token proves you hold its private key",
@@ -79,6 +98,17 @@ func userAndRole(c *ucli.Context) (string, policy.Role, error) {
 	return strings.ToLower(user), role, nil
 }
 
+// parseForUser parses a command that names a user: the request, then
+// --username and --role.
+func parseForUser(c *ucli.Context, env cli.Env, need clustercli.Need) (*clustercli.Request, string, policy.Role, error) {
+	req, err := clustercli.Parse(c, env, need)
+	if err != nil {
+		return nil, "", "", err
+	}
+	user, role, err := userAndRole(c)
+	return req, user, role, err
+}
+
 type userData struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
@@ -98,11 +128,15 @@ func activate(c *ucli.Context, env cli.Env) error {
 }
 
 func login(c *ucli.Context, env cli.Env) error {
-	req, err := clustercli.Parse(c, env, clustercli.Targets)
+	req, user, role, err := parseForUser(c, env, clustercli.Targets)
 	if err != nil {
 		return err
 	}
-	user, role, err := userAndRole(c)
+	mfaPath := c.String("mfa-token")
+	if c.IsSet("mfa-token") && mfaPath == "" {
+		return cli.Usagef("--mfa-token: empty file name")
+	}
+	signed, err := existingMFAFile("--mfa-token", mfaPath)
 	if err != nil {
 		return err
 	}
@@ -110,7 +144,17 @@ func login(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	sf, res, err := req.Client.Login(req.Targeting, req.SessionPath, user, role, pw)
+	if mfaPath != "" && signed == nil {
+		res, err := req.Client.BeginMFALogin(req.Targeting, user, role, pw, mfaPath)
+		return req.Outcome(res, err, map[string]string{"filepath": mfaPath}, signThen(mfaPath, user, "run this login again"))
+	}
+	var sf *hsm.SessionFile
+	var res *hsm.Result
+	if signed != nil {
+		sf, res, err = req.Client.LoginMFA(req.Targeting, req.SessionPath, user, role, pw, *signed)
+	} else {
+		sf, res, err = req.Client.Login(req.Targeting, req.SessionPath, user, role, pw)
+	}
 	data := userData{Username: user, Role: string(role)}
 	if sf != nil {
 		data.Role = sf.Role
@@ -201,11 +245,7 @@ func strategies(s []hsm.Strategy) string {
 // manage is the common shape of create, delete and change-password.
 func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 	op func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error)) error {
-	req, err := clustercli.Parse(c, env, clustercli.Mutating)
-	if err != nil {
-		return err
-	}
-	user, role, err := userAndRole(c)
+	req, user, role, err := parseForUser(c, env, clustercli.Mutating)
 	if err != nil {
 		return err
 	}
@@ -240,9 +280,87 @@ func deleteUser(c *ucli.Context, env cli.Env) error {
 }
 
 func changePassword(c *ucli.Context, env cli.Env) error {
+	opts := hsm.PasswordOptions{DeregisterMFA: c.Bool("deregister-mfa"), DeregisterQuorum: c.Bool("deregister-quorum")}
 	return manage(c, env, true, "changed the password of", func(cl *hsm.Client, t hsm.Targeting, auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) (*hsm.Result, error) {
-		return cl.ChangePassword(t, auth, user, role, pw, a)
+		return cl.ChangePasswordWith(t, auth, user, role, pw, a, opts)
 	})
+}
+
+// existingMFAFile reads the MFA token file a flag names when it exists
+// (the second step: it holds signed tokens); nil when it does not yet
+// (the first step writes it) or no file is named.
+func existingMFAFile(flag, path string) (*hsm.MFAToken, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	data, err := cli.ReadInput(flag, path)
+	if err != nil {
+		return nil, err
+	}
+	return &hsm.MFAToken{Path: path, Data: data}, nil
+}
+
+// signThen is what to do with a freshly written MFA token file.
+func signThen(path, user, next string) string {
+	return fmt.Sprintf("wrote the unsigned MFA tokens to %s; sign them with the MFA private key (hsm-sign sign --key KEY --username %s -o %s %s, or openssl pkeyutl -sign -pkeyopt digest:sha256 per entry), then %s",
+		path, user, path, path, next)
+}
+
+func changeMFA(c *ucli.Context, env cli.Env) error {
+	req, user, role, err := parseForUser(c, env, clustercli.Mutating)
+	if err != nil {
+		return err
+	}
+	tokPath, pubPath, dereg := c.String("token"), c.String("public-key"), c.Bool("deregister")
+	switch {
+	case dereg && (tokPath != "" || pubPath != ""):
+		return cli.Usagef("--deregister takes neither --token nor --public-key")
+	case !dereg && tokPath == "":
+		return cli.Usagef("token-sign needs --token FILE (to register or rotate a key) or --deregister")
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return err
+	}
+	signed, err := existingMFAFile("--token", tokPath)
+	if err != nil {
+		return err
+	}
+	r := hsm.ChangeMFARequest{Username: user, Role: role, Deregister: dereg, ChangeQuorum: c.Bool("change-quorum"), Approval: a, Signed: signed}
+	data := userData{Username: user, Role: string(role)}
+	switch {
+	case !dereg && signed == nil:
+		if pubPath != "" {
+			return cli.Usagef("--token %s does not exist yet: run without --public-key to write the unsigned tokens there, sign them, then give --public-key", tokPath)
+		}
+		res, err := req.Client.BeginMFARegistration(req.Targeting, req.Auth, user, role, tokPath)
+		return req.Outcome(res, err, map[string]string{"filepath": tokPath},
+			signThen(tokPath, user, "run this command again with --public-key PUB and the user's new password"))
+	case !dereg:
+		if pubPath == "" {
+			return cli.Usagef("--token %s exists: give the MFA public key with --public-key FILE to register it (or remove %s to start again)", tokPath, tokPath)
+		}
+		if r.PublicKey, err = cli.ReadInput("--public-key", pubPath); err != nil {
+			return err
+		}
+		r.PublicKeyPath = pubPath
+	}
+	if r.Password, err = cli.ReadPassword(c, env, "Enter password: ", true); err != nil {
+		return err
+	}
+	res, err := req.Client.ChangeMFA(req.Targeting, req.Auth, r)
+	verb := "registered the MFA key of"
+	if dereg {
+		verb = "deregistered the MFA key of"
+	}
+	n := 0
+	if res != nil {
+		n = len(res.OK())
+	}
+	return req.Outcome(res, err, data, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
 }
 
 func registerQuorum(c *ucli.Context, env cli.Env) error {
