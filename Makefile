@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= bin
 PREFIX ?= /usr/local
-CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync
+CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync hsm-key
 FUZZTIME ?= 10s
 
 .PHONY: build test lint demo bench bench-report fuzz install vet clean

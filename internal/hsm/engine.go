@@ -241,3 +241,7 @@ func (c *Client) planTargets(cl *state.Cluster, t Targeting) (targets []string, 
 	}
 	return targets, nil, nil
 }
+
+// DisableKeyAvailabilityCheck lets this client use a token key that only
+// one HSM holds (docs/design.md, "Keys").
+func (c *Client) DisableKeyAvailabilityCheck() { c.opts.NoKeyAvailabilityCheck = true }

@@ -151,8 +151,9 @@ func setAttr(k *state.Key, name, val string, admin bool) error {
 	if err != nil {
 		return err
 	}
+	// A one-way attribute refuses its other value even when it has it
+	// already, as CloudHSM does (extractable=true on an extractable key).
 	switch {
-	case b == k.Has(name):
 	case rule.change == "yes", rule.change == "admin":
 	case rule.change == "to-false" && !b:
 	case rule.change == "to-true" && b:
