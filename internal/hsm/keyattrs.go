@@ -128,6 +128,7 @@ func checkLabel(s string) error {
 // whether an admin asks (who may set trusted and nothing else).
 func setAttr(k *state.Key, name, val string, admin bool) error {
 	refuse := func() error {
+		//lint:ignore ST1005 cloudhsm-cli's exact message
 		return fmt.Errorf("Attribute %s cannot be set to the value %s by the user for this operation", name, val)
 	}
 	if admin != (name == "trusted") {

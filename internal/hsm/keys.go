@@ -90,6 +90,7 @@ func (o Ownership) check() error {
 		return nil
 	}
 	if o.ManageQuorum < 2 || o.UseQuorum < 2 {
+		//lint:ignore ST1005 cloudhsm-cli's exact message
 		return errors.New("The manage key and use key quorum values must be set to a value greater than 1")
 	}
 	if o.ManageQuorum > MaxKeyQuorum || o.UseQuorum > MaxKeyQuorum {
@@ -516,6 +517,7 @@ func (c *Client) DeleteKey(t Targeting, auth Authenticator, f KeyFilter, approva
 // any modifiable one, an admin only trusted.
 func (c *Client) SetKeyAttribute(t Targeting, auth Authenticator, f KeyFilter, name, value string, approval *Approval) (*Result, error) {
 	if name == "token" {
+		//lint:ignore ST1005 the form of cloudhsm-cli's attribute messages
 		return nil, errors.New("Attribute token cannot be set by hsmkit: a session key stays on its HSM until its session ends")
 	}
 	perm := func(Principal) policy.Op {

@@ -142,6 +142,16 @@ func request(c *ucli.Context, env cli.Env, need clustercli.Need) (*clustercli.Re
 	return req, nil
 }
 
+// withKey parses a command that uses the one key --filter selects.
+func withKey(c *ucli.Context, env cli.Env) (*clustercli.Request, hsm.KeyFilter, error) {
+	req, err := request(c, env, clustercli.Acting)
+	if err != nil {
+		return nil, hsm.KeyFilter{}, err
+	}
+	f, err := keyFilter(c, "filter", true)
+	return req, f, err
+}
+
 func keyFilter(c *ucli.Context, flag string, required bool) (hsm.KeyFilter, error) {
 	terms := c.StringSlice(flag)
 	if required && len(terms) == 0 {
@@ -288,11 +298,7 @@ func setAttribute(c *ucli.Context, env cli.Env) error {
 }
 
 func generateFile(c *ucli.Context, env cli.Env) error {
-	req, err := request(c, env, clustercli.Acting)
-	if err != nil {
-		return err
-	}
-	f, err := keyFilter(c, "filter", true)
+	req, f, err := withKey(c, env)
 	if err != nil {
 		return err
 	}
@@ -390,11 +396,7 @@ func signSpec(c *ucli.Context, mech string) (hsm.SignSpec, error) {
 }
 
 func sign(c *ucli.Context, env cli.Env, mech string) error {
-	req, err := request(c, env, clustercli.Acting)
-	if err != nil {
-		return err
-	}
-	f, err := keyFilter(c, "filter", true)
+	req, f, err := withKey(c, env)
 	if err != nil {
 		return err
 	}
@@ -422,11 +424,7 @@ func sign(c *ucli.Context, env cli.Env, mech string) error {
 }
 
 func verify(c *ucli.Context, env cli.Env, mech string) error {
-	req, err := request(c, env, clustercli.Acting)
-	if err != nil {
-		return err
-	}
-	f, err := keyFilter(c, "filter", true)
+	req, f, err := withKey(c, env)
 	if err != nil {
 		return err
 	}
@@ -584,11 +582,7 @@ func decrypt(c *ucli.Context, env cli.Env, mech string) error {
 }
 
 func hmacCmd(c *ucli.Context, env cli.Env) error {
-	req, err := request(c, env, clustercli.Acting)
-	if err != nil {
-		return err
-	}
-	f, err := keyFilter(c, "filter", true)
+	req, f, err := withKey(c, env)
 	if err != nil {
 		return err
 	}
