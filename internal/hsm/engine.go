@@ -25,6 +25,9 @@ type Options struct {
 	Waiting func(msg string)
 	Who     string // shown to others waiting for the lock
 	Policy  *policy.Table
+	// NoKeyAvailabilityCheck lets a token key held by one HSM be used
+	// (SDK 5's --disable-key-availability-check).
+	NoKeyAvailabilityCheck bool
 }
 
 // Client is one client's view of a cluster: its config and the state.
@@ -238,3 +241,7 @@ func (c *Client) planTargets(cl *state.Cluster, t Targeting) (targets []string, 
 	}
 	return targets, nil, nil
 }
+
+// DisableKeyAvailabilityCheck lets this client use a token key that only
+// one HSM holds (docs/design.md, "Keys").
+func (c *Client) DisableKeyAvailabilityCheck() { c.opts.NoKeyAvailabilityCheck = true }

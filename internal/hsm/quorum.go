@@ -20,7 +20,18 @@ const (
 	ServiceUser         = "user"
 	ServiceQuorum       = "quorum"
 	ServiceRegistration = "registration"
+	// The crypto user's services, bound to one key (docs/design.md,
+	// "Keys"): managing it (share, unshare, set-attribute, wrap) and
+	// using it (sign).
+	ServiceKeyManagement = "key-management"
+	ServiceKeyUsage      = "key-usage"
 )
+
+// ErrKeyQuorumFailed is cloudhsm-cli's refusal of a key operation that
+// its key quorum did not approve.
+//
+//lint:ignore ST1005 cloudhsm-cli's exact message
+var ErrKeyQuorumFailed = errors.New("Quorum Failed")
 
 // Quorum values: 1 is off, otherwise 2 to MaxQuorum.
 const MaxQuorum = 8
@@ -173,6 +184,9 @@ func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, m int, 
 		return false, nil
 	}
 	if a == nil {
+		if service == ServiceKeyManagement || service == ServiceKeyUsage {
+			return false, ErrKeyQuorumFailed
+		}
 		return false, &approvalMissing{service: service, needs: m}
 	}
 	tf, err := a.parse()

@@ -44,7 +44,8 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	}
 	now := clock.Now()
 	r := newRand(o.Seed, 0, "init")
-	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock}
+	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
+		MaskingKey: r.Secret(32)}
 	if cl.ID == "" {
 		cl.ID = r.ID("cluster-")
 	}
@@ -138,13 +139,21 @@ func newHSMInfo(cl *state.Cluster, r *Rand, az string, now time.Time) state.HSMI
 	}
 }
 
-// cloneHSM copies users, deletion records and policy: what a joining HSM
+// cloneHSM copies users, keys, deletion records and policy: what a joining HSM
 // gets from its peer. Sessions and tokens belong to the peer alone.
 func cloneHSM(from *state.HSM, id string) *state.HSM {
 	h := &state.HSM{ID: id, Seq: from.Seq, NextUserID: from.NextUserID, NextTokenID: 0x10, History: slices.Clone(from.History)}
 	h.Users = slices.Clone(from.Users)
 	h.Deleted = slices.Clone(from.Deleted)
 	h.Quorum = from.Quorum.Clone()
+	// Token keys are cloned as the masked objects they are; session keys
+	// live on the HSM that made them (docs/design.md, "Keys").
+	h.NextKey, h.KeyDeleted = from.NextKey, slices.Clone(from.KeyDeleted)
+	for _, k := range from.Keys {
+		if k.Session == "" {
+			h.Keys = append(h.Keys, k)
+		}
+	}
 	if h.Users == nil {
 		h.Users = []state.User{}
 	}

@@ -205,6 +205,9 @@ func (c *Client) Logout(sf *SessionFile) (res *Result, open []string, err error)
 				if err := h.DeleteSession(s.ID); err != nil {
 					return err
 				}
+				if err := endSessionKeys(h, s.ID); err != nil {
+					return err
+				}
 				toks, err := h.Tokens()
 				if err != nil {
 					return err
@@ -434,6 +437,15 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 				return fmt.Errorf("%s is the last admin; create another admin first", user)
 			case in:
 				return fmt.Errorf("user %s is logged in; it must log out before it can be deleted", user)
+			}
+			// A user that owns keys cannot be deleted (docs/design.md, "Keys").
+			if n, err := ownedKeys(h, user); err != nil {
+				return err
+			} else if n > 0 {
+				return &OwnsKeysError{User: user, Keys: n}
+			}
+			if err := forgetSharer(tx, h, user); err != nil {
+				return err
 			}
 			if err := h.PutTombstone(&state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Meta.Seq + 1, Op: tx.OpID, DeletedOp: u.Op,
 				Lineage: u.Lineage, Approvals: tx.approvalsOn(h)}); err != nil {

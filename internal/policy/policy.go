@@ -65,6 +65,12 @@ const (
 	SetClock     Op = "set the simulated clock"
 	DumpState    Op = "dump an HSM's records"
 
+	// Keys (docs/design.md, "Keys"): listing is the admin's too; an admin
+	// may set a key's trusted attribute and nothing else of a key. Which
+	// key a crypto user may act on is KeyRights's.
+	ListKeys   Op = "list keys"
+	SetTrusted Op = "set a key's trusted attribute"
+
 	// Sessions.
 	Login  Op = "log in"
 	Logout Op = "log out (end the session one holds)"
@@ -132,6 +138,8 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{ChangeOwnMFA, []Role{Admin, CryptoUser}, "register, rotate or deregister one's own MFA key"},
 	{ChangeAnyMFA, []Role{Admin}, "another user's MFA key"},
 	{SyncUsers, []Role{Admin}, ""},
+	{ListKeys, []Role{Admin, CryptoUser}, "an admin sees no key it does not own: none"},
+	{SetTrusted, []Role{Admin}, "the owner may not"},
 	{Login, []Role{Admin, CryptoUser, Unactivated}, "the appliance user is internal"},
 	{Logout, all, "the session file's secret is the proof"},
 	{InitCluster, account, ""},

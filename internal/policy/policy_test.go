@@ -28,6 +28,8 @@ func TestSeedTable(t *testing.T) {
 		ChangeOwnMFA:      {y, y, n, n, n, n},
 		ChangeAnyMFA:      {y, n, n, n, n, n},
 		SyncUsers:         {y, n, n, n, n, n},
+		ListKeys:          {y, y, n, n, n, n},
+		SetTrusted:        {y, n, n, n, n, n},
 		Login:             {y, y, n, y, n, n},
 		Logout:            {y, y, y, y, y, n},
 		InitCluster:       {n, n, n, n, n, y},
@@ -85,5 +87,35 @@ func TestParseRole(t *testing.T) {
 		if _, err := ParseRole(bad); err == nil {
 			t.Errorf("ParseRole(%q) accepted", bad)
 		}
+	}
+}
+
+// TestKeyRights pins every cell of the key table.
+func TestKeyRights(t *testing.T) {
+	y, n := true, false
+	// owner, shared user, other crypto user; then the same on a public key
+	want := map[KeyAction][6]bool{
+		KeySee:          {y, y, n, y, y, y},
+		KeyUse:          {y, y, n, y, y, y},
+		KeyShare:        {y, n, n, n, n, n},
+		KeyUnshare:      {y, n, n, n, n, n},
+		KeyDelete:       {y, n, n, y, n, n},
+		KeyWrap:         {y, n, n, y, n, n},
+		KeySetAttribute: {y, n, n, y, n, n},
+	}
+	if len(want) != len(KeyRights) {
+		t.Fatalf("key table has %d rows, test pins %d", len(KeyRights), len(want))
+	}
+	rels := []KeyRelation{KeyOwner, KeyShared, KeyOther}
+	for action, row := range want {
+		for i := range 6 {
+			err := CheckKey(action, rels[i%3], i >= 3, "0x1")
+			if (err == nil) != row[i] {
+				t.Errorf("%s as %s (public=%v): %v, want allowed=%v", action, rels[i%3], i >= 3, err, row[i])
+			}
+		}
+	}
+	if CheckKey("fly", KeyOwner, false, "0x1") == nil {
+		t.Error("an unknown key action must be refused")
 	}
 }

@@ -50,7 +50,9 @@ type Meta struct {
 	Seq         uint64 `json:"seq"` // bumped by every commit
 	NextUserID  int    `json:"next_user_id"`
 	NextTokenID uint32 `json:"next_token_id"`
-	Quorum      Quorum `json:"quorum"`
+	// NextKey is the last key reference this HSM gave or saw.
+	NextKey uint64 `json:"next_key,omitempty"`
+	Quorum  Quorum `json:"quorum"`
 	// History is the quorum values this HSM enforced, and since when.
 	History []PolicyStamp `json:"history,omitempty"`
 }
@@ -511,8 +513,22 @@ func (t *HSMTx) Replace(h *HSM) error {
 				return err
 			}
 		}
-		t.Meta = Meta{ID: t.Meta.ID, Seq: max(t.Meta.Seq, h.Seq), NextUserID: h.NextUserID, NextTokenID: h.NextTokenID, Quorum: h.Quorum.Clone(),
+		t.Meta = Meta{ID: t.Meta.ID, Seq: max(t.Meta.Seq, h.Seq), NextUserID: h.NextUserID, NextTokenID: h.NextTokenID, NextKey: h.NextKey, Quorum: h.Quorum.Clone(),
 			History: append([]PolicyStamp(nil), h.History...)}
+		if err := t.dropKeyBuckets(); err != nil {
+			return err
+		}
+		for i := range h.Keys {
+			if err := t.PutKey(&h.Keys[i]); err != nil {
+				return err
+			}
+		}
+		for i := range h.KeyDeleted {
+			d := h.KeyDeleted[i]
+			if err := t.DeleteKey(d.Ref, &d); err != nil {
+				return err
+			}
+		}
 		for i := range h.Users {
 			if err := t.PutUser(&h.Users[i]); err != nil {
 				return err
@@ -540,7 +556,7 @@ func (t *HSMTx) Replace(h *HSM) error {
 // Snapshot reads the whole HSM into memory: for dumps, clones and tests,
 // never for an ordinary operation.
 func (t *HSMTx) Snapshot() (*HSM, error) {
-	h := &HSM{Schema: Schema, ID: t.Meta.ID, Seq: t.Meta.Seq, NextUserID: t.Meta.NextUserID, NextTokenID: t.Meta.NextTokenID, Quorum: t.Meta.Quorum.Clone(), Users: []User{},
+	h := &HSM{Schema: Schema, ID: t.Meta.ID, Seq: t.Meta.Seq, NextUserID: t.Meta.NextUserID, NextTokenID: t.Meta.NextTokenID, NextKey: t.Meta.NextKey, Quorum: t.Meta.Quorum.Clone(), Users: []User{},
 		History: append([]PolicyStamp(nil), t.Meta.History...)}
 	if err := t.ForEachUser(func(u *User) error { h.Users = append(h.Users, *u); return nil }); err != nil {
 		return nil, err
@@ -555,6 +571,15 @@ func (t *HSMTx) Snapshot() (*HSM, error) {
 	}
 	if h.Tokens, err = t.Tokens(); err != nil {
 		return nil, err
+	}
+	if err := t.ForEachKey(func(k *Key) error { h.Keys = append(h.Keys, *k); return nil }); err != nil {
+		return nil, err
+	}
+	if h.KeyDeleted, err = t.KeyTombstones(); err != nil {
+		return nil, err
+	}
+	if len(h.KeyDeleted) == 0 {
+		h.KeyDeleted = nil
 	}
 	return h, nil
 }

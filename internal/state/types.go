@@ -23,6 +23,11 @@ type Cluster struct {
 	Salt []byte    `json:"salt"`
 	AZs  []string  `json:"azs"`
 	HSMs []HSMInfo `json:"hsms"`
+	// MaskingKey seals the key material every HSM of the cluster holds
+	// (docs/design.md, "Keys"): it stands for the key a real cluster's
+	// HSMs share inside their hardware, so masked objects copy between
+	// them. Made by hsm-sim init; a cluster without one holds no keys.
+	MaskingKey []byte `json:"masking_key,omitempty"`
 	// Clock is the cluster's time, set by hsm-sim only; absent means real.
 	Clock *simclock.Clock `json:"clock,omitempty"`
 }
@@ -79,17 +84,20 @@ type HSMInfo struct {
 // joining HSM is cloned from. Operations never load it; they read and
 // write single records through an HSMTx.
 type HSM struct {
-	Schema      int           `json:"schema"`
-	ID          string        `json:"id"`
-	Seq         uint64        `json:"seq"` // bumped by every write of this file
-	NextUserID  int           `json:"next_user_id"`
-	NextTokenID uint32        `json:"next_token_id"`
-	Users       []User        `json:"users"`
-	Deleted     []Tombstone   `json:"deleted"`
-	Sessions    []Session     `json:"sessions"`
-	Tokens      []Token       `json:"tokens"`
-	Quorum      Quorum        `json:"quorum"`
-	History     []PolicyStamp `json:"history,omitempty"`
+	Schema      int            `json:"schema"`
+	ID          string         `json:"id"`
+	Seq         uint64         `json:"seq"` // bumped by every write of this file
+	NextUserID  int            `json:"next_user_id"`
+	NextTokenID uint32         `json:"next_token_id"`
+	Users       []User         `json:"users"`
+	Deleted     []Tombstone    `json:"deleted"`
+	Sessions    []Session      `json:"sessions"`
+	Tokens      []Token        `json:"tokens"`
+	Quorum      Quorum         `json:"quorum"`
+	History     []PolicyStamp  `json:"history,omitempty"`
+	NextKey     uint64         `json:"next_key,omitempty"`
+	Keys        []Key          `json:"keys,omitempty"`
+	KeyDeleted  []KeyTombstone `json:"key_deleted,omitempty"`
 }
 
 // User is one user record. Changed, Seq and Op record the last user

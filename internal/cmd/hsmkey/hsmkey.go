@@ -1,0 +1,605 @@
+// Package hsmkey is the hsm-key command: a crypto user's keys — generate,
+// list, share, delete, set attributes, import, wrap and unwrap, sign and
+// verify — over the engine's key operations (docs/design.md, "Keys").
+// Its JSON is cloudhsm-cli's (package keyview). encrypt, decrypt and hmac
+// are hsmkit's own verbs: cloudhsm-cli has none.
+package hsmkey
+
+import (
+	"crypto"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
+	"github.com/hsmkit/hsmkit/internal/fileio"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/keyview"
+)
+
+func str(name, usage string) ucli.Flag { return &ucli.StringFlag{Name: name, Usage: usage} }
+func num(name, usage string) ucli.Flag { return &ucli.IntFlag{Name: name, Usage: usage} }
+func list(name, usage string) ucli.Flag {
+	return &ucli.StringSliceFlag{Name: name, Usage: usage + " (repeat the flag for more)"}
+}
+
+// Main runs hsm-key and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	reading := func(extra ...ucli.Flag) []ucli.Flag {
+		f := []ucli.Flag{clustercli.SessionFlag(),
+			&ucli.BoolFlag{Name: "disable-key-availability-check", Usage: "use a token key even if only one HSM holds it", EnvVars: []string{"HSM_DISABLE_KEY_AVAILABILITY_CHECK"}}}
+		return append(f, extra...)
+	}
+	mutating := func(extra ...ucli.Flag) []ucli.Flag {
+		f := append([]ucli.Flag{clustercli.SessionFlag()}, clustercli.TargetFlags()...)
+		return append(f, extra...)
+	}
+	filter := list("filter", "select the key: `key-reference=0x…` or attr.NAME=VALUE")
+	approval := str("approval", "signed quorum token `FILE` of the key's key-management service")
+	owning := []ucli.Flag{
+		list("share-crypto-users", "share the key with this crypto `USER`"),
+		num("manage-key-quorum-value", "approvals (2-8) the key-management service needs; 0 off"),
+		num("use-key-quorum-value", "approvals (2-8) the key-usage service needs; 0 off"),
+		&ucli.BoolFlag{Name: "session-key", Usage: "a session key: on one HSM, gone when the session ends (cloudhsm-cli's --session; hsm-key's --session is the session file)"},
+	}
+	symmetric := func(typ, lengths string) *ucli.Command {
+		return &ucli.Command{Name: typ, Usage: "generate a " + typ + " key",
+			Flags: mutating(append([]ucli.Flag{str("label", "the key's `LABEL`"), num("key-length-bytes", lengths),
+				list("attributes", "`NAME=VALUE` attribute")}, owning...)...),
+			Action: func(c *ucli.Context) error { return generate(c, env, typ) }}
+	}
+	pair := func(typ string, own ...ucli.Flag) *ucli.Command {
+		return &ucli.Command{Name: typ, Usage: "generate an " + typ + " key pair",
+			Flags: mutating(append(append([]ucli.Flag{str("public-label", "the public key's `LABEL`"), str("private-label", "the private key's `LABEL`"),
+				list("public-attributes", "`NAME=VALUE` attribute of the public key"), list("private-attributes", "`NAME=VALUE` attribute of the private key")}, own...), owning...)...),
+			Action: func(c *ucli.Context) error { return generate(c, env, typ) }}
+	}
+	data := []ucli.Flag{str("data", "the input as `BASE64`"), str("data-path", "the input `FILE`")}
+	signFlags := append([]ucli.Flag{filter, str("hash-function", "sha1, sha224, sha256, sha384 or sha512"), str("data-type", "raw (default) or digest"),
+		num("salt-length", "rsa-pkcs-pss salt length (default: the hash's)")}, data...)
+	mechs := func(verb string, action func(c *ucli.Context, env cli.Env, mech string) error, flags []ucli.Flag, names ...string) []*ucli.Command {
+		var out []*ucli.Command
+		for _, m := range names {
+			out = append(out, &ucli.Command{Name: m, Usage: verb + " with " + m, Flags: flags,
+				Action: func(c *ucli.Context) error { return action(c, env, m) }})
+		}
+		return out
+	}
+	wrapFlags := []ucli.Flag{list("payload-filter", "select the key to wrap"), list("wrapping-filter", "select the wrapping key"),
+		str("path", "write the wrapped key to `FILE`"), num("tag-length-bits", "aes-gcm tag length (96-128)"), str("aad", "aes-gcm additional data (hex)"),
+		str("hash-function", "rsa-oaep hash (and MGF1 hash)"), approval}
+	unwrapFlags := append(append([]ucli.Flag{filter, str("key-type-class", "aes, generic-secret, rsa-private or ec-private"), str("label", "the new key's `LABEL`"),
+		list("attributes", "`NAME=VALUE` attribute"), str("iv", "aes-gcm IV (hex, 0x…)"), num("tag-length-bits", "aes-gcm tag length (96-128)"),
+		str("aad", "aes-gcm additional data (hex)"), str("hash-function", "rsa-oaep hash (and MGF1 hash)")}, data...), owning...)
+	app := &ucli.App{
+		Usage: "manage and use the keys of a CloudHSM cluster (simulated)",
+		Commands: []*ucli.Command{
+			{Name: "generate-symmetric", Usage: "generate a secret key on every HSM",
+				Subcommands: []*ucli.Command{symmetric("aes", "16, 24 or 32"), symmetric("generic-secret", "1 to 800")}},
+			{Name: "generate-asymmetric-pair", Usage: "generate a key pair on every HSM",
+				Subcommands: []*ucli.Command{
+					pair("rsa", num("modulus-size-bits", "2048 to 4096"), num("public-exponent", "65537")),
+					pair("ec", str("curve", "prime256v1, secp256r1, secp224r1, secp384r1 or secp521r1")),
+				}},
+			{Name: "list", Usage: "list the keys you own, are shared, and every public key",
+				Flags: reading(filter, num("max-items", "keys per page (default 10)"), str("starting-token", "the next_token of the page before"),
+					&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "every attribute and where the key is"}),
+				Action: func(c *ucli.Context) error { return listKeys(c, env) }},
+			{Name: "share", Usage: "share a key you own with a crypto user",
+				Flags:  mutating(filter, str("username", "the crypto `USER`"), str("role", "crypto-user"), approval),
+				Action: func(c *ucli.Context) error { return share(c, env, true) }},
+			{Name: "unshare", Usage: "stop sharing a key you own",
+				Flags:  mutating(filter, str("username", "the crypto `USER`"), str("role", "crypto-user"), approval),
+				Action: func(c *ucli.Context) error { return share(c, env, false) }},
+			{Name: "delete", Usage: "delete a key you own",
+				Flags:  mutating(filter, approval),
+				Action: func(c *ucli.Context) error { return deleteKey(c, env) }},
+			{Name: "set-attribute", Usage: "change a key's attribute (an admin: only trusted)",
+				Flags:  mutating(filter, str("name", "the attribute"), str("value", "its new value"), approval),
+				Action: func(c *ucli.Context) error { return setAttribute(c, env) }},
+			{Name: "generate-file", Usage: "write a key's public key as PEM",
+				Flags:  reading(filter, str("path", "the PEM `FILE` to write"), str("encoding", "pem")),
+				Action: func(c *ucli.Context) error { return generateFile(c, env) }},
+			{Name: "import", Usage: "import a key",
+				Subcommands: []*ucli.Command{{Name: "pem", Usage: "import an openssl public key (PEM)",
+					Flags:  mutating(str("path", "the PEM `FILE`"), str("label", "the key's `LABEL`"), str("key-type-class", "rsa-public or ec-public"), list("attributes", "`NAME=VALUE` attribute")),
+					Action: func(c *ucli.Context) error { return importPEM(c, env) }}}},
+			{Name: "wrap", Usage: "export a key you own under a wrapping key",
+				Subcommands: mechs("wrap", wrap, reading(wrapFlags...), "aes-gcm", "rsa-oaep", "rsa-pkcs")},
+			{Name: "unwrap", Usage: "import a wrapped key as yours",
+				Subcommands: mechs("unwrap", unwrap, mutating(unwrapFlags...), "aes-gcm", "rsa-oaep", "rsa-pkcs")},
+			{Name: "sign", Usage: "sign data with a private key",
+				Subcommands: mechs("sign", sign, reading(append(signFlags, approval, str("signature-path", "also write the raw signature to `FILE`"))...), "rsa-pkcs", "rsa-pkcs-pss", "ecdsa")},
+			{Name: "verify", Usage: "verify a signature with a public key",
+				Subcommands: mechs("verify", verify, reading(append(signFlags, str("signature", "the signature as `BASE64`"), str("signature-path", "the signature `FILE`"))...), "rsa-pkcs", "rsa-pkcs-pss", "ecdsa")},
+			{Name: "encrypt", Usage: "encrypt data (hsmkit's own verb: cloudhsm-cli has none)",
+				Subcommands: mechs("encrypt", encrypt, reading(append([]ucli.Flag{filter, str("aad", "aes-gcm additional data (hex)"), str("hash-function", "rsa-oaep hash")}, data...)...), "aes-gcm", "rsa-oaep")},
+			{Name: "decrypt", Usage: "decrypt data (hsmkit's own verb: cloudhsm-cli has none)",
+				Subcommands: mechs("decrypt", decrypt, reading(append([]ucli.Flag{filter, str("iv", "aes-gcm IV (hex, 0x…)"), str("aad", "aes-gcm additional data (hex)"), str("hash-function", "rsa-oaep hash")}, data...)...), "aes-gcm", "rsa-oaep")},
+			{Name: "hmac", Usage: "HMAC data with a secret key (hsmkit's own verb: cloudhsm-cli has none)",
+				Flags:  reading(append([]ucli.Flag{filter, str("hash-function", "sha1, sha224, sha256, sha384 or sha512")}, data...)...),
+				Action: func(c *ucli.Context) error { return hmacCmd(c, env) }},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+// request parses the common flags; reads also set the availability check.
+func request(c *ucli.Context, env cli.Env, need clustercli.Need) (*clustercli.Request, error) {
+	req, err := clustercli.Parse(c, env, need)
+	if err != nil {
+		return nil, err
+	}
+	if c.Bool("disable-key-availability-check") {
+		req.Client.DisableKeyAvailabilityCheck()
+	}
+	return req, nil
+}
+
+// withKey parses a command that uses the one key --filter selects.
+func withKey(c *ucli.Context, env cli.Env) (*clustercli.Request, hsm.KeyFilter, error) {
+	req, err := request(c, env, clustercli.Acting)
+	if err != nil {
+		return nil, hsm.KeyFilter{}, err
+	}
+	f, err := keyFilter(c, "filter", true)
+	return req, f, err
+}
+
+func keyFilter(c *ucli.Context, flag string, required bool) (hsm.KeyFilter, error) {
+	terms := c.StringSlice(flag)
+	if required && len(terms) == 0 {
+		return hsm.KeyFilter{}, cli.Usagef("--%s is required (key-reference=0x… or attr.NAME=VALUE)", flag)
+	}
+	f, err := hsm.ParseKeyFilter(terms)
+	if err != nil {
+		return f, cli.Usagef("--%s: %v", flag, err)
+	}
+	return f, nil
+}
+
+func ownership(c *ucli.Context) hsm.Ownership {
+	return hsm.Ownership{ShareWith: c.StringSlice("share-crypto-users"), ManageQuorum: c.Int("manage-key-quorum-value"),
+		UseQuorum: c.Int("use-key-quorum-value"), Session: c.Bool("session-key")}
+}
+
+func generate(c *ucli.Context, env cli.Env, typ string) error {
+	req, err := request(c, env, clustercli.Mutating)
+	if err != nil {
+		return err
+	}
+	spec := hsm.KeySpec{Type: typ, Ownership: ownership(c)}
+	switch typ {
+	case "aes", "generic-secret":
+		spec.Label, spec.LengthBytes, spec.Attrs = c.String("label"), c.Int("key-length-bytes"), c.StringSlice("attributes")
+		if !c.IsSet("label") || !c.IsSet("key-length-bytes") {
+			return cli.Usagef("--label and --key-length-bytes are required")
+		}
+	default:
+		spec.Label, spec.PrivateLabel = c.String("public-label"), c.String("private-label")
+		spec.Attrs, spec.PrivateAttrs = c.StringSlice("public-attributes"), c.StringSlice("private-attributes")
+		spec.ModulusBits, spec.PublicExponent, spec.Curve = c.Int("modulus-size-bits"), c.Int("public-exponent"), c.String("curve")
+		if !c.IsSet("public-label") || !c.IsSet("private-label") {
+			return cli.Usagef("--public-label and --private-label are required")
+		}
+	}
+	keys, res, err := req.Client.GenerateKey(req.Targeting, req.Auth, spec)
+	return created(req, res, err, keys)
+}
+
+// created reports new keys: cloudhsm-cli's JSON, or a line per key.
+func created(req *clustercli.Request, res *hsm.Result, err error, keys []hsm.KeyInfo) error {
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, fmt.Sprintf("%s %s %s %q on %d HSM(s)", hsm.RefString(k.Key.Ref), k.Key.Type, k.Key.Class, k.Key.Label, len(k.HSMs)))
+	}
+	return req.Outcome(res, err, keyview.Generated(keys), strings.Join(lines, "\n"))
+}
+
+func listKeys(c *ucli.Context, env cli.Env) error {
+	req, err := request(c, env, clustercli.Acting)
+	if err != nil {
+		return err
+	}
+	f, err := keyFilter(c, "filter", false)
+	if err != nil {
+		return err
+	}
+	page, err := keyview.ParsePage(c.Int("max-items"), c.String("starting-token"))
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	keys, warnings, err := req.Client.ListKeys(req.Auth, f)
+	env.Warn(warnings)
+	if err != nil {
+		return err
+	}
+	return req.Emit(keyview.List(keys, c.Bool("verbose"), page), func(w io.Writer) error {
+		var rows [][]string
+		end := min(page.Start+page.MaxItems, len(keys))
+		for i := min(page.Start, len(keys)); i < end; i++ {
+			k := keys[i]
+			shared := make([]string, len(k.Key.Shared))
+			copy(shared, k.Key.Shared)
+			rows = append(rows, []string{hsm.RefString(k.Key.Ref), k.Key.Label, k.Key.Type, k.Key.Class, k.Key.Owner, orDash(strings.Join(shared, ",")), k.Coverage})
+		}
+		if err := cli.Table(w, []string{"Key reference", "Label", "Type", "Class", "Owner", "Shared with", "Cluster coverage"}, rows); err != nil {
+			return err
+		}
+		if end < len(keys) {
+			cli.Linef(w, "%d of %d keys; next page: --starting-token %d", end-min(page.Start, len(keys)), len(keys), end)
+		}
+		return nil
+	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// manage is the shape of share, unshare, delete and set-attribute.
+func manage(c *ucli.Context, env cli.Env, msg string, run func(req *clustercli.Request, f hsm.KeyFilter, a *hsm.Approval) (*hsm.Result, error)) error {
+	req, err := request(c, env, clustercli.Mutating)
+	if err != nil {
+		return err
+	}
+	f, err := keyFilter(c, "filter", true)
+	if err != nil {
+		return err
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return err
+	}
+	res, err := run(req, f, a)
+	return req.Outcome(res, err, keyview.Message(msg), msg)
+}
+
+func share(c *ucli.Context, env cli.Env, on bool) error {
+	user := strings.ToLower(c.String("username"))
+	if user == "" {
+		return cli.Usagef("--username is required")
+	}
+	if r := c.String("role"); r != "" && r != "crypto-user" && r != "CU" {
+		return cli.Usagef("--role %q: keys are shared with crypto users only", r)
+	}
+	if !on {
+		return manage(c, env, keyview.MsgUnshared, func(req *clustercli.Request, f hsm.KeyFilter, a *hsm.Approval) (*hsm.Result, error) {
+			return req.Client.UnshareKey(req.Targeting, req.Auth, f, user, a)
+		})
+	}
+	return manage(c, env, keyview.MsgShared, func(req *clustercli.Request, f hsm.KeyFilter, a *hsm.Approval) (*hsm.Result, error) {
+		return req.Client.ShareKey(req.Targeting, req.Auth, f, user, a)
+	})
+}
+
+func deleteKey(c *ucli.Context, env cli.Env) error {
+	return manage(c, env, keyview.MsgDeleted, func(req *clustercli.Request, f hsm.KeyFilter, a *hsm.Approval) (*hsm.Result, error) {
+		return req.Client.DeleteKey(req.Targeting, req.Auth, f, a)
+	})
+}
+
+func setAttribute(c *ucli.Context, env cli.Env) error {
+	if !c.IsSet("name") || !c.IsSet("value") {
+		return cli.Usagef("--name and --value are required")
+	}
+	return manage(c, env, keyview.MsgAttribute, func(req *clustercli.Request, f hsm.KeyFilter, a *hsm.Approval) (*hsm.Result, error) {
+		return req.Client.SetKeyAttribute(req.Targeting, req.Auth, f, c.String("name"), c.String("value"), a)
+	})
+}
+
+func generateFile(c *ucli.Context, env cli.Env) error {
+	req, f, err := withKey(c, env)
+	if err != nil {
+		return err
+	}
+	path := c.String("path")
+	if path == "" {
+		return cli.Usagef("--path is required")
+	}
+	if e := c.String("encoding"); e != "" && e != "pem" {
+		return cli.Usagef("--encoding %q: hsmkit writes pem (a public key) only", e)
+	}
+	pemData, err := req.Client.PublicPEM(req.Auth, f)
+	if err != nil {
+		return err
+	}
+	if err := fileio.WriteFile(path, pemData, 0o600); err != nil {
+		return err
+	}
+	return req.Emit(keyview.Message("Successfully generated key file"), func(w io.Writer) error {
+		cli.Linef(w, "wrote the public key to %s", path)
+		return nil
+	})
+}
+
+func importPEM(c *ucli.Context, env cli.Env) error {
+	req, err := request(c, env, clustercli.Mutating)
+	if err != nil {
+		return err
+	}
+	if c.String("path") == "" || !c.IsSet("label") || c.String("key-type-class") == "" {
+		return cli.Usagef("--path, --label and --key-type-class are required")
+	}
+	pemData, err := cli.ReadInput("--path", c.String("path"))
+	if err != nil {
+		return err
+	}
+	keys, res, err := req.Client.ImportPEM(req.Targeting, req.Auth, pemData, c.String("key-type-class"), c.String("label"), c.StringSlice("attributes"))
+	return created(req, res, err, keys)
+}
+
+// input reads --data (base64) or --data-path.
+func input(c *ucli.Context, b64, path string) ([]byte, error) {
+	switch {
+	case c.String(b64) != "" && c.String(path) != "":
+		return nil, cli.Usagef("--%s and --%s do not go together", b64, path)
+	case c.String(path) != "":
+		return cli.ReadInput("--"+path, c.String(path))
+	case c.IsSet(b64):
+		d, err := base64.StdEncoding.DecodeString(c.String(b64))
+		if err != nil {
+			return nil, cli.Usagef("--%s: not base64", b64)
+		}
+		return d, nil
+	}
+	return nil, cli.Usagef("--%s or --%s is required", b64, path)
+}
+
+func hexFlag(c *ucli.Context, name string) ([]byte, error) {
+	s := strings.TrimPrefix(c.String(name), "0x")
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, cli.Usagef("--%s: not hex", name)
+	}
+	return b, nil
+}
+
+func hashFlag(c *ucli.Context, required bool) (crypto.Hash, error) {
+	if !c.IsSet("hash-function") && !required {
+		return 0, nil
+	}
+	h, err := hsm.ParseHash(c.String("hash-function"))
+	if err != nil {
+		return 0, cli.Usagef("%v", err)
+	}
+	return h, nil
+}
+
+func signSpec(c *ucli.Context, mech string) (hsm.SignSpec, error) {
+	h, err := hashFlag(c, true)
+	if err != nil {
+		return hsm.SignSpec{}, err
+	}
+	d, err := input(c, "data", "data-path")
+	if err != nil {
+		return hsm.SignSpec{}, err
+	}
+	s := hsm.SignSpec{Mech: mech, Hash: h, Data: d, SaltLength: c.Int("salt-length")}
+	switch c.String("data-type") {
+	case "", "raw":
+	case "digest":
+		s.Digest = true
+	default:
+		return s, cli.Usagef("--data-type %q: want raw or digest", c.String("data-type"))
+	}
+	return s, nil
+}
+
+func sign(c *ucli.Context, env cli.Env, mech string) error {
+	req, f, err := withKey(c, env)
+	if err != nil {
+		return err
+	}
+	s, err := signSpec(c, mech)
+	if err != nil {
+		return err
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return err
+	}
+	ref, sig, err := req.Client.Sign(req.Auth, f, s, a)
+	if err != nil {
+		return err
+	}
+	if p := c.String("signature-path"); p != "" {
+		if err := fileio.WriteFile(p, sig, 0o600); err != nil {
+			return err
+		}
+	}
+	return req.Emit(keyview.Signature(ref, sig), func(w io.Writer) error {
+		cli.Linef(w, "%s", base64.StdEncoding.EncodeToString(sig))
+		return nil
+	})
+}
+
+func verify(c *ucli.Context, env cli.Env, mech string) error {
+	req, f, err := withKey(c, env)
+	if err != nil {
+		return err
+	}
+	s, err := signSpec(c, mech)
+	if err != nil {
+		return err
+	}
+	sig, err := input(c, "signature", "signature-path")
+	if err != nil {
+		return err
+	}
+	if err := req.Client.Verify(req.Auth, f, s, sig); err != nil {
+		return err
+	}
+	return req.Emit(keyview.Message(keyview.MsgVerified), func(w io.Writer) error {
+		cli.Linef(w, "%s", keyview.MsgVerified)
+		return nil
+	})
+}
+
+func wrapSpec(c *ucli.Context, mech string, wrapping string) (hsm.WrapSpec, error) {
+	s := hsm.WrapSpec{Mech: mech, TagBits: c.Int("tag-length-bits")}
+	var err error
+	if s.Wrapping, err = keyFilter(c, wrapping, true); err != nil {
+		return s, err
+	}
+	if s.AAD, err = hexFlag(c, "aad"); err != nil {
+		return s, err
+	}
+	s.Hash, err = hashFlag(c, mech == "rsa-oaep")
+	return s, err
+}
+
+func wrap(c *ucli.Context, env cli.Env, mech string) error {
+	req, err := request(c, env, clustercli.Acting)
+	if err != nil {
+		return err
+	}
+	s, err := wrapSpec(c, mech, "wrapping-filter")
+	if err != nil {
+		return err
+	}
+	if s.Payload, err = keyFilter(c, "payload-filter", true); err != nil {
+		return err
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return err
+	}
+	w, err := req.Client.Wrap(req.Auth, s, a)
+	if err != nil {
+		return err
+	}
+	if p := c.String("path"); p != "" {
+		if err := fileio.WriteFile(p, w.Data, 0o600); err != nil {
+			return err
+		}
+	}
+	return req.Emit(keyview.Wrapped(w), func(out io.Writer) error {
+		cli.Linef(out, "%s", base64.StdEncoding.EncodeToString(w.Data))
+		return nil
+	})
+}
+
+func unwrap(c *ucli.Context, env cli.Env, mech string) error {
+	req, err := request(c, env, clustercli.Mutating)
+	if err != nil {
+		return err
+	}
+	ws, err := wrapSpec(c, mech, "filter")
+	if err != nil {
+		return err
+	}
+	s := hsm.UnwrapSpec{WrapSpec: ws, KeyTypeClass: c.String("key-type-class"), Label: c.String("label"), Attrs: c.StringSlice("attributes"), Ownership: ownership(c)}
+	if s.IV, err = hexFlag(c, "iv"); err != nil {
+		return err
+	}
+	if s.Data, err = input(c, "data", "data-path"); err != nil {
+		return err
+	}
+	if s.KeyTypeClass == "" || !c.IsSet("label") {
+		return cli.Usagef("--key-type-class and --label are required")
+	}
+	keys, res, err := req.Client.Unwrap(req.Targeting, req.Auth, s)
+	return created(req, res, err, keys)
+}
+
+func cipherSpec(c *ucli.Context, mech string) (hsm.CipherSpec, hsm.KeyFilter, []byte, error) {
+	s := hsm.CipherSpec{Mech: mech}
+	f, err := keyFilter(c, "filter", true)
+	if err != nil {
+		return s, f, nil, err
+	}
+	if s.AAD, err = hexFlag(c, "aad"); err != nil {
+		return s, f, nil, err
+	}
+	if s.Hash, err = hashFlag(c, mech == "rsa-oaep"); err != nil {
+		return s, f, nil, err
+	}
+	d, err := input(c, "data", "data-path")
+	return s, f, d, err
+}
+
+func encrypt(c *ucli.Context, env cli.Env, mech string) error {
+	req, err := request(c, env, clustercli.Acting)
+	if err != nil {
+		return err
+	}
+	s, f, d, err := cipherSpec(c, mech)
+	if err != nil {
+		return err
+	}
+	ct, err := req.Client.Encrypt(req.Auth, f, s, d)
+	if err != nil {
+		return err
+	}
+	out := keyview.Object{{Name: "data", Value: base64.StdEncoding.EncodeToString(ct.Data)}}
+	if ct.IV != nil {
+		out = append(keyview.Object{{Name: "iv", Value: fmt.Sprintf("0x%x", ct.IV)}}, out...)
+	}
+	return req.Emit(out, func(w io.Writer) error {
+		if ct.IV != nil {
+			cli.Linef(w, "iv 0x%x", ct.IV)
+		}
+		cli.Linef(w, "%s", base64.StdEncoding.EncodeToString(ct.Data))
+		return nil
+	})
+}
+
+func decrypt(c *ucli.Context, env cli.Env, mech string) error {
+	req, err := request(c, env, clustercli.Acting)
+	if err != nil {
+		return err
+	}
+	s, f, d, err := cipherSpec(c, mech)
+	if err != nil {
+		return err
+	}
+	iv, err := hexFlag(c, "iv")
+	if err != nil {
+		return err
+	}
+	if len(iv) == 0 {
+		iv = nil
+	}
+	plain, err := req.Client.Decrypt(req.Auth, f, s, &hsm.Ciphertext{IV: iv, Data: d})
+	if err != nil {
+		return err
+	}
+	b64 := base64.StdEncoding.EncodeToString(plain)
+	return req.Emit(keyview.Object{{Name: "data", Value: b64}}, func(w io.Writer) error {
+		cli.Linef(w, "%s", b64)
+		return nil
+	})
+}
+
+func hmacCmd(c *ucli.Context, env cli.Env) error {
+	req, f, err := withKey(c, env)
+	if err != nil {
+		return err
+	}
+	h, err := hashFlag(c, true)
+	if err != nil {
+		return err
+	}
+	d, err := input(c, "data", "data-path")
+	if err != nil {
+		return err
+	}
+	mac, err := req.Client.HMAC(req.Auth, f, h, d)
+	if err != nil {
+		return err
+	}
+	return req.Emit(keyview.Object{{Name: "hmac", Value: fmt.Sprintf("%x", mac)}}, func(w io.Writer) error {
+		cli.Linef(w, "%x", mac)
+		return nil
+	})
+}
