@@ -22,14 +22,22 @@ import (
 //	ishell start [--cluster-id ID]   start it in the current directory
 //	ishell send LINE [INPUT...]      write a command line, and the lines it reads
 //	                                 (passwords), then wait for its JSON reply
+//	ishell prompt TEXT LINE [INPUT...]  the same, but wait until TEXT appears on
+//	                                 its stderr (a question such as the signed
+//	                                 token file's path), to answer with send
 //	ishell end CODE                  close its input, wait, check the exit code;
 //	                                 its whole output becomes stdout (and stderr)
 type ishell struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	out    *bufio.Reader
-	seen   bytes.Buffer // stdout read so far
-	stderr bytes.Buffer
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+	seen  bytes.Buffer // stdout read so far
+
+	mu       sync.Mutex
+	stderr   bytes.Buffer  // all of stderr, filled by a goroutine
+	asked    int           // stderr up to here was matched by a prompt
+	errMoved chan struct{} // a signal after each stderr read
+	errDone  chan struct{} // stderr reached its end
 }
 
 var (
@@ -69,7 +77,10 @@ func cmdIshell(ts *testscript.TestScript, neg bool, args []string) {
 				sh.cmd.Env = append(sh.cmd.Env, k+"="+v)
 			}
 		}
-		sh.cmd.Stderr = &sh.stderr
+		errPipe, err := sh.cmd.StderrPipe()
+		ts.Check(err)
+		sh.errMoved, sh.errDone = make(chan struct{}, 1), make(chan struct{})
+		go sh.copyStderr(errPipe)
 		sh.stdin, err = sh.cmd.StdinPipe()
 		ts.Check(err)
 		out, err := sh.cmd.StdoutPipe()
@@ -93,6 +104,13 @@ func cmdIshell(ts *testscript.TestScript, neg bool, args []string) {
 		_, err := io.WriteString(sh.stdin, strings.Join(args[1:], "\n")+"\n")
 		ts.Check(err)
 		ts.Check(sh.reply())
+	case "prompt":
+		if len(args) < 3 {
+			ts.Fatalf("usage: ishell prompt TEXT LINE [INPUT...]")
+		}
+		_, err := io.WriteString(sh.stdin, strings.Join(args[2:], "\n")+"\n")
+		ts.Check(err)
+		ts.Check(sh.waitPrompt(args[1]))
 	case "end":
 		if len(args) != 2 {
 			ts.Fatalf("usage: ishell end CODE")
@@ -103,6 +121,7 @@ func cmdIshell(ts *testscript.TestScript, neg bool, args []string) {
 		rest, err := io.ReadAll(sh.out)
 		ts.Check(err)
 		sh.seen.Write(rest)
+		<-sh.errDone
 		err = sh.cmd.Wait()
 		got := 0
 		var ee *exec.ExitError
@@ -112,7 +131,9 @@ func cmdIshell(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Check(err)
 		}
 		_, _ = ts.Stdout().Write(sh.seen.Bytes())
+		sh.mu.Lock()
 		_, _ = ts.Stderr().Write(sh.stderr.Bytes())
+		sh.mu.Unlock()
 		ishellsMu.Lock()
 		delete(ishells, ts)
 		ishellsMu.Unlock()
@@ -132,7 +153,10 @@ func (sh *ishell) reply() error {
 			line, err := sh.out.ReadString('\n')
 			sh.seen.WriteString(line)
 			if err != nil {
-				done <- errors.New("cloudhsm-cli interactive ended before its reply: " + strings.TrimSpace(sh.stderr.String()))
+				sh.mu.Lock()
+				msg := strings.TrimSpace(sh.stderr.String())
+				sh.mu.Unlock()
+				done <- errors.New("cloudhsm-cli interactive ended before its reply: " + msg)
 				return
 			}
 			if line == "}\n" {
@@ -146,5 +170,53 @@ func (sh *ishell) reply() error {
 		return err
 	case <-time.After(ishellWait):
 		return errors.New("no reply from cloudhsm-cli interactive within " + ishellWait.String())
+	}
+}
+
+// copyStderr keeps the process's stderr, signalling each read.
+func (sh *ishell) copyStderr(r io.Reader) {
+	defer close(sh.errDone)
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		sh.mu.Lock()
+		sh.stderr.Write(buf[:n])
+		sh.mu.Unlock()
+		select {
+		case sh.errMoved <- struct{}{}:
+		default:
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitPrompt waits until text appears on stderr after the last prompt.
+func (sh *ishell) waitPrompt(text string) error {
+	deadline := time.After(ishellWait)
+	for {
+		sh.mu.Lock()
+		i := strings.Index(sh.stderr.String()[sh.asked:], text)
+		if i >= 0 {
+			sh.asked += i + len(text)
+		}
+		sh.mu.Unlock()
+		if i >= 0 {
+			return nil
+		}
+		select {
+		case <-sh.errMoved:
+		case <-sh.errDone:
+			sh.mu.Lock()
+			found := strings.Contains(sh.stderr.String()[sh.asked:], text)
+			sh.mu.Unlock()
+			if found {
+				continue
+			}
+			return errors.New("cloudhsm-cli interactive ended before asking " + text)
+		case <-deadline:
+			return errors.New("cloudhsm-cli interactive did not ask " + text + " within " + ishellWait.String())
+		}
 	}
 }

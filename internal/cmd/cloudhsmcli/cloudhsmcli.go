@@ -77,13 +77,31 @@ func (sh *shell) app() *ucli.App {
 		{Name: "cluster", Usage: "cluster commands", Subcommands: []*ucli.Command{
 			{Name: "activate", Usage: "activate a cluster", Flags: with(one(password)), Action: sh.do(sh.activate)},
 		}},
-		{Name: "login", Usage: "login to your cluster", Flags: with(user, one(password)), Action: sh.do(sh.login)},
+		{Name: "login", Usage: "login to your cluster", Flags: with(user, one(password)), Action: sh.do(sh.login),
+			Subcommands: []*ucli.Command{
+				{Name: "mfa-token-sign", Usage: "login with token-sign mfa", Flags: with(one(
+					&ucli.StringFlag{Name: "token", Usage: "filepath where the unsigned token file will be written"})),
+					Action: sh.do(sh.loginMFA)},
+			}},
 		{Name: "logout", Usage: "logout of your cluster", Flags: with(), Action: sh.do(sh.logout)},
 		{Name: "user", Usage: "user management", Subcommands: []*ucli.Command{
 			{Name: "list", Usage: "list the users in your cluster", Flags: with(), Action: sh.do(sh.listUsers)},
 			{Name: "create", Usage: "create a new user", Flags: with(user, one(password, approval)), Action: sh.do(sh.createUser)},
 			{Name: "delete", Usage: "delete a user", Flags: with(user, one(approval)), Action: sh.do(sh.deleteUser)},
-			{Name: "change-password", Usage: "change a user's password", Flags: with(user, one(password, approval)), Action: sh.do(sh.changePassword)},
+			{Name: "change-password", Usage: "change a user's password", Flags: with(user, one(password, approval,
+				&ucli.BoolFlag{Name: "deregister-mfa", Usage: "deregister the user's mfa public key, if present"},
+				&ucli.BoolFlag{Name: "deregister-quorum", Usage: "deregister the user's quorum public key, if present"})),
+				Action: sh.do(sh.changePassword)},
+			{Name: "change-mfa", Usage: "change a user's mfa strategy", Subcommands: []*ucli.Command{
+				{Name: "token-sign", Usage: "register or deregister a public key using token-sign mfa strategy",
+					Flags: with(user, one(
+						&ucli.StringFlag{Name: "change-password", Usage: "optional: plaintext user's password. If you do not include this argument you will be prompted for it"},
+						&ucli.StringFlag{Name: "token", Usage: "filepath where the unsigned token file will be written. Required for enabling MFA for a user"},
+						approval,
+						&ucli.BoolFlag{Name: "deregister", Usage: "deregister the MFA public key, if present"},
+						&ucli.BoolFlag{Name: "change-quorum", Usage: "change the quorum public key along with the MFA key"})),
+					Action: sh.do(sh.changeMFA)},
+			}},
 			{Name: "change-quorum", Usage: "change a user's quorum strategy", Subcommands: []*ucli.Command{
 				{Name: "token-sign", Usage: "token-sign quorum strategy", Subcommands: []*ucli.Command{
 					{Name: "register", Usage: "register a user for quorum authentication with a public key",
@@ -413,10 +431,140 @@ func (sh *shell) deleteUser(c *ucli.Context, req *clustercli.Request) (any, erro
 }
 
 func (sh *shell) changePassword(c *ucli.Context, req *clustercli.Request) (any, error) {
+	opts := hsm.PasswordOptions{DeregisterMFA: c.Bool("deregister-mfa"), DeregisterQuorum: c.Bool("deregister-quorum")}
 	return sh.manage(c, req, true, func(auth hsm.Authenticator, user string, role policy.Role, pw string, a *hsm.Approval) error {
-		_, err := req.Client.ChangePassword(hsm.Targeting{}, auth, user, role, pw, a)
+		_, err := req.Client.ChangePasswordWith(hsm.Targeting{}, auth, user, role, pw, a, opts)
 		return err
 	})
+}
+
+// ask prompts for a line that is no secret (a file path): the prompt on
+// stderr, so that standard output stays JSON; the answer from the next
+// line of input.
+func (sh *shell) ask(prompt string) (string, error) {
+	fmt.Fprint(sh.env.Stderr, prompt)
+	line, err := cli.ReadLine(sh.in, maxLine)
+	if errors.Is(err, io.EOF) {
+		fmt.Fprintln(sh.env.Stderr)
+		return "", cli.Usagef("no answer to %q on standard input", strings.TrimSpace(prompt))
+	}
+	return line, err
+}
+
+// signedToken reads the signed token file whose path the user gives, the
+// unsigned file's own path when the answer is empty (cloudhsm-cli's "press
+// enter if same as the unsigned token file").
+func (sh *shell) signedToken(unsigned string) (hsm.MFAToken, error) {
+	path, err := sh.ask("Enter signed token file path (press enter if same as the unsigned token file):")
+	if err != nil {
+		return hsm.MFAToken{}, err
+	}
+	if path == "" {
+		path = unsigned
+	}
+	data, err := cli.ReadInput("signed token file", path)
+	return hsm.MFAToken{Path: path, Data: data}, err
+}
+
+// loginMFA is login … mfa-token-sign --token FILE: the password, the
+// unsigned tokens written to FILE, then the signed file read back.
+func (sh *shell) loginMFA(c *ucli.Context, req *clustercli.Request) (any, error) {
+	parent := c.Lineage()[1]
+	user, role, err := userAndRole(parent)
+	if err != nil {
+		return nil, err
+	}
+	tokenPath := c.String("token")
+	if tokenPath == "" {
+		return nil, cli.Usagef("the following required arguments were not provided: --token <TOKEN>")
+	}
+	if err := cli.CheckOutputPath("--token", tokenPath); err != nil {
+		return nil, err
+	}
+	if sh.session != nil {
+		return nil, cli.Refused(fmt.Errorf("already logged in as %s: logout first", sh.session.Username), "")
+	}
+	pw, err := sh.password(parent, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := req.Client.BeginMFALogin(hsm.Targeting{}, user, role, pw, tokenPath); err != nil {
+		return nil, err
+	}
+	signed, err := sh.signedToken(tokenPath)
+	if err != nil {
+		return nil, err
+	}
+	path := ""
+	if !sh.interactive {
+		path = sh.env.Getenv("HSM_SESSION")
+	}
+	sf, _, err := req.Client.LoginMFA(hsm.Targeting{}, path, user, role, pw, signed)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
+	}
+	return userData{Username: user, Role: sf.Role}, nil
+}
+
+// changeMFA is user change-mfa token-sign: register or rotate (--token:
+// unsigned tokens written, then the signed file and the public key read
+// back) or --deregister, always with the user's new password.
+func (sh *shell) changeMFA(c *ucli.Context, req *clustercli.Request) (any, error) {
+	user, role, err := userAndRole(c)
+	if err != nil {
+		return nil, err
+	}
+	tokenPath, deregister := c.String("token"), c.Bool("deregister")
+	if (tokenPath == "") == !deregister {
+		return nil, cli.Usagef("one of these arguments is required: <--token <TOKEN>|--deregister>")
+	}
+	a, err := clustercli.Approval(c)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	var pw string
+	if c.IsSet("change-password") {
+		pw = c.String("change-password")
+		err = cli.CheckNewPassword(pw)
+	} else {
+		pw, err = sh.password(c, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := hsm.ChangeMFARequest{Username: user, Role: role, Password: pw, Deregister: deregister, ChangeQuorum: c.Bool("change-quorum"), Approval: a}
+	if !deregister {
+		if err := cli.CheckOutputPath("--token", tokenPath); err != nil {
+			return nil, err
+		}
+		if _, err := req.Client.BeginMFARegistration(hsm.Targeting{}, auth, user, role, tokenPath); err != nil {
+			return nil, err
+		}
+		signed, err := sh.signedToken(tokenPath)
+		if err != nil {
+			return nil, err
+		}
+		pubPath, err := sh.ask("Enter public key PEM file path:")
+		if err != nil {
+			return nil, err
+		}
+		pub, err := cli.ReadInput("public key PEM file", pubPath)
+		if err != nil {
+			return nil, err
+		}
+		r.Signed, r.PublicKeyPath, r.PublicKey = &signed, pubPath, pub
+	}
+	if _, err := req.Client.ChangeMFA(hsm.Targeting{}, auth, r); err != nil {
+		return nil, err
+	}
+	return userData{Username: user, Role: string(role)}, nil
 }
 
 func (sh *shell) registerQuorum(c *ucli.Context, req *clustercli.Request) (any, error) {
