@@ -169,7 +169,7 @@ func plan(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	if !cli.JSONMode(c) {
-		return syncdiff.WritePlan(c.App.Writer, r.Plan(), dialect)
+		return cli.OneWrite(c.App.Writer, func(w io.Writer) error { return syncdiff.WritePlan(w, r.Plan(), dialect) })
 	}
 	data, err := r.Plan().JSON(dialect)
 	if err != nil {
