@@ -30,7 +30,7 @@ import (
 // users' own testscript tests take too), so scenarios run them as separate
 // processes exactly as users do.
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(m, testkit.Commands()))
+	testscript.Main(m, testkit.Commands())
 }
 
 // -update rewrites a scenario's golden file when cmp finds it differs;

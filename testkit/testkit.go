@@ -4,7 +4,7 @@
 // user's shell would, with no install step and with coverage.
 //
 //	func TestMain(m *testing.M) {
-//		os.Exit(testscript.RunMain(m, testkit.Commands()))
+//		testscript.Main(m, testkit.Commands())
 //	}
 //
 //	func TestScripts(t *testing.T) {
@@ -20,11 +20,12 @@ import (
 
 // Commands returns every hsmkit command by its binary's name, each a
 // function that runs it with the process's arguments and standard streams
-// and returns its exit code: the map testscript.RunMain takes.
-func Commands() map[string]func() int {
-	m := make(map[string]func() int, len(commands.All))
+// and exits with its exit code: the map testscript.Main takes. (Not
+// testscript.RunMain's func() int: that API is deprecated.)
+func Commands() map[string]func() {
+	m := make(map[string]func(), len(commands.All))
 	for name, main := range commands.All {
-		m[name] = func() int { return main(os.Args, os.Stdin, os.Stdout, os.Stderr) }
+		m[name] = func() { os.Exit(main(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
 	}
 	return m
 }
