@@ -22,18 +22,15 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/rogpeppe/go-internal/testscript"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hsmkit/hsmkit/testkit"
 )
 
-// binaries are the real commands, registered so scenarios run them as
-// separate processes exactly as users do.
-var binaries = map[string]func(){}
-
-func register(name string, main func(args []string) int) {
-	binaries[name] = func() { os.Exit(main(os.Args)) }
-}
-
+// The real commands, from the public testkit (the one list of them, which
+// users' own testscript tests take too), so scenarios run them as separate
+// processes exactly as users do.
 func TestMain(m *testing.M) {
-	testscript.Main(m, binaries)
+	testscript.Main(m, testkit.Commands())
 }
 
 // -update rewrites a scenario's golden file when cmp finds it differs;

@@ -125,7 +125,7 @@ func (e Env) Warnf(format string, a ...any) {
 func commonFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "client config `FILE`", EnvVars: []string{"HSM_CONFIG"}, Value: "cluster.yaml"},
-		&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output format: table or json", EnvVars: []string{"HSM_OUTPUT"}, Value: "table"},
+		&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FORMAT`: table or json", EnvVars: []string{"HSM_OUTPUT"}, Value: "table"},
 	}
 }
 
@@ -229,32 +229,18 @@ func NoStrayFlags(c *ucli.Context) error {
 // Run runs app with the shared conventions and returns the exit code. It
 // never lets the library call os.Exit.
 func Run(app *ucli.App, env Env, args []string) int {
+	prepare(app, env)
+	if describe := describeHook.Load(); describe != nil {
+		(*describe)(app)
+		return ExitOK
+	}
 	if refuseHSMNow(env) {
 		return ExitUsage
 	}
-	app.Name = env.Name
-	app.Reader = env.Stdin
-	app.Writer = env.Stdout
-	app.ErrWriter = env.Stderr
-	app.HideHelpCommand = true
-	app.Flags = append(commonFlags(), app.Flags...)
 	var failedCtx *ucli.Context
 	app.ExitErrHandler = func(c *ucli.Context, err error) {
 		if failedCtx == nil {
 			failedCtx = c
-		}
-	}
-	onUsage := func(c *ucli.Context, err error, _ bool) error {
-		return &Error{Code: ExitUsage, Err: err}
-	}
-	app.OnUsageError = onUsage
-	prepareCommands(app.Commands, onUsage)
-	if app.Action == nil {
-		app.Action = func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return Usagef("unknown command %q", c.Args().First())
-			}
-			return ucli.ShowAppHelp(c)
 		}
 	}
 
@@ -295,14 +281,6 @@ func refuseHSMNow(env Env) bool {
 	fmt.Fprintf(env.Stderr, "%s: HSM_NOW no longer sets the time: the simulated cluster keeps its own clock (hsm-sim init --clock T, hsm-sim clock set T)\n", env.Name)
 	fmt.Fprintf(env.Stderr, "%s: hint: unset HSM_NOW; hsm-sim clock show shows the cluster's time\n", env.Name)
 	return true
-}
-
-func prepareCommands(cmds []*ucli.Command, onUsage ucli.OnUsageErrorFunc) {
-	for _, cmd := range cmds {
-		cmd.OnUsageError = onUsage
-		cmd.Flags = append(commonFlagsBut(cmd.Flags), cmd.Flags...)
-		prepareCommands(cmd.Subcommands, onUsage)
-	}
 }
 
 // Warn prints each warning of a read.

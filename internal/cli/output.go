@@ -75,8 +75,14 @@ func Linef(w io.Writer, format string, a ...any) {
 	fmt.Fprintln(w, safetext.Escape(fmt.Sprintf(format, a...)))
 }
 
-// Table prints rows under a header for people.
+// Table prints rows under a header for people, in one write: a reader
+// that stops early (grep -q under pipefail) then cannot cut the table in
+// the middle and kill the command with SIGPIPE part-way.
 func Table(w io.Writer, header []string, rows [][]string) error {
+	return OneWrite(w, func(w io.Writer) error { return renderTable(w, header, rows) })
+}
+
+func renderTable(w io.Writer, header []string, rows [][]string) error {
 	// Headers as given: the default upper-cases and splits them, which
 	// mangles HSM ids used as column names.
 	// Every cell is escaped (safetext): a value from a capture or a file
@@ -101,7 +107,7 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 }
 
 // Emit prints data as the JSON envelope in JSON mode, else calls human to
-// print it for people.
+// print it for people. Either way the output is one write (see Table).
 func Emit(c *ucli.Context, data any, human func(w io.Writer) error) error {
 	mode, err := Output(c)
 	if err != nil {
@@ -110,5 +116,16 @@ func Emit(c *ucli.Context, data any, human func(w io.Writer) error) error {
 	if mode == "json" {
 		return WriteJSON(c.App.Writer, 0, data)
 	}
-	return human(c.App.Writer)
+	return OneWrite(c.App.Writer, human)
+}
+
+// OneWrite renders into a buffer, then writes it to w in one write (see
+// Table): for any output a reader may stop reading early.
+func OneWrite(w io.Writer, render func(w io.Writer) error) error {
+	var b bytes.Buffer
+	if err := render(&b); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
 }

@@ -74,26 +74,26 @@ func (sh *shell) app() *ucli.App {
 	}
 	one := func(f ...ucli.Flag) []ucli.Flag { return f }
 	cmds := []*ucli.Command{
-		{Name: "cluster", Usage: "cluster commands", Subcommands: []*ucli.Command{
-			{Name: "activate", Usage: "activate a cluster", Flags: with(one(password)), Action: sh.do(sh.activate)},
+		{Name: "cluster", Usage: "cluster commands", Description: "Commands of the cluster as a whole.", UsageText: "cloudhsm-cli cluster activate --password \"$ADMIN_PW\"", Subcommands: []*ucli.Command{
+			{Name: "activate", Usage: "activate a cluster", Description: "Sets the password of the cluster's unactivated admin, which becomes an admin, on every HSM. Refused once the cluster has an admin: \"Cluster has already been activated\".", UsageText: "cloudhsm-cli cluster activate --password \"$ADMIN_PW\"\ncloudhsm-cli cluster activate --cluster-id \"$CLUSTER_ID\"   # prompts for the password", Flags: with(one(password)), Action: sh.do(sh.activate)},
 		}},
-		{Name: "login", Usage: "login to your cluster", Flags: with(user, one(password)), Action: sh.do(sh.login),
+		{Name: "login", Usage: "login to your cluster", Description: "Logs in on every HSM. The login lasts as long as the process: in interactive mode, the session; in single-command mode it ends with the command unless HSM_SESSION=FILE keeps it (hsmkit's own). A user with MFA logs in with the mfa-token-sign subcommand.", UsageText: "cloudhsm-cli login --username admin --role admin --password \"$PW\"\nHSM_SESSION=admin.session cloudhsm-cli login --username admin --role admin", Flags: with(user, one(password)), Action: sh.do(sh.login),
 			Subcommands: []*ucli.Command{
-				{Name: "mfa-token-sign", Usage: "login with token-sign mfa", Flags: with(one(
+				{Name: "mfa-token-sign", Usage: "login with token-sign mfa", Description: "Logs in a user with MFA: writes one unsigned token per HSM to --token, asks for the signed file (press enter if the same file was signed in place), then logs in.", UsageText: "cloudhsm-cli login --username alice --role crypto-user mfa-token-sign --token tokens.json   # cloudhsm-cli login mfa-token-sign: login's flags come first", Flags: with(one(
 					&ucli.StringFlag{Name: "token", Usage: "filepath where the unsigned token file will be written"})),
 					Action: sh.do(sh.loginMFA)},
 			}},
-		{Name: "logout", Usage: "logout of your cluster", Flags: with(), Action: sh.do(sh.logout)},
-		{Name: "user", Usage: "user management", Subcommands: []*ucli.Command{
-			{Name: "list", Usage: "list the users in your cluster", Flags: with(), Action: sh.do(sh.listUsers)},
-			{Name: "create", Usage: "create a new user", Flags: with(user, one(password, approval)), Action: sh.do(sh.createUser)},
-			{Name: "delete", Usage: "delete a user", Flags: with(user, one(approval)), Action: sh.do(sh.deleteUser)},
-			{Name: "change-password", Usage: "change a user's password", Flags: with(user, one(password, approval,
+		{Name: "logout", Usage: "logout of your cluster", Description: "Ends this process's login (or HSM_SESSION's) on every HSM; its quorum tokens end with it.", UsageText: "cloudhsm-cli logout", Flags: with(), Action: sh.do(sh.logout)},
+		{Name: "user", Usage: "user management", Description: "Commands of the cluster's users.", UsageText: "cloudhsm-cli user list", Subcommands: []*ucli.Command{
+			{Name: "list", Usage: "list the users in your cluster", Description: "Lists every user with its role, lock state, MFA and quorum key status and cluster coverage; a property the HSMs disagree on reads \"inconsistent\". Needs no login.", UsageText: "cloudhsm-cli user list\ncloudhsm-cli user list | jq -r '.data.users[].username'", Flags: with(), Action: sh.do(sh.listUsers)},
+			{Name: "create", Usage: "create a new user", Description: "Creates a user on every HSM. Needs an admin's login (CLOUDHSM_PIN for a single command); with the user quorum value above 1, an approved token (--approval). \"User already exists\" when it does.", UsageText: "CLOUDHSM_ROLE=admin CLOUDHSM_PIN=admin:\"$PW\" cloudhsm-cli user create --username kmsuser --role crypto-user --password \"$KMS_PW\"", Flags: with(user, one(password, approval)), Action: sh.do(sh.createUser)},
+			{Name: "delete", Usage: "delete a user", Description: "Deletes a user from every HSM. Refuses a logged-in user, the last admin and a user who owns keys.", UsageText: "cloudhsm-cli user delete --username alice --role crypto-user", Flags: with(user, one(approval)), Action: sh.do(sh.deleteUser)},
+			{Name: "change-password", Usage: "change a user's password", Description: "Changes your own password, or as an admin anyone's (which unlocks a locked user). --deregister-mfa and --deregister-quorum also remove the user's keys.", UsageText: "cloudhsm-cli user change-password --username alice --role crypto-user --password \"$NEW_PW\"", Flags: with(user, one(password, approval,
 				&ucli.BoolFlag{Name: "deregister-mfa", Usage: "deregister the user's mfa public key, if present"},
 				&ucli.BoolFlag{Name: "deregister-quorum", Usage: "deregister the user's quorum public key, if present"})),
 				Action: sh.do(sh.changePassword)},
-			{Name: "change-mfa", Usage: "change a user's mfa strategy", Subcommands: []*ucli.Command{
-				{Name: "token-sign", Usage: "register or deregister a public key using token-sign mfa strategy",
+			{Name: "change-mfa", Usage: "change a user's mfa strategy", Description: "Commands of a user's MFA.", UsageText: "cloudhsm-cli user change-mfa token-sign --username alice --role crypto-user --token tokens.json", Subcommands: []*ucli.Command{
+				{Name: "token-sign", Usage: "register or deregister a public key using token-sign mfa strategy", Description: "Registers or rotates a user's MFA key (one's own, or as an admin anyone's) and sets the user's new password: writes one unsigned token per HSM to --token, asks for the signed file and the public key PEM file. --deregister removes the key; --change-quorum changes the quorum key with it.", UsageText: "cloudhsm-cli user change-mfa token-sign --username alice --role crypto-user --change-password \"$NEW_PW\" --token tokens.json\ncloudhsm-cli user change-mfa token-sign --username alice --role crypto-user --deregister",
 					Flags: with(user, one(
 						&ucli.StringFlag{Name: "change-password", Usage: "optional: plaintext user's password. If you do not include this argument you will be prompted for it"},
 						&ucli.StringFlag{Name: "token", Usage: "filepath where the unsigned token file will be written. Required for enabling MFA for a user"},
@@ -102,9 +102,9 @@ func (sh *shell) app() *ucli.App {
 						&ucli.BoolFlag{Name: "change-quorum", Usage: "change the quorum public key along with the MFA key"})),
 					Action: sh.do(sh.changeMFA)},
 			}},
-			{Name: "change-quorum", Usage: "change a user's quorum strategy", Subcommands: []*ucli.Command{
-				{Name: "token-sign", Usage: "token-sign quorum strategy", Subcommands: []*ucli.Command{
-					{Name: "register", Usage: "register a user for quorum authentication with a public key",
+			{Name: "change-quorum", Usage: "change a user's quorum strategy", Description: "Commands of your quorum (M-of-N) registration.", UsageText: "cloudhsm-cli user change-quorum token-sign register --public-key me.pub --signed-token reg.json", Subcommands: []*ucli.Command{
+				{Name: "token-sign", Usage: "token-sign quorum strategy of a user", Description: "The token-sign quorum strategy: register names the public key whose signatures approve tokens.", UsageText: "cloudhsm-cli user change-quorum token-sign register --public-key me.pub --signed-token reg.json", Subcommands: []*ucli.Command{
+					{Name: "register", Usage: "register a user for quorum authentication with a public key", Description: "Registers your quorum public key: the registration token (quorum token-sign generate --service registration), signed with the matching private key, proves you hold it.", UsageText: "cloudhsm-cli quorum token-sign generate --service registration --token reg.json\nhsm-sign sign --key me.key --username admin --out reg.json reg.json\ncloudhsm-cli user change-quorum token-sign register --public-key me.pub --signed-token reg.json",
 						Flags: with(one(
 							&ucli.StringFlag{Name: "public-key", Usage: "filepath to public key PEM file"},
 							&ucli.StringFlag{Name: "signed-token", Usage: "filepath with token signed by user private key"})),
@@ -112,22 +112,22 @@ func (sh *shell) app() *ucli.App {
 				}},
 			}},
 		}},
-		{Name: "quorum", Usage: "quorum management", Subcommands: []*ucli.Command{
-			{Name: "token-sign", Usage: "token-sign quorum strategy", Subcommands: []*ucli.Command{
-				{Name: "generate", Usage: "generate a token", Flags: with(one(service,
+		{Name: "quorum", Usage: "quorum management", Description: "Commands of quorum (M-of-N) authentication.", UsageText: "cloudhsm-cli quorum token-sign list-quorum-values", Subcommands: []*ucli.Command{
+			{Name: "token-sign", Usage: "token-sign quorum strategy", Description: "Quorum tokens and the quorum policy.", UsageText: "cloudhsm-cli quorum token-sign list", Subcommands: []*ucli.Command{
+				{Name: "generate", Usage: "generate a token", Description: "Writes a quorum token for the logged-in admin, one record per HSM, for approvers to sign offline (openssl pkeyutl or hsm-sign). It lives as long as the login.", UsageText: "cloudhsm-cli quorum token-sign generate --service user --token admin.token", Flags: with(one(service,
 					&ucli.StringFlag{Name: "token", Usage: "filepath where the unsigned token file will be written"})),
 					Action: sh.do(sh.generate)},
-				{Name: "list", Usage: "list the token-sign tokens in your cluster", Flags: with(), Action: sh.do(sh.listTokens)},
-				{Name: "delete", Usage: "delete one or more quorum tokens", Flags: with(one(
+				{Name: "list", Usage: "list the token-sign tokens in your cluster", Description: "Lists the tokens: approvals required and given, seconds left, cluster coverage.", UsageText: "cloudhsm-cli quorum token-sign list", Flags: with(), Action: sh.do(sh.listTokens)},
+				{Name: "delete", Usage: "delete one or more quorum tokens", Description: "Deletes your tokens (--scope user) or every token (--scope all).", UsageText: "cloudhsm-cli quorum token-sign delete --scope user", Flags: with(one(
 					&ucli.StringFlag{Name: "scope", Usage: "scope of which token(s) will be deleted: user or all"})),
 					Action: sh.do(sh.deleteTokens)},
-				{Name: "list-quorum-values", Aliases: []string{"get-quorum-values"}, Usage: "list current quorum values",
+				{Name: "list-quorum-values", Aliases: []string{"get-quorum-values"}, Usage: "list current quorum values", Description: "Shows the quorum value of the user and quorum services (get-quorum-values is the same command).", UsageText: "cloudhsm-cli quorum token-sign list-quorum-values",
 					Flags: with(), Action: sh.do(sh.listValues)},
-				{Name: "set-quorum-value", Usage: "set a quorum value", Flags: with(one(service,
+				{Name: "set-quorum-value", Usage: "set a quorum value", Description: "Sets a service's quorum value (1 is off, 2 to 8); a change needs approval as the quorum policy requires.", UsageText: "cloudhsm-cli quorum token-sign set-quorum-value --service user --value 2", Flags: with(one(service,
 					&ucli.StringFlag{Name: "value", Usage: "value to set for service"}, approval)),
 					Action: sh.do(sh.setValue)},
-				{Name: "list-timeouts", Usage: "list timeout durations in seconds for token validity", Flags: with(), Action: sh.do(sh.listTimeouts)},
-				{Name: "set-timeout", Usage: "set timeout duration in seconds for token validity", Flags: with(one(
+				{Name: "list-timeouts", Usage: "list timeout durations in seconds for token validity", Description: "Shows how long a generated token waits for approval and how long an approved one stays usable.", UsageText: "cloudhsm-cli quorum token-sign list-timeouts", Flags: with(), Action: sh.do(sh.listTimeouts)},
+				{Name: "set-timeout", Usage: "set timeout duration in seconds for token validity", Description: "Sets the generated and/or approved token timeout in seconds.", UsageText: "cloudhsm-cli quorum token-sign set-timeout --generated 900", Flags: with(one(
 					&ucli.StringFlag{Name: "generated", Usage: "timeout period in seconds for a generated (non-approved) token to be approved"},
 					&ucli.StringFlag{Name: "approved", Usage: "timeout period in seconds for an approved token to be used to execute a quorum operation"},
 					approval)),
@@ -138,14 +138,14 @@ func (sh *shell) app() *ucli.App {
 	if sh.interactive {
 		cmds = append(cmds,
 			// Listed for help; the loop ends at quit before running it.
-			&ucli.Command{Name: "quit", Aliases: []string{"exit"}, Usage: "quit the CLI", Action: func(*ucli.Context) error { return nil }})
+			&ucli.Command{Name: "quit", Aliases: []string{"exit"}, Usage: "quit the CLI", Description: "Ends interactive mode and its login.", UsageText: "cloudhsm-cli interactive   # then: quit", Action: func(*ucli.Context) error { return nil }})
 	} else {
-		cmds = append(cmds, &ucli.Command{Name: "interactive", Usage: "run commands read from standard input, one per line, under one login",
+		cmds = append(cmds, &ucli.Command{Name: "interactive", Usage: "run commands read from standard input, one per line, under one login", Description: "Reads commands from standard input, one per line (the aws-cloudhsm > prompt on a terminal), all under one login that ends at quit or the end of the input. A password not given with --password is prompted for on a terminal, else read from the next line. Exits 1 if any command failed.", UsageText: "cloudhsm-cli interactive\nprintf '%s\\n' 'login --username admin --role admin' \"$PW\" 'user list' | cloudhsm-cli interactive",
 			Flags: []ucli.Flag{clusterIDFlag()}, Action: sh.runInteractive})
 	}
-	cmds = append(cmds, &ucli.Command{Name: "help", Usage: "print this message or the help of the given command(s)", Action: helpAction})
+	cmds = append(cmds, &ucli.Command{Name: "help", Usage: "print this message or the help of the given command(s)", Description: "Prints the list of commands, or a command's help.", UsageText: "cloudhsm-cli help quorum token-sign generate", Action: helpAction})
 	return &ucli.App{
-		Usage:    "AWS CloudHSM's cloudhsm-cli (SDK 5) on the simulated cluster (hsmkit)",
+		Usage: "AWS CloudHSM's cloudhsm-cli (SDK 5) on the simulated cluster (hsmkit)", Description: "AWS CloudHSM's cloudhsm-cli (Client SDK 5) on hsmkit's simulated cluster: its commands, flags, JSON output and messages, so that scripts written for a real cluster run unchanged. Point HSM_CONFIG at the cluster's cluster.yaml. Credentials for a single command: CLOUDHSM_PIN=user:password and CLOUDHSM_ROLE.", UsageText: "cloudhsm-cli user list\nCLOUDHSM_ROLE=admin CLOUDHSM_PIN=admin:\"$PW\" cloudhsm-cli user create --username kmsuser --role crypto-user --password \"$KMS_PW\"\ncloudhsm-cli interactive",
 		Flags:    []ucli.Flag{clusterIDFlag()},
 		Commands: cmds,
 	}

@@ -23,29 +23,31 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return append(append([]ucli.Flag{clustercli.SessionFlag()}, clustercli.TargetFlags()...), extra...)
 	}
 	app := &ucli.App{
-		Usage: "quorum (M-of-N) tokens and policy of a CloudHSM cluster (simulated)",
+		Usage:       "quorum (M-of-N) tokens and policy of a CloudHSM cluster (simulated)",
+		Description: "Quorum (M-of-N) approval: an admin generates a token, approvers sign copies offline with hsm-sign, and the merged token approves one operation. This command makes and lists tokens and sets the policy: each service's quorum value and the token timeouts.",
+		UsageText:   "hsm-quorum set-value --service user --value 2\nhsm-quorum generate --service user --token admin.token\nhsm-quorum list",
 		Commands: []*ucli.Command{
-			{Name: "generate", Usage: "write a token for the logged-in admin: one record per HSM, for others to sign",
+			{Name: "generate", Description: "Writes a quorum token of the logged-in admin for one service to --token FILE: one record per HSM, for approvers to sign offline with hsm-sign. One active token per user and service; it expires after the generated timeout.", UsageText: "hsm-quorum generate --service user --token admin.token", Usage: "write a token for the logged-in admin: one record per HSM, for others to sign",
 				Flags: mutating(
 					&ucli.StringFlag{Name: "service", Usage: "user, quorum or registration"},
 					&ucli.StringFlag{Name: "token", Usage: "`FILE` to write the unsigned token to"}),
 				Action: func(c *ucli.Context) error { return generate(c, env) }},
-			{Name: "list", Usage: "list the tokens: approvals required, approvals so far, seconds left, coverage",
+			{Name: "list", Description: "Lists the active tokens: their user and service, approvals required and so far, seconds left, and whether every HSM holds them.", UsageText: "hsm-quorum list\nhsm-quorum -o json list", Usage: "list the tokens: approvals required, approvals so far, seconds left, coverage",
 				Action: func(c *ucli.Context) error { return list(c, env) }},
-			{Name: "delete", Usage: "delete your tokens (--scope user) or every token (--scope all)",
+			{Name: "delete", Description: "Deletes your own tokens (--scope user) or, as an admin, every token (--scope all).", UsageText: "hsm-quorum delete --scope user", Usage: "delete your tokens (--scope user) or every token (--scope all)",
 				Flags:  mutating(&ucli.StringFlag{Name: "scope", Usage: "user or all"}),
 				Action: func(c *ucli.Context) error { return deleteTokens(c, env) }},
-			{Name: "list-values", Usage: "show the quorum value of each service",
+			{Name: "list-values", Description: "Shows each service's quorum value (1 is off) as the first reachable HSM enforces it; warns on stderr when another HSM enforces a different one.", UsageText: "hsm-quorum list-values", Usage: "show the quorum value of each service",
 				Action: func(c *ucli.Context) error { return listValues(c, env) }},
-			{Name: "set-value", Usage: "set a service's quorum value (1 = off, 2-8)",
+			{Name: "set-value", Description: "Sets a service's quorum value. Raising a value from 1 needs no token while the quorum service's value is 1; any other change needs a quorum-service token with as many approvals as the higher of the value changed and the quorum service's own. A value above the number of admins with a registered key is refused.", UsageText: "hsm-quorum set-value --service user --value 2\nhsm-quorum set-value --service user --value 1 --approval q.token", Usage: "set a service's quorum value (1 = off, 2-8)",
 				Flags: mutating(
 					&ucli.StringFlag{Name: "service", Usage: "user or quorum"},
 					&ucli.StringFlag{Name: "value", Usage: "the quorum value `N`"},
 					approvalFlag()),
 				Action: func(c *ucli.Context) error { return setValue(c, env) }},
-			{Name: "list-timeouts", Usage: "show the token timeouts in seconds",
+			{Name: "list-timeouts", Description: "Shows how long a generated token waits for approval and how long an approved token stays usable, in seconds.", UsageText: "hsm-quorum list-timeouts", Usage: "show the token timeouts in seconds",
 				Action: func(c *ucli.Context) error { return listTimeouts(c, env) }},
-			{Name: "set-timeout", Usage: "set the generated and/or approved token timeout in seconds",
+			{Name: "set-timeout", Description: "Sets the generated and/or approved token timeout. Needs a quorum-service token with as many approvals as the highest quorum value in force, when that is above 1.", UsageText: "hsm-quorum set-timeout --generated 900", Usage: "set the generated and/or approved token timeout in seconds",
 				Flags: mutating(
 					&ucli.IntFlag{Name: "generated", Usage: "`SECONDS` a generated token waits for approval"},
 					&ucli.IntFlag{Name: "approved", Usage: "`SECONDS` an approved token stays usable"},

@@ -45,21 +45,29 @@ func newApp(env cli.Env) *ucli.App {
 	passStdin := func() ucli.Flag {
 		return &ucli.BoolFlag{Name: "passphrase-stdin", Usage: "read the key's passphrase from the first line of standard input (else env " + passphraseEnv + ", else a prompt)"}
 	}
+	flags := func(fs ...[]ucli.Flag) []ucli.Flag { return slices.Concat(fs...) }
 	return &ucli.App{
 		Usage: "sign quorum tokens offline (byte-compatible with openssl pkeyutl -sign -pkeyopt digest:sha256)",
+		Description: "An approver's offline tool: it makes an RSA-2048 quorum key, signs quorum token files with it, " +
+			"verifies and merges signed copies. It reads no cluster state and needs no login.\n" +
+			"Signatures are RSASSA-PKCS1-v1_5 over SHA-256, byte-identical to openssl pkeyutl -sign -pkeyopt digest:sha256.",
+		UsageText: "hsm-sign keygen --private-key me.key --public-key me.pub\n" +
+			"hsm-sign sign --key me.key --username officer2 --out signed.token admin.token",
 		// A file name may contain a comma.
 		DisableSliceFlagSeparator: true,
 		Action: func(c *ucli.Context) error {
-			if c.NArg() == 0 {
-				return cli.Usagef("missing command: keygen, sign, verify, merge or raw")
-			}
-			return cli.Usagef("unknown command %q: want keygen, sign, verify, merge or raw", c.Args().First())
+			return cli.Usagef("missing command: keygen, sign, verify, merge or raw")
 		},
 		Commands: []*ucli.Command{
 			{
 				Name:      "keygen",
 				Usage:     "make an RSA-2048 quorum key pair; never overwrites a file",
 				ArgsUsage: " ",
+				Description: "Writes a new RSA-2048 private key (PKCS#8 PEM, mode 0600) and its public key. " +
+					"Refuses to overwrite either file. With --encrypt the private key is encrypted with a passphrase " +
+					"(--passphrase-stdin, env " + passphraseEnv + ", or a prompt; never argv).",
+				UsageText: "hsm-sign keygen --private-key officer2.key --public-key officer2.pub\n" +
+					"hsm-sign keygen --encrypt --passphrase-stdin --private-key me.key --public-key me.pub < passphrase.txt",
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "private-key", Usage: "write the private key (PKCS#8 PEM, mode 0600) to `FILE`"},
 					&ucli.StringFlag{Name: "public-key", Usage: "write the public key (SubjectPublicKeyInfo PEM) to `FILE`"},
@@ -72,12 +80,16 @@ func newApp(env cli.Env) *ucli.App {
 				Name:      "sign",
 				Usage:     "add your signature to a service token file, or sign every entry of a registration token file",
 				ArgsUsage: "TOKEN (- for standard input)",
-				Flags: []ucli.Flag{
+				Description: "Adds your signature of the token to the file's signatures, keeping the others, and writes the result " +
+					"to --out FILE (atomically; may be the token itself) or standard output. " +
+					"A registration token (hsm-quorum generate --service registration) gets every entry signed.\n" +
+					"-o FILE after the command's name still works as --out FILE; -o json or -o table there is refused.",
+				UsageText: "hsm-sign sign --key officer2.key --username officer2 --out o2.token admin.token\n" +
+					"cat admin.token | hsm-sign sign --key officer2.key --username officer2 - > o2.token",
+				Flags: flags([]ucli.Flag{
 					&ucli.StringFlag{Name: "key", Usage: "your private key `FILE` (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8)"},
 					&ucli.StringFlag{Name: "username", Usage: "your HSM username `NAME`"},
-					&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the signed token to `FILE` (atomically; default standard output)"},
-					passStdin(),
-				},
+				}, cli.OutFlags("write the signed token to `FILE` (atomically; default standard output)"), []ucli.Flag{passStdin()}),
 				Action: func(c *ucli.Context) error { return sign(c, env) },
 			},
 			{
@@ -86,6 +98,8 @@ func newApp(env cli.Env) *ucli.App {
 				Description: "Either --username NAME --public-key FILE (one approver), or one --public-key NAME=FILE per approver.\n" +
 					"Every approver named must have signed, with a signature that verifies; signatures by others are reported as not checked.\n" +
 					"Exit 0 when all verify, 1 when one does not.",
+				UsageText: "hsm-sign verify --public-key officer2=o2.pub --public-key officer3=o3.pub approved.token\n" +
+					"hsm-sign -o json verify --username officer2 --public-key o2.pub o2.token",
 				ArgsUsage: "TOKEN (- for standard input)",
 				Flags: []ucli.Flag{
 					&ucli.StringSliceFlag{Name: "public-key", Usage: "an approver's public key: `NAME=FILE`, or FILE with --username (repeatable)"},
@@ -97,21 +111,23 @@ func newApp(env cli.Env) *ucli.App {
 				Name:      "merge",
 				Usage:     "merge copies of one token that approvers signed in parallel",
 				ArgsUsage: "TOKEN...",
-				Flags: []ucli.Flag{
-					&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the merged token to `FILE` (atomically; - for standard output)"},
-				},
-				Action: func(c *ucli.Context) error { return merge(c, env) },
+				Description: "Takes copies of one token, each signed by some approvers, and writes one token with every signature. " +
+					"Copies of different tokens are refused.",
+				UsageText: "hsm-sign merge --out approved.token o2.token o3.token",
+				Flags:     cli.OutFlags("write the merged token to `FILE` (atomically; - for standard output)"),
+				Action:    func(c *ucli.Context) error { return merge(c, env) },
 			},
 			{
 				Name:      "raw",
 				Usage:     "sign a 32-byte digest: exactly openssl pkeyutl -sign -inkey KEY -pkeyopt digest:sha256 -in IN -out OUT",
 				ArgsUsage: " ",
-				Flags: []ucli.Flag{
+				Description: "Signs the 32 bytes of --in (a token's SHA-256, base64-decoded) and writes the 256-byte signature " +
+					"to --out, as the manual openssl steps of CloudHSM's quorum guide do.",
+				UsageText: "hsm-sign raw --key me.key --in token.bin --out sig.bin",
+				Flags: flags([]ucli.Flag{
 					&ucli.StringFlag{Name: "key", Usage: "private key `FILE`"},
 					&ucli.StringFlag{Name: "in", Usage: "the 32-byte digest `FILE` (- for standard input)"},
-					&ucli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the 256-byte signature `FILE` (- for standard output)"},
-					passStdin(),
-				},
+				}, cli.OutFlags("the 256-byte signature `FILE` (- for standard output)"), []ucli.Flag{passStdin()}),
 				Action: func(c *ucli.Context) error { return raw(c, env) },
 			},
 		},
@@ -126,6 +142,15 @@ func checkOutput(c *ucli.Context) error {
 		return cli.Usagef("-o/--output before the command is the output format (table or json); to name the output file, put -o FILE after the command: hsm-sign %s -o FILE", c.Command.Name)
 	}
 	return nil
+}
+
+// requiredOut is the output file, which the command needs.
+func requiredOut(c *ucli.Context) (string, error) {
+	out, err := cli.OutFile(c)
+	if err == nil && out == "" {
+		err = cli.Usagef("--out is required")
+	}
+	return out, err
 }
 
 func required(c *ucli.Context, names ...string) error {
@@ -313,6 +338,10 @@ func sign(c *ucli.Context, env cli.Env) error {
 	if err := required(c, "key", "username"); err != nil {
 		return err
 	}
+	outPath, err := cli.OutFile(c)
+	if err != nil {
+		return err
+	}
 	user, err := policy.NormalizeUsername(c.String("username"))
 	if err != nil {
 		return cli.Usagef("--username: %v", err)
@@ -358,7 +387,7 @@ func sign(c *ucli.Context, env cli.Env) error {
 		}
 		out = tf.Marshal()
 	}
-	return writeOutput(env, c.String("out"), out)
+	return writeOutput(env, outPath, out)
 }
 
 // checkRegistrant refuses to sign a registration token generated by someone
@@ -508,7 +537,8 @@ func merge(c *ucli.Context, env cli.Env) error {
 	if err := checkOutput(c); err != nil {
 		return err
 	}
-	if err := required(c, "out"); err != nil {
+	outPath, err := requiredOut(c)
+	if err != nil {
 		return err
 	}
 	if n := slices.Index(c.Args().Slice(), "-"); n >= 0 && slices.Index(c.Args().Slice()[n+1:], "-") >= 0 {
@@ -533,7 +563,7 @@ func merge(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	return writeOutput(env, c.String("out"), m.Marshal())
+	return writeOutput(env, outPath, m.Marshal())
 }
 
 func raw(c *ucli.Context, env cli.Env) error {
@@ -543,7 +573,11 @@ func raw(c *ucli.Context, env cli.Env) error {
 	if err := checkOutput(c); err != nil {
 		return err
 	}
-	if err := required(c, "key", "in", "out"); err != nil {
+	if err := required(c, "key", "in"); err != nil {
+		return err
+	}
+	outPath, err := requiredOut(c)
+	if err != nil {
 		return err
 	}
 	in := c.String("in")
@@ -566,5 +600,5 @@ func raw(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	return writeOutput(env, c.String("out"), sig)
+	return writeOutput(env, outPath, sig)
 }

@@ -14,7 +14,7 @@ import (
 
 func dumpCommand(env cli.Env) *ucli.Command {
 	return &ucli.Command{
-		Name: "dump", Usage: "print every HSM's records, or one HSM's, as JSON in a stable order (password hashes as digests)",
+		Name: "dump", Description: "Prints every record of every HSM, or of one: users with their provenance, deletion records, sessions (never their secrets), tokens and the quorum policy, as JSON in a stable order, password hashes as digests.", UsageText: "hsm-sim dump\nhsm-sim dump hsm-abc123 > hsm.json", Usage: "print every HSM's records, or one HSM's, as JSON in a stable order (password hashes as digests)",
 		ArgsUsage: "[HSM]",
 		Action:    func(c *ucli.Context) error { return dump(c, env) },
 	}
@@ -22,7 +22,7 @@ func dumpCommand(env cli.Env) *ucli.Command {
 
 func migrateCommand(env cli.Env) *ucli.Command {
 	return &ucli.Command{
-		Name: "migrate", Usage: "convert a state directory written by an older hsmkit (schema version 1) to this version",
+		Name: "migrate", Description: "Converts a state directory an older hsmkit wrote (schema 1, one JSON file per HSM) to this version's databases. A migration killed part-way is simply run again.", UsageText: "hsm-sim migrate --state ./state", Usage: "convert a state directory written by an older hsmkit (schema version 1) to this version",
 		Flags:  []ucli.Flag{&ucli.StringFlag{Name: "state", Usage: "state `DIR` to convert"}},
 		Action: func(c *ucli.Context) error { return migrate(c, env) },
 	}

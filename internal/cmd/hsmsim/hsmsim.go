@@ -23,10 +23,12 @@ import (
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
 	app := &ucli.App{
-		Usage: "create and run a simulated CloudHSM cluster in a state directory",
+		Usage:       "create and run a simulated CloudHSM cluster in a state directory",
+		Description: "Plays the AWS account that owns a simulated CloudHSM cluster kept in a state directory: creates the cluster, adds, removes, stops, starts and zeroizes HSMs, sets the cluster's clock and dumps the records. It holds no HSM user.",
+		UsageText:   "hsm-sim init --state ./state --hsms 2\nhsm-sim list",
 		Commands: []*ucli.Command{
 			{
-				Name:  "init",
+				Name: "init", Description: "Creates a cluster's state directory (0700) and writes the client config (-c) listing its HSMs. The first HSM holds the unactivated admin (password \"password\") and app_user; the others are clones. Refuses to overwrite an existing state or config.", UsageText: "hsm-sim init --state ./state --hsms 2 --azs us-east-1a,us-east-1b\nhsm-sim init --state st --hsms 3 --seed 1 --kdf test --clock 2026-11-22T10:00:00Z",
 				Usage: "create a cluster and write the client config listing its HSMs",
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "state", Usage: "state `DIR` to create"},
@@ -40,45 +42,45 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Action: func(c *ucli.Context) error { return initCluster(c, env) },
 			},
 			{
-				Name: "add-hsm", Usage: "add an HSM cloned from an active peer; prints its id",
+				Name: "add-hsm", Description: "Adds an HSM, cloned from an active peer, and prints its id. The client config is left as it is, as a real client's config does not learn of a new HSM (hsm-sync config --refresh adds it).", UsageText: "id=$(hsm-sim add-hsm --az us-east-1c)", Usage: "add an HSM cloned from an active peer; prints its id",
 				Flags:  []ucli.Flag{&ucli.StringFlag{Name: "az", Usage: "availability `ZONE` (default: the next in turn)"}},
 				Action: func(c *ucli.Context) error { return addHSM(c, env) },
 			},
-			{Name: "remove-hsm", Usage: "remove an HSM from the cluster", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+			{Name: "remove-hsm", Description: "Removes an HSM and its database from the cluster.", UsageText: "hsm-sim remove-hsm hsm-abc123", Usage: "remove an HSM from the cluster", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
 				return "removed " + id, cl.RemoveHSM(id)
 			})},
-			{Name: "stop", Usage: "make an HSM unreachable", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+			{Name: "stop", Description: "Makes an HSM unreachable, as a network partition or an outage would: commands that need it refuse, or skip it with --allow-partial.", UsageText: "hsm-sim stop \"$id\"", Usage: "make an HSM unreachable", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
 				return "stopped " + id, cl.SetReachable(id, false)
 			})},
-			{Name: "start", Usage: "make a stopped HSM reachable again", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+			{Name: "start", Description: "Makes a stopped HSM reachable again, with the records it had.", UsageText: "hsm-sim start \"$id\"", Usage: "make a stopped HSM reachable again", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
 				return "started " + id, cl.SetReachable(id, true)
 			})},
-			{Name: "zeroize", Usage: "destroy an HSM's users and data (only app_user remains)", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
+			{Name: "zeroize", Description: "Destroys an HSM's users, tokens and data; only app_user and the default quorum policy remain. Open to everyone, as in CloudHSM.", UsageText: "hsm-sim zeroize \"$id\"", Usage: "destroy an HSM's users and data (only app_user remains)", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
 				return "zeroized " + id, cl.Zeroize(hsm.Nobody{}, id)
 			})},
-			{Name: "list", Usage: "show the cluster's HSMs (basic cluster info)", Action: func(c *ucli.Context) error { return list(c, env) }},
+			{Name: "list", Description: "Shows each HSM's basic info: id, availability zone, IP, serial, model, firmware, state, users, and whether the client config lists it.", UsageText: "hsm-sim list\nhsm-sim -o json list", Usage: "show the cluster's HSMs (basic cluster info)", Action: func(c *ucli.Context) error { return list(c, env) }},
 			{
-				Name:  "clock",
+				Name: "clock", Description: "The cluster's clock: every command of the cluster takes its time from it. A fixed clock stands still until set or advanced, so scripts and golden files are reproducible.", UsageText: "hsm-sim clock show\nhsm-sim clock advance 601s",
 				Usage: "show or set the cluster's clock, the time every command of the cluster uses",
 				Subcommands: []*ucli.Command{
-					{Name: "show", Usage: "show the clock's mode and time", Action: clockCmd(env, "", func(cl *hsm.Client, _ string) (simclock.Clock, error) {
+					{Name: "show", Description: "Shows the clock's mode (real or fixed) and its time.", UsageText: "hsm-sim clock show", Usage: "show the clock's mode and time", Action: clockCmd(env, "", func(cl *hsm.Client, _ string) (simclock.Clock, error) {
 						return cl.ClusterClock()
 					})},
-					{Name: "set", Usage: "fix the clock at TIME (RFC 3339, such as " + simclock.Example + "; backwards too)", ArgsUsage: "TIME", Action: clockCmd(env, "TIME", func(cl *hsm.Client, arg string) (simclock.Clock, error) {
+					{Name: "set", Description: "Fixes the clock at a time (strict RFC 3339 with a zone), backwards too.", UsageText: "hsm-sim clock set 2026-11-22T10:00:00Z", Usage: "fix the clock at TIME (RFC 3339, such as " + simclock.Example + "; backwards too)", ArgsUsage: "TIME", Action: clockCmd(env, "TIME", func(cl *hsm.Client, arg string) (simclock.Clock, error) {
 						at, err := simclock.Parse(arg)
 						if err != nil {
 							return simclock.Clock{}, cli.Usagef("clock set %v", err)
 						}
 						return cl.SetClock(simclock.Fixed, at)
 					})},
-					{Name: "advance", Usage: "move a fixed clock forward by DURATION (such as 90s, 10m, 48h)", ArgsUsage: "DURATION", Action: clockCmd(env, "DURATION", func(cl *hsm.Client, arg string) (simclock.Clock, error) {
+					{Name: "advance", Description: "Moves a fixed clock forward by a Go duration (at most 10 years); a real clock is refused.", UsageText: "hsm-sim clock advance 10m", Usage: "move a fixed clock forward by DURATION (such as 90s, 10m, 48h)", ArgsUsage: "DURATION", Action: clockCmd(env, "DURATION", func(cl *hsm.Client, arg string) (simclock.Clock, error) {
 						d, err := simclock.ParseAdvance(arg)
 						if err != nil {
 							return simclock.Clock{}, cli.Usagef("clock advance %v", err)
 						}
 						return cl.AdvanceClock(d)
 					})},
-					{Name: "real", Usage: "run the clock on the wall clock again", Action: clockCmd(env, "", func(cl *hsm.Client, _ string) (simclock.Clock, error) {
+					{Name: "real", Description: "Runs the clock on the wall clock again.", UsageText: "hsm-sim clock real", Usage: "run the clock on the wall clock again", Action: clockCmd(env, "", func(cl *hsm.Client, _ string) (simclock.Clock, error) {
 						return cl.SetClock(simclock.Real, time.Time{})
 					})},
 				},

@@ -24,22 +24,24 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
 	from := &ucli.StringSliceFlag{Name: "from", Usage: "read captured `FILE`s instead of the simulated state (CMU listUsers output, or cloudhsm-cli user list JSON, one per HSM); --from a b or --from a --from b"}
 	app := &ucli.App{
-		Usage: "find, explain and repair user drift between the HSMs of a cluster",
+		Usage:       "find, explain and repair user drift between the HSMs of a cluster",
+		Description: "Finds, explains and repairs drift between the user tables of a cluster's HSMs: diff reports it, plan prints the repair in three dialects, apply makes it. Also reads captures from real clusters (--from).",
+		UsageText:   "hsm-sync diff\nhsm-sync plan --dialect cmu\nhsm-sync apply",
 		Commands: []*ucli.Command{
-			{Name: "diff", Usage: "compare the users of every HSM; exit 0 in sync, 1 drift found, 2+ trouble",
+			{Name: "diff", Description: "Compares the users and the quorum policy of every HSM of the cluster (or of captures, --from) and says, for each differing user, which version is authoritative and why. Exit 0 in sync, 1 drift found, 2 or more trouble, as diff(1).", UsageText: "hsm-sync diff\nhsm-sync -o json diff\nhsm-sync diff --from hsm-a.json hsm-b.json", Usage: "compare the users of every HSM; exit 0 in sync, 1 drift found, 2+ trouble",
 				Flags:  []ucli.Flag{clustercli.SessionFlag(), from},
 				Action: func(c *ucli.Context) error { return diff(c, env) }},
-			{Name: "plan", Usage: "print the repair as a script: --dialect hsm-user, cloudhsm-cli or cmu",
+			{Name: "plan", Description: "Prints the repair as a script in a dialect: hsm-user (default), cloudhsm-cli, or CloudHSM's CMU (server N, createUser, syncUser). Unknown passwords are clearly marked placeholders.", UsageText: "hsm-sync plan --dialect cmu\nhsm-sync plan --dialect cmu --from listUsers.txt", Usage: "print the repair as a script: --dialect hsm-user, cloudhsm-cli or cmu",
 				Flags: []ucli.Flag{clustercli.SessionFlag(), from,
 					&ucli.StringFlag{Name: "dialect", Value: "hsm-user", Usage: "hsm-user, cloudhsm-cli or cmu"}},
 				Action: func(c *ucli.Context) error { return plan(c, env) }},
-			{Name: "apply", Usage: "repair the simulated cluster: copy each authoritative user record (no password needed)",
+			{Name: "apply", Description: "Repairs the simulated cluster with an admin's session: copies each authoritative user record as a masked object (no password needed) and sets the strictest quorum policy everywhere. Never grants what the strictest policy would refuse; undecidable users must be --skip'ped.", UsageText: "hsm-sync apply\nhsm-sync apply --skip erin --approval repair.token", Usage: "repair the simulated cluster: copy each authoritative user record (no password needed)",
 				Flags: []ucli.Flag{clustercli.SessionFlag(),
 					&ucli.StringSliceFlag{Name: "skip", Usage: "leave this `USER` alone (for users the plan cannot decide)"},
 					&ucli.BoolFlag{Name: "keep-config", Usage: "do not refresh a stale client config"},
 					&ucli.StringFlag{Name: "approval", Usage: "a user-service quorum token `FILE` approving the repair itself, so it may grant what it otherwise refuses"}},
 				Action: func(c *ucli.Context) error { return apply(c, env) }},
-			{Name: "config", Usage: "check (--check) or fix (--refresh) a client config that misses HSMs of the cluster",
+			{Name: "config", Description: "Checks (--check, exit 1 on a difference) or rewrites (--refresh) the client config's HSM list against the cluster's HSMs, keeping the rest of the file.", UsageText: "hsm-sync config --check\nhsm-sync config --refresh", Usage: "check (--check) or fix (--refresh) a client config that misses HSMs of the cluster",
 				Flags: []ucli.Flag{
 					&ucli.BoolFlag{Name: "check", Usage: "exit 1 if the config lacks HSMs of the cluster or lists HSMs it has not"},
 					&ucli.BoolFlag{Name: "refresh", Usage: "rewrite the config's HSM list, keeping the rest of the file"}},
@@ -169,7 +171,7 @@ func plan(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	if !cli.JSONMode(c) {
-		return syncdiff.WritePlan(c.App.Writer, r.Plan(), dialect)
+		return cli.OneWrite(c.App.Writer, func(w io.Writer) error { return syncdiff.WritePlan(w, r.Plan(), dialect) })
 	}
 	data, err := r.Plan().JSON(dialect)
 	if err != nil {
