@@ -28,6 +28,22 @@ func list(name, usage string) ucli.Flag {
 	return &ucli.StringSliceFlag{Name: name, Usage: usage + " (repeat the flag for more)"}
 }
 
+// pairExample and mechExample complete the examples of the commands built
+// per key type and mechanism.
+var pairExample = map[string]string{
+	"rsa": "hsm-key generate-asymmetric-pair rsa --public-label p1 --private-label k1 --modulus-size-bits 2048 --public-exponent 65537",
+	"ec":  "hsm-key generate-asymmetric-pair ec --public-label p1 --private-label k1 --curve secp256r1",
+}
+
+var mechExample = map[string]string{
+	"wrap":    " --payload-filter attr.label=k1 --wrapping-filter attr.label=wk --path k1.wrapped",
+	"unwrap":  " --filter attr.label=wk --key-type-class aes --label k2 --data-path k1.wrapped",
+	"sign":    " --filter attr.label=k1 --hash-function sha256 --data-path msg.bin",
+	"verify":  " --filter attr.label=p1 --hash-function sha256 --data-path msg.bin --signature-path msg.sig",
+	"encrypt": " --filter attr.label=k1 --data-path plain.bin",
+	"decrypt": " --filter attr.label=k1 --data-path ct.bin",
+}
+
 // Main runs hsm-key and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
@@ -50,12 +66,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	symmetric := func(typ, lengths string) *ucli.Command {
 		return &ucli.Command{Name: typ, Usage: "generate a " + typ + " key",
+			Description: "Generates a " + typ + " key on every HSM of the client config, owned by you (a crypto user); --share-crypto-users shares it, the quorum values turn on key quorum, --session-key keeps it on one HSM for this session only.",
+			UsageText:   "hsm-key generate-symmetric " + typ + " --label k1 --key-length-bytes 32",
 			Flags: mutating(append([]ucli.Flag{str("label", "the key's `LABEL`"), num("key-length-bytes", lengths),
 				list("attributes", "`NAME=VALUE` attribute")}, owning...)...),
 			Action: func(c *ucli.Context) error { return generate(c, env, typ) }}
 	}
 	pair := func(typ string, own ...ucli.Flag) *ucli.Command {
 		return &ucli.Command{Name: typ, Usage: "generate an " + typ + " key pair",
+			Description: "Generates an " + typ + " key pair on every HSM of the client config, owned by you (a crypto user). The public key is usable by every crypto user and never shared; the private key is yours and those you share it with.",
+			UsageText:   pairExample[typ],
 			Flags: mutating(append(append([]ucli.Flag{str("public-label", "the public key's `LABEL`"), str("private-label", "the private key's `LABEL`"),
 				list("public-attributes", "`NAME=VALUE` attribute of the public key"), list("private-attributes", "`NAME=VALUE` attribute of the private key")}, own...), owning...)...),
 			Action: func(c *ucli.Context) error { return generate(c, env, typ) }}
@@ -67,7 +87,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var out []*ucli.Command
 		for _, m := range names {
 			out = append(out, &ucli.Command{Name: m, Usage: verb + " with " + m, Flags: flags,
-				Action: func(c *ucli.Context) error { return action(c, env, m) }})
+				Description: "The " + verb + " command with the " + m + " mechanism (see hsm-key " + verb + " --help).",
+				UsageText:   "hsm-key " + verb + " " + m + mechExample[verb],
+				Action:      func(c *ucli.Context) error { return action(c, env, m) }})
 		}
 		return out
 	}
@@ -78,51 +100,51 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		list("attributes", "`NAME=VALUE` attribute"), str("iv", "aes-gcm IV (hex, 0x…)"), num("tag-length-bits", "aes-gcm tag length (96-128)"),
 		str("aad", "aes-gcm additional data (hex)"), str("hash-function", "rsa-oaep hash (and MGF1 hash)")}, data...), owning...)
 	app := &ucli.App{
-		Usage: "manage and use the keys of a CloudHSM cluster (simulated)",
+		Usage: "manage and use the keys of a CloudHSM cluster (simulated)", Description: "A crypto user's keys on the simulated cluster, over the same engine as cloudhsm-cli's key and crypto commands, with hsmkit's conventions (tables, -o json for cloudhsm-cli's JSON, sessions and HSM_PIN, exit codes). Key material is held only masked; encrypt, decrypt and hmac are hsmkit's own verbs.", UsageText: "hsm-key generate-symmetric aes --label k1 --key-length-bytes 32\nhsm-key list --filter attr.label=k1 --verbose\nhsm-key sign rsa-pkcs --filter attr.label=signer --hash-function sha256 --data-path msg.bin",
 		Commands: []*ucli.Command{
-			{Name: "generate-symmetric", Usage: "generate a secret key on every HSM",
+			{Name: "generate-symmetric", Usage: "generate a secret key on every HSM", Description: "Generates an AES or generic secret key.", UsageText: "hsm-key generate-symmetric aes --label k1 --key-length-bytes 32",
 				Subcommands: []*ucli.Command{symmetric("aes", "16, 24 or 32"), symmetric("generic-secret", "1 to 800")}},
-			{Name: "generate-asymmetric-pair", Usage: "generate a key pair on every HSM",
+			{Name: "generate-asymmetric-pair", Usage: "generate a key pair on every HSM", Description: "Generates an RSA or EC key pair.", UsageText: "hsm-key generate-asymmetric-pair ec --public-label p1 --private-label k1 --curve secp256r1",
 				Subcommands: []*ucli.Command{
 					pair("rsa", num("modulus-size-bits", "2048 to 4096"), num("public-exponent", "65537")),
 					pair("ec", str("curve", "prime256v1, secp256r1, secp224r1, secp384r1 or secp521r1")),
 				}},
-			{Name: "list", Usage: "list the keys you own, are shared, and every public key",
+			{Name: "list", Usage: "list the keys you own, are shared, and every public key", Description: "Lists the keys you may see: yours, those shared with you and every public key; --filter narrows (key-reference=0x... or attr.NAME=VALUE), --max-items and --starting-token page, --verbose shows every attribute and where the key is.", UsageText: "hsm-key list\nhsm-key -o json list --filter attr.class=private-key --verbose",
 				Flags: reading(filter, num("max-items", "keys per page (default 10)"), str("starting-token", "the next_token of the page before"),
 					&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "every attribute and where the key is"}),
 				Action: func(c *ucli.Context) error { return listKeys(c, env) }},
-			{Name: "share", Usage: "share a key you own with a crypto user",
+			{Name: "share", Usage: "share a key you own with a crypto user", Description: "Shares a key you own with another crypto user, who may then use it (never manage it). Public keys are never shared.", UsageText: "hsm-key share --filter attr.label=k1 --username bob --role crypto-user",
 				Flags:  mutating(filter, str("username", "the crypto `USER`"), str("role", "crypto-user"), approval),
 				Action: func(c *ucli.Context) error { return share(c, env, true) }},
-			{Name: "unshare", Usage: "stop sharing a key you own",
+			{Name: "unshare", Usage: "stop sharing a key you own", Description: "Stops sharing a key you own with a crypto user; refused below the key's quorum value.", UsageText: "hsm-key unshare --filter attr.label=k1 --username bob --role crypto-user",
 				Flags:  mutating(filter, str("username", "the crypto `USER`"), str("role", "crypto-user"), approval),
 				Action: func(c *ucli.Context) error { return share(c, env, false) }},
-			{Name: "delete", Usage: "delete a key you own",
+			{Name: "delete", Usage: "delete a key you own", Description: "Deletes a key you own from every HSM; the other half of a pair stays.", UsageText: "hsm-key delete --filter key-reference=0x0000000000000003",
 				Flags:  mutating(filter, approval),
 				Action: func(c *ucli.Context) error { return deleteKey(c, env) }},
-			{Name: "set-attribute", Usage: "change a key's attribute (an admin: only trusted)",
+			{Name: "set-attribute", Usage: "change a key's attribute (an admin: only trusted)", Description: "Changes an attribute of a key you own, within what CloudHSM allows to change; an admin may set only trusted.", UsageText: "hsm-key set-attribute --filter attr.label=k1 --name decrypt --value false",
 				Flags:  mutating(filter, str("name", "the attribute"), str("value", "its new value"), approval),
 				Action: func(c *ucli.Context) error { return setAttribute(c, env) }},
-			{Name: "generate-file", Usage: "write a key's public key as PEM",
+			{Name: "generate-file", Usage: "write a key's public key as PEM", Description: "Writes the public key of a key pair as PEM, for openssl.", UsageText: "hsm-key generate-file --filter attr.label=p1 --path p1.pem --encoding pem",
 				Flags:  reading(filter, str("path", "the PEM `FILE` to write"), str("encoding", "pem")),
 				Action: func(c *ucli.Context) error { return generateFile(c, env) }},
-			{Name: "import", Usage: "import a key",
-				Subcommands: []*ucli.Command{{Name: "pem", Usage: "import an openssl public key (PEM)",
+			{Name: "import", Usage: "import a key", Description: "Imports key material.", UsageText: "hsm-key import pem --path openssl.pub --label imported --key-type-class rsa-public",
+				Subcommands: []*ucli.Command{{Name: "pem", Usage: "import an openssl public key (PEM)", Description: "Imports an RSA or EC public key that openssl wrote (PEM).", UsageText: "hsm-key import pem --path openssl.pub --label imported --key-type-class rsa-public",
 					Flags:  mutating(str("path", "the PEM `FILE`"), str("label", "the key's `LABEL`"), str("key-type-class", "rsa-public or ec-public"), list("attributes", "`NAME=VALUE` attribute")),
 					Action: func(c *ucli.Context) error { return importPEM(c, env) }}}},
-			{Name: "wrap", Usage: "export a key you own under a wrapping key",
+			{Name: "wrap", Usage: "export a key you own under a wrapping key", Description: "Exports a key you own, wrapped under a wrapping key (aes-gcm, rsa-oaep, rsa-pkcs); the payload must be extractable.", UsageText: "hsm-key wrap rsa-oaep --payload-filter attr.label=k1 --wrapping-filter attr.label=imported --hash-function sha256 --path k1.wrapped",
 				Subcommands: mechs("wrap", wrap, reading(wrapFlags...), "aes-gcm", "rsa-oaep", "rsa-pkcs")},
-			{Name: "unwrap", Usage: "import a wrapped key as yours",
+			{Name: "unwrap", Usage: "import a wrapped key as yours", Description: "Unwraps a wrapped key with an unwrapping key you may use; the new key is yours.", UsageText: "hsm-key unwrap aes-gcm --filter attr.label=wk --key-type-class aes --label k2 --data-path k1.wrapped --iv 0x00",
 				Subcommands: mechs("unwrap", unwrap, mutating(unwrapFlags...), "aes-gcm", "rsa-oaep", "rsa-pkcs")},
-			{Name: "sign", Usage: "sign data with a private key",
+			{Name: "sign", Usage: "sign data with a private key", Description: "Signs data (or a digest) with a private key you may use: rsa-pkcs, rsa-pkcs-pss, ecdsa.", UsageText: "hsm-key sign ecdsa --filter attr.label=k1 --hash-function sha256 --data-path msg.bin",
 				Subcommands: mechs("sign", sign, reading(append(signFlags, approval, str("signature-path", "also write the raw signature to `FILE`"))...), "rsa-pkcs", "rsa-pkcs-pss", "ecdsa")},
-			{Name: "verify", Usage: "verify a signature with a public key",
+			{Name: "verify", Usage: "verify a signature with a public key", Description: "Verifies a signature with a public key.", UsageText: "hsm-key verify ecdsa --filter attr.label=p1 --hash-function sha256 --data-path msg.bin --signature-path msg.sig",
 				Subcommands: mechs("verify", verify, reading(append(signFlags, str("signature", "the signature as `BASE64`"), str("signature-path", "the signature `FILE`"))...), "rsa-pkcs", "rsa-pkcs-pss", "ecdsa")},
-			{Name: "encrypt", Usage: "encrypt data (hsmkit's own verb: cloudhsm-cli has none)",
+			{Name: "encrypt", Usage: "encrypt data (hsmkit's own verb: cloudhsm-cli has none)", Description: "Encrypts data with a key you may use (aes-gcm, rsa-oaep). hsmkit's own verb: cloudhsm-cli has no encrypt command.", UsageText: "hsm-key encrypt aes-gcm --filter attr.label=k1 --data-path plain.bin",
 				Subcommands: mechs("encrypt", encrypt, reading(append([]ucli.Flag{filter, str("aad", "aes-gcm additional data (hex)"), str("hash-function", "rsa-oaep hash")}, data...)...), "aes-gcm", "rsa-oaep")},
-			{Name: "decrypt", Usage: "decrypt data (hsmkit's own verb: cloudhsm-cli has none)",
+			{Name: "decrypt", Usage: "decrypt data (hsmkit's own verb: cloudhsm-cli has none)", Description: "Decrypts data with a key you may use. hsmkit's own verb: cloudhsm-cli has no decrypt command.", UsageText: "hsm-key decrypt aes-gcm --filter attr.label=k1 --data-path ct.bin --iv 0x00",
 				Subcommands: mechs("decrypt", decrypt, reading(append([]ucli.Flag{filter, str("iv", "aes-gcm IV (hex, 0x…)"), str("aad", "aes-gcm additional data (hex)"), str("hash-function", "rsa-oaep hash")}, data...)...), "aes-gcm", "rsa-oaep")},
-			{Name: "hmac", Usage: "HMAC data with a secret key (hsmkit's own verb: cloudhsm-cli has none)",
+			{Name: "hmac", Usage: "HMAC data with a secret key (hsmkit's own verb: cloudhsm-cli has none)", Description: "Computes an HMAC with a secret key you may use. hsmkit's own verb: cloudhsm-cli has no mac command.", UsageText: "hsm-key hmac --filter attr.label=mac --hash-function sha256 --data-path msg.bin",
 				Flags:  reading(append([]ucli.Flag{filter, str("hash-function", "sha1, sha224, sha256, sha384 or sha512")}, data...)...),
 				Action: func(c *ucli.Context) error { return hmacCmd(c, env) }},
 		},
