@@ -174,6 +174,14 @@ func localFlagNames(ctx *ucli.Context) (names []string) {
 // Output returns the output mode, validated.
 func Output(c *ucli.Context) (string, error) {
 	o := Flag(c, "output")
+	if JSONOnly(c.App) {
+		// A vendor front end prints what its vendor prints: JSON. An
+		// HSM_OUTPUT meant for the hsm-* commands is not an error here.
+		if o == "" || o == "json" || o == os.Getenv("HSM_OUTPUT") {
+			return "json", nil
+		}
+		return "", Usagef("%s prints JSON only (-o %s)", c.App.Name, o)
+	}
 	switch o {
 	case "": // an empty HSM_OUTPUT means the default
 		return "table", nil
@@ -181,6 +189,26 @@ func Output(c *ucli.Context) (string, error) {
 		return o, nil
 	}
 	return "", Usagef("unknown output format %q (want table or json)", o)
+}
+
+// jsonOnlyKey marks an app whose every output is JSON (cloudhsm-cli).
+const jsonOnlyKey = "hsmkit/json-only"
+
+// SetJSONOnly makes every output of app JSON: -o table is refused.
+func SetJSONOnly(app *ucli.App) {
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[jsonOnlyKey] = true
+}
+
+// JSONOnly reports whether SetJSONOnly marked app.
+func JSONOnly(app *ucli.App) bool {
+	if app == nil {
+		return false
+	}
+	v, _ := app.Metadata[jsonOnlyKey].(bool)
+	return v
 }
 
 // JSONMode says whether the command asked for JSON output.

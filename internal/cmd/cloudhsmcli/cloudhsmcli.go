@@ -144,11 +144,13 @@ func (sh *shell) app() *ucli.App {
 			Flags: []ucli.Flag{clusterIDFlag()}, Action: sh.runInteractive})
 	}
 	cmds = append(cmds, &ucli.Command{Name: "help", Usage: "print this message or the help of the given command(s)", Description: "Prints the list of commands, or a command's help.", UsageText: "cloudhsm-cli help quorum token-sign generate", Action: helpAction})
-	return &ucli.App{
+	app := &ucli.App{
 		Usage: "AWS CloudHSM's cloudhsm-cli (SDK 5) on the simulated cluster (hsmkit)", Description: "AWS CloudHSM's cloudhsm-cli (Client SDK 5) on hsmkit's simulated cluster: its commands, flags, JSON output and messages, so that scripts written for a real cluster run unchanged. Point HSM_CONFIG at the cluster's cluster.yaml. Credentials for a single command: CLOUDHSM_PIN=user:password and CLOUDHSM_ROLE.", UsageText: "cloudhsm-cli user list\nCLOUDHSM_ROLE=admin CLOUDHSM_PIN=admin:\"$PW\" cloudhsm-cli user create --username kmsuser --role crypto-user --password \"$KMS_PW\"\ncloudhsm-cli interactive",
 		Flags:    []ucli.Flag{clusterIDFlag()},
 		Commands: cmds,
 	}
+	cli.SetJSONOnly(app)
+	return app
 }
 
 func clusterIDFlag() ucli.Flag {
@@ -169,8 +171,8 @@ type action func(c *ucli.Context, req *clustercli.Request) (any, error)
 // Bad flags stay usage errors (stderr, exit 2).
 func (sh *shell) do(fn action) ucli.ActionFunc {
 	return func(c *ucli.Context) error {
-		if o := cli.Flag(c, "output"); c.IsSet("output") && o != "json" {
-			return cli.Usagef("cloudhsm-cli prints JSON only (-o %s)", o)
+		if _, err := cli.Output(c); err != nil {
+			return err
 		}
 		data, err := sh.act(c, fn)
 		if err == nil {
