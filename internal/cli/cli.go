@@ -177,7 +177,7 @@ func Output(c *ucli.Context) (string, error) {
 	if JSONOnly(c.App) {
 		// A vendor front end prints what its vendor prints: JSON. An
 		// HSM_OUTPUT meant for the hsm-* commands is not an error here.
-		if o == "" || o == "json" || o == os.Getenv("HSM_OUTPUT") {
+		if o == "" || o == "json" || o == os.Getenv("HSM_OUTPUT") || !isSetAnywhere(c, "output") {
 			return "json", nil
 		}
 		return "", Usagef("%s prints JSON only (-o %s)", c.App.Name, o)
@@ -209,6 +209,15 @@ func JSONOnly(app *ucli.App) bool {
 	}
 	v, _ := app.Metadata[jsonOnlyKey].(bool)
 	return v
+}
+
+func isSetAnywhere(c *ucli.Context, name string) bool {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // JSONMode says whether the command asked for JSON output.

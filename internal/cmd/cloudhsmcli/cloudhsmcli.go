@@ -19,6 +19,7 @@ import (
 
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
+	"github.com/hsmkit/hsmkit/internal/cmd/hsmkey"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/quorum"
@@ -143,6 +144,16 @@ func (sh *shell) app() *ucli.App {
 		cmds = append(cmds, &ucli.Command{Name: "interactive", Usage: "run commands read from standard input, one per line, under one login", Description: "Reads commands from standard input, one per line (the aws-cloudhsm > prompt on a terminal), all under one login that ends at quit or the end of the input. A password not given with --password is prompted for on a terminal, else read from the next line. Exits 1 if any command failed.", UsageText: "cloudhsm-cli interactive\nprintf '%s\\n' 'login --username admin --role admin' \"$PW\" 'user list' | cloudhsm-cli interactive",
 			Flags: []ucli.Flag{clusterIDFlag()}, Action: sh.runInteractive})
 	}
+	// The key and crypto trees are hsm-key's commands in cloudhsm-cli's
+	// spelling, acting as this process's login.
+	keyCmds, cryptoCmds := (&hsmkey.Front{Env: sh.env, Auth: sh.auth}).VendorTrees()
+	cmds = append(cmds,
+		&ucli.Command{Name: "key", Usage: "key management", Subcommands: keyCmds,
+			Description: "A crypto user's keys: generate, list, share, unshare, delete, set attributes, write a public key file, import a PEM public key, wrap and unwrap (docs/design.md, \"Keys\").",
+			UsageText:   "cloudhsm-cli key generate-symmetric aes --label k1 --key-length-bytes 32\ncloudhsm-cli key list --filter attr.label=k1 --verbose"},
+		&ucli.Command{Name: "crypto", Usage: "cryptographic operations", Subcommands: cryptoCmds,
+			Description: "Signs and verifies with keys in the HSMs.",
+			UsageText:   "cloudhsm-cli crypto sign ecdsa --key-filter attr.label=k1 --hash-function sha256 --data-path msg.bin"})
 	cmds = append(cmds, &ucli.Command{Name: "help", Usage: "print this message or the help of the given command(s)", Description: "Prints the list of commands, or a command's help.", UsageText: "cloudhsm-cli help quorum token-sign generate", Action: helpAction})
 	app := &ucli.App{
 		Usage: "AWS CloudHSM's cloudhsm-cli (SDK 5) on the simulated cluster (hsmkit)", Description: "AWS CloudHSM's cloudhsm-cli (Client SDK 5) on hsmkit's simulated cluster: its commands, flags, JSON output and messages, so that scripts written for a real cluster run unchanged. Point HSM_CONFIG at the cluster's cluster.yaml. Credentials for a single command: CLOUDHSM_PIN=user:password and CLOUDHSM_ROLE.", UsageText: "cloudhsm-cli user list\nCLOUDHSM_ROLE=admin CLOUDHSM_PIN=admin:\"$PW\" cloudhsm-cli user create --username kmsuser --role crypto-user --password \"$KMS_PW\"\ncloudhsm-cli interactive",
