@@ -290,7 +290,9 @@ func Run(app *ucli.App, env Env, args []string) int {
 	if errors.As(err, &quiet) {
 		return code
 	}
-	if failedCtx != nil && JSONMode(failedCtx) {
+	// A JSON-only front end reports bad flags as its vendor's parser does,
+	// on stderr alone; every other failure also as the JSON envelope.
+	if failedCtx != nil && JSONMode(failedCtx) && !(code == ExitUsage && JSONOnly(app)) {
 		_ = WriteJSON(env.Stdout, 1, err.Error())
 	}
 	// Errors quote arguments, file names and file contents: escaped
