@@ -47,6 +47,15 @@ func syncTombstone(d *state.Tombstone) syncdiff.Tombstone {
 // the report lists only users that differ. docs/design.md, "Sync at
 // scale", has the figures.
 func (c *Client) snapshot(tx *Tx) (syncdiff.Snapshot, error) {
+	// Users, then the token keys (keysync.go), read the same two-pass way.
+	s, err := c.snapshotUsers(tx)
+	if err != nil {
+		return s, err
+	}
+	return s, c.snapshotKeys(tx, &s)
+}
+
+func (c *Client) snapshotUsers(tx *Tx) (syncdiff.Snapshot, error) {
 	cl := tx.Cluster
 	s := syncdiff.Snapshot{ClusterID: cl.ID, ConfigHSMs: []string{}}
 	for _, h := range c.Config.HSMs {
@@ -368,6 +377,9 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 						return err
 					}
 				}
+			}
+			if err := repairKeys(tx, plan, open); err != nil {
+				return err
 			}
 			if d := plan.Policy; d != nil {
 				for _, id := range d.HSMs {

@@ -17,6 +17,7 @@ type ReportJSON struct {
 	Users       []UserJSON       `json:"users"`
 	Notes       []string         `json:"notes"`
 	Policy      *PolicyJSON      `json:"quorum-policy"`
+	Keys        *KeysJSON        `json:"keys,omitempty"`
 }
 
 // PolicyJSON is a quorum policy that differs between HSMs: the strictest
@@ -82,6 +83,7 @@ func (r Report) JSON() any {
 		j.StaleConfig = &StaleConfigJSON{Missing: nonNil(c.Missing), Unknown: nonNil(c.Unknown)}
 	}
 	j.Policy = r.Policy.json()
+	j.Keys = r.keysJSON()
 	for _, u := range r.Users {
 		uj := UserJSON{Username: u.Name, Differences: []DifferenceJSON{}, Authority: AuthorityJSON{
 			Decision: string(u.Authority.Decision), Source: u.Authority.Source, Reason: u.Authority.Reason}}
