@@ -462,7 +462,7 @@ func (c *Client) spendRepairApproval(tx *Tx, runner Principal, a *Approval) erro
 		need = max(need, h.Meta.Quorum.Values[ServiceUser])
 	}
 	for _, h := range hsms {
-		ok, err := tx.requireQuorum(h, runner, ServiceUser, need, a)
+		ok, err := tx.requireQuorum(h, runner, ServiceUser, need, a, 0)
 		if err == nil && !ok {
 			err = &QuorumError{Why: "the approval was not accepted on " + h.ID()}
 		}
