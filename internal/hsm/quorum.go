@@ -577,7 +577,9 @@ func (c *Client) SetTimeouts(t Targeting, auth Authenticator, generated, approve
 		}
 	}
 	return c.run(op{name: "quorum-set-timeout", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
-		quorum: func(h *state.HSMTx, _ Principal) (string, int, uint64) { return ServiceQuorum, policyChangeNeeds(h, ""), 0 }, approval: a,
+		quorum: func(h *state.HSMTx, _ Principal) (string, int, uint64) {
+			return ServiceQuorum, policyChangeNeeds(h, ""), 0
+		}, approval: a,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			if generated > 0 {
 				h.Meta.Quorum.Generated = generated

@@ -28,9 +28,9 @@ const (
 )
 
 var serviceNames = map[Service]string{
-	ServiceUser:         "user",
-	ServiceQuorum:       "quorum",
-	ServiceRegistration: "registration",
+	ServiceUser:          "user",
+	ServiceQuorum:        "quorum",
+	ServiceRegistration:  "registration",
 	ServiceKeyManagement: "key-management",
 	ServiceKeyUsage:      "key-usage",
 }
