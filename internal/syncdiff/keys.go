@@ -388,21 +388,13 @@ func (r Report) keysJSON() *KeysJSON {
 
 // KeyMatrix is Matrix for keys: one row per differing key.
 func (r Report) KeyMatrix() (header []string, rows [][]string) {
-	header = append(header, "key")
-	for _, h := range r.HSMs {
-		header = append(header, h.ID)
-	}
-	header = append(header, "decision")
+	header = r.matrixHeader("key")
 	for _, kd := range r.Keys {
 		row := []string{KeyRefString(kd.Ref)}
 		for _, c := range kd.Cells {
 			row = append(row, keyCellText(kd, c))
 		}
-		dec := string(kd.Authority.Decision)
-		if kd.Authority.Source != "" {
-			dec += " from " + kd.Authority.Source
-		}
-		rows = append(rows, append(row, dec))
+		rows = append(rows, append(row, decisionText(kd.Authority.Decision, kd.Authority.Source)))
 	}
 	return header, rows
 }
