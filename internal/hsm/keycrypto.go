@@ -729,7 +729,7 @@ func (tx *Tx) keyQuorum(h *state.HSMTx, p Principal, service string, k *state.Ke
 	if service == ServiceKeyManagement {
 		need = k.ManageQuorum
 	}
-	ok, err := tx.requireQuorum(h, p, service, need, a)
+	ok, err := tx.requireQuorum(h, p, service, need, a, k.Ref)
 	if err != nil || !ok {
 		return err
 	}
@@ -737,5 +737,22 @@ func (tx *Tx) keyQuorum(h *state.HSMTx, p Principal, service string, k *state.Ke
 	if err != nil {
 		return err
 	}
-	return spendToken(h, digest, tx.Now)
+	if len(tx.targets) > 0 {
+		return spendToken(h, digest, tx.Now)
+	}
+	// A use runs on one HSM: the token is spent on every reachable HSM,
+	// so that it approves no second operation elsewhere.
+	for _, info := range tx.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		hh, err := tx.HSM(info.ID)
+		if err != nil {
+			return err
+		}
+		if err := spendToken(hh, digest, tx.Now); err != nil {
+			return err
+		}
+	}
+	return nil
 }

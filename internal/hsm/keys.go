@@ -423,11 +423,11 @@ func (c *Client) manageKey(name string, t Targeting, auth Authenticator, f KeyFi
 	fn func(tx *Tx, h *state.HSMTx, p Principal, k *state.Key) error) (*Result, error) {
 	var ref *uint64
 	return c.run(op{name: name, auth: auth, target: t, write: true, permFor: permFor, approval: approval,
-		quorum: func(h *state.HSMTx, p Principal) (string, int) {
+		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
 			if k, err := selectKey(h, p, f); err == nil && p.Role == policy.CryptoUser {
-				return ServiceKeyManagement, keyQuorumNeed(k.ManageQuorum)
+				return ServiceKeyManagement, keyQuorumNeed(k.ManageQuorum), k.Ref
 			}
-			return ServiceKeyManagement, 0
+			return ServiceKeyManagement, 0, 0
 		},
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			k, err := selectKey(h, p, f)

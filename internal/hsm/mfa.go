@@ -335,9 +335,9 @@ func (c *Client) ChangeMFA(t Targeting, auth Authenticator, r ChangeMFARequest) 
 	}
 	var hash *state.Hash
 	return c.run(op{name: "change-mfa", permFor: mfaPerm(user), auth: auth, target: t, write: true,
-		quorum: func(h *state.HSMTx, p Principal) (string, int) {
+		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
 			if isSelf(p, user) {
-				return ServiceUser, 0 // one's own keys need no approval, as one's own password
+				return ServiceUser, 0, 0 // one's own keys need no approval, as one's own password
 			}
 			return userService(h, p)
 		}, approval: r.Approval,

@@ -151,21 +151,44 @@ func purge(h *state.HSMTx, now time.Time) ([]state.Token, error) {
 	return live, nil
 }
 
-// registeredKeys are the quorum keys of the admins of an HSM.
-func registeredKeys(h *state.HSMTx) (map[string]*rsa.PublicKey, error) {
+// approversOf are the registered quorum keys of those who approve on h:
+// the admins for the admin services (key 0); for a key's services, its
+// owner and the crypto users it is shared with (docs/design.md, "Keys").
+func approversOf(h *state.HSMTx, key uint64) (map[string]*rsa.PublicKey, error) {
 	out := map[string]*rsa.PublicKey{}
-	err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
-		if !canApprove(u) {
-			return nil
-		}
+	add := func(u *state.User) error {
 		pub, err := keys.LoadPublicKey(u.Name+"'s registered key", []byte(u.QuorumKey.PEM))
 		if err != nil {
 			return fmt.Errorf("%s: %v", h.ID(), err)
 		}
 		out[u.Name] = pub
 		return nil
-	})
-	return out, err
+	}
+	if key == 0 {
+		err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
+			if !canApprove(u) {
+				return nil
+			}
+			return add(u)
+		})
+		return out, err
+	}
+	k, err := h.Key(key)
+	if err != nil || k == nil {
+		return out, err
+	}
+	for _, name := range append([]string{k.Owner}, k.Shared...) {
+		u, err := h.User(name)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil && u.QuorumKey != nil && policy.Role(u.Role) == policy.CryptoUser {
+			if err := add(u); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // requireQuorum passes when need is 1 or less (quorum off) and no token
@@ -173,7 +196,11 @@ func registeredKeys(h *state.HSMTx) (map[string]*rsa.PublicKey, error) {
 // session for this service, on this HSM, unexpired, unused, with need
 // distinct valid signatures from admins with registered keys. accepted
 // says the token passed: the quorum phase then spends it everywhere.
-func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, m int, a *Approval) (accepted bool, err error) {
+//
+// A key service's token approves one operation on the key it was
+// generated for (key), and its approvers are that key's owner and shared
+// users with a registered quorum key (approversOf).
+func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, m int, a *Approval, key uint64) (accepted bool, err error) {
 	if a != nil {
 		// A bad file is an error even where no quorum is needed.
 		if _, err := a.parse(); err != nil {
@@ -216,16 +243,20 @@ func (tx *Tx) requireQuorum(h *state.HSMTx, p Principal, service string, m int, 
 		return false, &QuorumError{Why: "a token is bound to the login session that generated it; a one-shot login (HSM_PIN) cannot use one"}
 	case tok.Session != p.Session:
 		return false, &QuorumError{Why: fmt.Sprintf("the token in %s was generated in another login session", a.Path)}
-	case tok.Coverage > len(tx.targets):
+	case tok.Coverage > len(tx.targets) && !(isKeyService(service) && len(tx.targets) == 0):
+		// (A key's use runs on one HSM and spends its token on every
+		// HSM: keyQuorum.)
 		// Used on fewer HSMs than hold it, the token would stay fresh on
 		// the others and approve a second operation there.
 		return false, &QuorumError{Why: fmt.Sprintf("the token in %s was generated on %d HSMs and this operation reaches %d; a token approves one operation on every HSM it covers: generate one on the HSMs you act on (hsm-quorum generate with the same --server or --allow-partial)",
 			a.Path, tok.Coverage, len(tx.targets))}
+	case tok.Key != key:
+		return false, &QuorumError{Why: fmt.Sprintf("the token in %s approves an operation on key %s, not %s", a.Path, RefString(tok.Key), RefString(key))}
 	case expired(h, tok, tx.Now):
 		return false, &QuorumError{Why: fmt.Sprintf("the token in %s expired at %s (generated timeout %d s)", a.Path,
 			expires(h, tok).Format(time.RFC3339), int(expires(h, tok).Sub(tok.Created)/time.Second))}
 	}
-	keyring, err := registeredKeys(h)
+	keyring, err := approversOf(h, key)
 	if err != nil {
 		return false, err
 	}
@@ -272,14 +303,38 @@ func findToken(h *state.HSMTx, recs []quorum.Record, digest []byte) (*state.Toke
 // per HSM, each HSM holding its own, bound to the session. The file is
 // written before the HSMs are, so a failure leaves no token without a file.
 func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path string) (*Result, error) {
+	return c.generateToken(t, auth, service, nil, path)
+}
+
+// GenerateKeyToken makes a key-management or key-usage token bound to the
+// key f selects, which the caller owns or is shared: it approves one
+// operation on that key, by its owner and shared users (docs/design.md,
+// "Keys").
+func (c *Client) GenerateKeyToken(t Targeting, auth Authenticator, service string, f KeyFilter, path string) (*Result, error) {
+	return c.generateToken(t, auth, service, &f, path)
+}
+
+func isKeyService(service string) bool {
+	return service == ServiceKeyManagement || service == ServiceKeyUsage
+}
+
+func (c *Client) generateToken(t Targeting, auth Authenticator, service string, f *KeyFilter, path string) (*Result, error) {
 	svc, err := quorum.ParseService(service)
 	if err != nil {
 		return nil, err
 	}
 	perm := policy.QuorumToken
-	if service == ServiceRegistration {
+	switch {
+	case isKeyService(service) && f == nil:
+		return nil, fmt.Errorf("a %s token is bound to one key: select it with --filter", service)
+	case !isKeyService(service) && f != nil:
+		return nil, fmt.Errorf("a %s token is bound to no key: drop --filter", service)
+	case isKeyService(service):
+		perm = policy.KeyManagement
+	case service == ServiceRegistration:
 		perm = policy.RegisterQuorumKey
 	}
+	var ref uint64
 	var records []quorum.Record
 	type held struct {
 		h   *state.HSMTx
@@ -300,8 +355,22 @@ func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path st
 			if max := c.Policy().Limits.TokensPerHSM; max > 0 && len(live) >= max {
 				return fmt.Errorf("%s already holds %d quorum tokens, the most it can, and none has expired; delete some (hsm-quorum delete) or wait", h.ID(), len(live))
 			}
+			if f != nil {
+				k, err := selectKey(h, p, *f)
+				if err != nil {
+					return err
+				}
+				if relation(p, k) == policy.KeyOther || k.Class == state.ClassPublic {
+					return fmt.Errorf("key %s is not yours or shared with you: no token of its services for %s", RefString(k.Ref), p.User)
+				}
+				if ref != 0 && ref != k.Ref {
+					return fmt.Errorf("the filter selects key %s here but %s on another HSM (hsm-sync diff shows the drift)", RefString(k.Ref), RefString(ref))
+				}
+				ref = k.Ref
+			}
 			for _, old := range live {
-				if old.User == p.User && old.Service == service && old.Used.IsZero() {
+				// Key services have no one-token limit.
+				if old.User == p.User && old.Service == service && old.Used.IsZero() && f == nil {
 					return fmt.Errorf("%s already has an active %s token on %s; use it, or delete it with hsm-quorum delete --scope user", p.User, service, h.ID())
 				}
 			}
@@ -310,7 +379,7 @@ func (c *Client) GenerateToken(t Targeting, auth Authenticator, service, path st
 			tx.Rand.Read(rec.Nonce[:])
 			records = append(records, rec)
 			holders = append(holders, held{h, state.Token{ID: rec.TokenID, User: p.User, Session: p.Session, Service: service, Created: tx.Now,
-				Expires: tx.Now.Add(time.Duration(h.Meta.Quorum.Generated) * time.Second)}})
+				Expires: tx.Now.Add(time.Duration(h.Meta.Quorum.Generated) * time.Second), Key: ref}})
 			return nil
 		},
 		beforeCommit: func(tx *Tx) error {
@@ -478,10 +547,12 @@ func (c *Client) SetQuorumValue(t Targeting, auth Authenticator, service string,
 		return nil, fmt.Errorf("--value %d: want 1 (off) to %d", value, MaxQuorum)
 	}
 	return c.run(op{name: "quorum-set-value", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
-		quorum: func(h *state.HSMTx, _ Principal) (string, int) { return ServiceQuorum, policyChangeNeeds(h, service) }, approval: a,
+		quorum: func(h *state.HSMTx, _ Principal) (string, int, uint64) {
+			return ServiceQuorum, policyChangeNeeds(h, service), 0
+		}, approval: a,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			if value > 1 {
-				keyring, err := registeredKeys(h)
+				keyring, err := approversOf(h, 0)
 				if err != nil {
 					return err
 				}
@@ -506,7 +577,9 @@ func (c *Client) SetTimeouts(t Targeting, auth Authenticator, generated, approve
 		}
 	}
 	return c.run(op{name: "quorum-set-timeout", perm: policy.QuorumPolicyWrite, auth: auth, target: t, write: true,
-		quorum: func(h *state.HSMTx, _ Principal) (string, int) { return ServiceQuorum, policyChangeNeeds(h, "") }, approval: a,
+		quorum: func(h *state.HSMTx, _ Principal) (string, int, uint64) {
+			return ServiceQuorum, policyChangeNeeds(h, ""), 0
+		}, approval: a,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			if generated > 0 {
 				h.Meta.Quorum.Generated = generated

@@ -47,6 +47,15 @@ func syncTombstone(d *state.Tombstone) syncdiff.Tombstone {
 // the report lists only users that differ. docs/design.md, "Sync at
 // scale", has the figures.
 func (c *Client) snapshot(tx *Tx) (syncdiff.Snapshot, error) {
+	// Users, then the token keys (keysync.go), read the same two-pass way.
+	s, err := c.snapshotUsers(tx)
+	if err != nil {
+		return s, err
+	}
+	return s, c.snapshotKeys(tx, &s)
+}
+
+func (c *Client) snapshotUsers(tx *Tx) (syncdiff.Snapshot, error) {
 	cl := tx.Cluster
 	s := syncdiff.Snapshot{ClusterID: cl.ID, ConfigHSMs: []string{}}
 	for _, h := range c.Config.HSMs {
@@ -369,6 +378,9 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 					}
 				}
 			}
+			if err := repairKeys(tx, plan, open); err != nil {
+				return err
+			}
 			if d := plan.Policy; d != nil {
 				for _, id := range d.HSMs {
 					h, err := open(id)
@@ -450,7 +462,7 @@ func (c *Client) spendRepairApproval(tx *Tx, runner Principal, a *Approval) erro
 		need = max(need, h.Meta.Quorum.Values[ServiceUser])
 	}
 	for _, h := range hsms {
-		ok, err := tx.requireQuorum(h, runner, ServiceUser, need, a)
+		ok, err := tx.requireQuorum(h, runner, ServiceUser, need, a, 0)
 		if err == nil && !ok {
 			err = &QuorumError{Why: "the approval was not accepted on " + h.ID()}
 		}

@@ -55,7 +55,7 @@ type op struct {
 	// the op needs and how many approvals (need <= 1: none); approval is
 	// the token file offered. The quorum phase runs after the gate and
 	// before each (see quorumPhase).
-	quorum   func(h *state.HSMTx, p Principal) (service string, need int)
+	quorum   func(h *state.HSMTx, p Principal) (service string, need int, key uint64)
 	approval *Approval
 	// each runs on every target HSM, after the gate let the caller in.
 	each func(tx *Tx, h *state.HSMTx, p Principal) error
@@ -452,11 +452,11 @@ func (tx *Tx) quorumPhase(o *op, hsms []*state.HSMTx, ps []Principal, errs []err
 		if errs[i] != nil {
 			continue
 		}
-		svc, need := o.quorum(h, ps[i])
+		svc, need, key := o.quorum(h, ps[i])
 		if need <= 1 && o.approval == nil {
 			continue
 		}
-		ok, err := tx.requireQuorum(h, ps[i], svc, need, o.approval)
+		ok, err := tx.requireQuorum(h, ps[i], svc, need, o.approval, key)
 		if err != nil {
 			errs[i] = err
 			continue

@@ -504,9 +504,9 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			}
 			return policy.ChangeAnyPassword
 		},
-		quorum: func(h *state.HSMTx, p Principal) (string, int) {
+		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
 			if self(p) {
-				return ServiceUser, 0 // one's own password needs no approval
+				return ServiceUser, 0, 0 // one's own password needs no approval
 			}
 			return userService(h, p)
 		}, approval: approval,
@@ -568,8 +568,8 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 }
 
 // userService is the quorum the user service's operations need on h.
-func userService(h *state.HSMTx, _ Principal) (string, int) {
-	return ServiceUser, h.Meta.Quorum.Values[ServiceUser]
+func userService(h *state.HSMTx, _ Principal) (string, int, uint64) {
+	return ServiceUser, h.Meta.Quorum.Values[ServiceUser], 0
 }
 
 // canApprove says whether u may sign quorum approvals: an admin with a

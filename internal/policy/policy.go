@@ -134,7 +134,7 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{QuorumToken, []Role{Admin}, "user and quorum services are admin operations"},
 	{QuorumPolicyRead, all, ""},
 	{QuorumPolicyWrite, []Role{Admin}, ""},
-	{RegisterQuorumKey, []Role{Admin}, ""},
+	{RegisterQuorumKey, []Role{Admin, CryptoUser}, "a crypto user approves its keys' quorum operations"},
 	{ChangeOwnMFA, []Role{Admin, CryptoUser}, "register, rotate or deregister one's own MFA key"},
 	{ChangeAnyMFA, []Role{Admin}, "another user's MFA key"},
 	{SyncUsers, []Role{Admin}, ""},

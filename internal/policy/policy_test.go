@@ -24,7 +24,7 @@ func TestSeedTable(t *testing.T) {
 		QuorumToken:       {y, n, n, n, n, n},
 		QuorumPolicyRead:  {y, y, y, y, y, n},
 		QuorumPolicyWrite: {y, n, n, n, n, n},
-		RegisterQuorumKey: {y, n, n, n, n, n},
+		RegisterQuorumKey: {y, y, n, n, n, n},
 		ChangeOwnMFA:      {y, y, n, n, n, n},
 		ChangeAnyMFA:      {y, n, n, n, n, n},
 		SyncUsers:         {y, n, n, n, n, n},

@@ -22,12 +22,17 @@ const (
 	ServiceUser         Service = 3
 	ServiceQuorum       Service = 4
 	ServiceRegistration Service = 5
+	// The crypto user's services, bound to one key: hsmkit's numbers.
+	ServiceKeyManagement Service = 6
+	ServiceKeyUsage      Service = 7
 )
 
 var serviceNames = map[Service]string{
-	ServiceUser:         "user",
-	ServiceQuorum:       "quorum",
-	ServiceRegistration: "registration",
+	ServiceUser:          "user",
+	ServiceQuorum:        "quorum",
+	ServiceRegistration:  "registration",
+	ServiceKeyManagement: "key-management",
+	ServiceKeyUsage:      "key-usage",
 }
 
 func (s Service) String() string {
@@ -47,7 +52,7 @@ func ParseService(name string) (Service, error) {
 			return s, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown service %q (want user, quorum or registration)", name)
+	return 0, fmt.Errorf("unknown service %q (want user, quorum, registration, key-management or key-usage)", name)
 }
 
 // RecordSize is the size of one approval_data record; RecordVersion the only

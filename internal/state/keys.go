@@ -400,13 +400,7 @@ func (t *HSMTx) walkRefs(name []byte, fn func(ref uint64, v []byte) error) error
 
 // ForEachKey calls fn for every key, in reference order.
 func (t *HSMTx) ForEachKey(fn func(*Key) error) error {
-	return t.walkRefs(bKeys, func(ref uint64, v []byte) error {
-		k, err := DecodeKey(ref, v)
-		if err != nil {
-			return corrupt(t.path, "%v", err)
-		}
-		return fn(k)
-	})
+	return t.ForEachKeyRecord(func(k *Key, _ []byte) error { return fn(k) })
 }
 
 // ForEachKeyShared calls fn with each key's reference and the part of its
@@ -446,4 +440,18 @@ func (t *HSMTx) dropKeyBuckets() error {
 		}
 	}
 	return nil
+}
+
+// ForEachKeyRecord calls fn with every key, in reference order, and the
+// part of its record that must match on every HSM (valid only during the
+// call): what a sync compares.
+func (t *HSMTx) ForEachKeyRecord(fn func(k *Key, shared []byte) error) error {
+	return t.walkRefs(bKeys, func(ref uint64, v []byte) error {
+		k, err := DecodeKey(ref, v)
+		if err != nil {
+			return corrupt(t.path, "%v", err)
+		}
+		sh, _ := KeySharedPart(v) // DecodeKey read it
+		return fn(k, sh)
+	})
 }

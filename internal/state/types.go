@@ -215,6 +215,9 @@ type Token struct {
 	// Target is the user whose MFA key an MFA registration challenge
 	// registers (User is who asked for it); empty for every other token.
 	Target string `json:"target,omitempty"`
+	// Key is the key a key-management or key-usage token approves an
+	// operation on (its reference); 0 for every other token.
+	Key uint64 `json:"key,omitempty"`
 }
 
 // Quorum is the quorum policy: a value per service and the timeouts.

@@ -1,5 +1,5 @@
 // Package syncdiff finds, explains and plans the repair of user drift between
-// the HSMs of a cluster.
+// the HSMs of a cluster, and of token key drift (keys.go, with its rules).
 //
 // CloudHSM does not synchronise users: a client whose config lists fewer HSMs
 // than the cluster has (or that meets an unreachable HSM) changes users on

@@ -12,6 +12,9 @@ type Snapshot struct {
 	// Approved: the repair carries an approval the strictest policy
 	// accepts (hsm-sync apply --approval), so it may grant.
 	Approved bool
+	// KeysKnown: the HSMs' token keys were read (the simulated state;
+	// captures carry none).
+	KeysKnown bool
 }
 
 // HSM is one HSM of the cluster and its user table.
@@ -24,6 +27,12 @@ type HSM struct {
 	Deleted   []Tombstone   // users deleted on this HSM, with when (nil when unknown)
 	Policy    *Policy       // its quorum policy (nil when unknown, e.g. captures)
 	History   []PolicyStamp // the quorum values it enforced, and since when (nil when unknown)
+	// Keys are its token keys that differ somewhere (keys in sync are
+	// left out), KeysDeleted its owners' deletions of those, and KeyHash
+	// the digest of all its token keys.
+	Keys        []Key
+	KeysDeleted []KeyTombstone
+	KeyHash     KeyHash
 }
 
 // Policy is an HSM's quorum policy: the value of each service and the

@@ -48,6 +48,8 @@ type Plan struct {
 	Actions     []Action
 	Skipped     []Skipped
 	Policy      *PolicyDrift // set the strictest quorum policy on these HSMs
+	KeyActions  []KeyAction  // in key order, then cluster order
+	KeySkipped  []KeySkipped
 }
 
 // Plan turns a report into per-HSM actions. Undecidable users, and users
@@ -100,6 +102,7 @@ func (r Report) Plan() Plan {
 		}
 		p.Actions = append(p.Actions, acts...)
 	}
+	r.planKeys(&p)
 	return p
 }
 

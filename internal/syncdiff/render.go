@@ -17,6 +17,7 @@ type ReportJSON struct {
 	Users       []UserJSON       `json:"users"`
 	Notes       []string         `json:"notes"`
 	Policy      *PolicyJSON      `json:"quorum-policy"`
+	Keys        *KeysJSON        `json:"keys,omitempty"`
 }
 
 // PolicyJSON is a quorum policy that differs between HSMs: the strictest
@@ -82,6 +83,7 @@ func (r Report) JSON() any {
 		j.StaleConfig = &StaleConfigJSON{Missing: nonNil(c.Missing), Unknown: nonNil(c.Unknown)}
 	}
 	j.Policy = r.Policy.json()
+	j.Keys = r.keysJSON()
 	for _, u := range r.Users {
 		uj := UserJSON{Username: u.Name, Differences: []DifferenceJSON{}, Authority: AuthorityJSON{
 			Decision: string(u.Authority.Decision), Source: u.Authority.Source, Reason: u.Authority.Reason}}
@@ -183,24 +185,34 @@ func nonNil(s []string) []string {
 // HSM's record: listed×<n> (a capture lists it n times), role:<its role>,
 // password≠, locked, failures:<n>, quorum≠, mfa≠, inconsistent:<field>.
 func (r Report) Matrix() (header []string, rows [][]string) {
-	header = append(header, "user")
-	for _, h := range r.HSMs {
-		header = append(header, h.ID)
-	}
-	header = append(header, "decision")
+	header = r.matrixHeader("user")
 	for _, u := range r.Users {
 		row := make([]string, 0, len(header))
 		row = append(row, u.Name)
 		for _, c := range u.Cells {
 			row = append(row, cellText(u, c))
 		}
-		dec := string(u.Authority.Decision)
-		if u.Authority.Source != "" {
-			dec += " from " + u.Authority.Source
-		}
-		rows = append(rows, append(row, dec))
+		rows = append(rows, append(row, decisionText(u.Authority.Decision, u.Authority.Source)))
 	}
 	return header, rows
+}
+
+// matrixHeader is a drift table's header: what a row is, one column per
+// HSM, the decision.
+func (r Report) matrixHeader(row string) []string {
+	header := []string{row}
+	for _, h := range r.HSMs {
+		header = append(header, h.ID)
+	}
+	return append(header, "decision")
+}
+
+// decisionText is a drift table's last cell.
+func decisionText(d Decision, source string) string {
+	if source != "" {
+		return string(d) + " from " + source
+	}
+	return string(d)
 }
 
 func cellText(u UserDiff, c Cell) string {

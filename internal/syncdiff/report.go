@@ -73,6 +73,11 @@ type Report struct {
 	Users       []UserDiff   // only users that differ
 	Notes       []string     // problems of the input itself, e.g. a name listed twice on one HSM (also drift: KindDuplicate)
 	Policy      *PolicyDrift // nil when every reachable HSM has the same quorum policy
+	// Token keys (when the snapshot read them): those that differ, and
+	// each reachable HSM's key hash.
+	KeysKnown bool
+	Keys      []KeyDiff
+	KeyHashes []KeyHash
 }
 
 // PolicyDrift is a quorum policy that differs between HSMs. An HSM with a
@@ -125,7 +130,7 @@ func (r Report) UsersInSync() bool { return len(r.Users) == 0 }
 // client config (when known) lists exactly the cluster's HSMs. An
 // unreachable HSM or a stale config means drift cannot be ruled out.
 func (r Report) InSync() bool {
-	return r.UsersInSync() && len(r.Unreachable) == 0 && !r.StaleConfig.Stale() && r.Policy == nil
+	return r.UsersInSync() && r.KeysInSync() && len(r.Unreachable) == 0 && !r.StaleConfig.Stale() && r.Policy == nil
 }
 
 // policyDrift compares the quorum policies of the reachable HSMs that
@@ -244,6 +249,15 @@ func Diff(s Snapshot) Report {
 		}
 	}
 	slices.SortFunc(r.Users, func(a, b UserDiff) int { return strings.Compare(a.Name, b.Name) })
+	if s.KeysKnown {
+		r.KeysKnown = true
+		r.Keys = diffKeys(s)
+		for _, h := range s.HSMs {
+			if h.Reachable {
+				r.KeyHashes = append(r.KeyHashes, h.KeyHash)
+			}
+		}
+	}
 	return r
 }
 

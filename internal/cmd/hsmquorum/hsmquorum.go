@@ -29,8 +29,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Commands: []*ucli.Command{
 			{Name: "generate", Description: "Writes a quorum token of the logged-in admin for one service to --token FILE: one record per HSM, for approvers to sign offline with hsm-sign. One active token per user and service; it expires after the generated timeout.", UsageText: "hsm-quorum generate --service user --token admin.token", Usage: "write a token for the logged-in admin: one record per HSM, for others to sign",
 				Flags: mutating(
-					&ucli.StringFlag{Name: "service", Usage: "user, quorum or registration"},
-					&ucli.StringFlag{Name: "token", Usage: "`FILE` to write the unsigned token to"}),
+					&ucli.StringFlag{Name: "service", Usage: "user, quorum, registration, key-management or key-usage"},
+					&ucli.StringFlag{Name: "token", Usage: "`FILE` to write the unsigned token to"},
+					&ucli.StringSliceFlag{Name: "filter", Usage: "key-management, key-usage: the `TERM`s (key-reference=0x… or attr.NAME=VALUE) that select the key the token is bound to"}),
 				Action: func(c *ucli.Context) error { return generate(c, env) }},
 			{Name: "list", Description: "Lists the active tokens: their user and service, approvals required and so far, seconds left, and whether every HSM holds them.", UsageText: "hsm-quorum list\nhsm-quorum -o json list", Usage: "list the tokens: approvals required, approvals so far, seconds left, coverage",
 				Action: func(c *ucli.Context) error { return list(c, env) }},
@@ -65,7 +66,7 @@ func generate(c *ucli.Context, env cli.Env) error {
 	}
 	service, path := c.String("service"), c.String("token")
 	if service == "" || path == "" {
-		return cli.Usagef("generate needs --service user|quorum|registration and --token FILE")
+		return cli.Usagef("generate needs --service user|quorum|registration|key-management|key-usage and --token FILE")
 	}
 	if _, err := quorum.ParseService(service); err != nil {
 		return cli.Usagef("--service: %v", err)
@@ -73,10 +74,21 @@ func generate(c *ucli.Context, env cli.Env) error {
 	if err := cli.CheckOutputPath("--token", path); err != nil {
 		return err
 	}
-	res, err := req.Client.GenerateToken(req.Targeting, req.Auth, service, path)
+	var res *hsm.Result
 	next := "have admins sign it (hsm-sign sign) and pass it with --approval"
-	if service == hsm.ServiceRegistration {
-		next = "sign it with your own key (hsm-sign sign) and pass it to hsm-user change-quorum register --signed-token"
+	switch {
+	case c.IsSet("filter"):
+		f, ferr := hsm.ParseKeyFilter(c.StringSlice("filter"))
+		if ferr != nil {
+			return cli.Usagef("--filter: %v", ferr)
+		}
+		res, err = req.Client.GenerateKeyToken(req.Targeting, req.Auth, service, f, path)
+		next = "have the key's owner and shared users sign it (hsm-sign sign) and pass it with --approval"
+	default:
+		res, err = req.Client.GenerateToken(req.Targeting, req.Auth, service, path)
+		if service == hsm.ServiceRegistration {
+			next = "sign it with your own key (hsm-sign sign) and pass it to hsm-user change-quorum register --signed-token"
+		}
 	}
 	return req.Outcome(res, err, map[string]string{"path": path, "filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
 }

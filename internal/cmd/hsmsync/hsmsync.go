@@ -24,8 +24,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
 	from := &ucli.StringSliceFlag{Name: "from", Usage: "read captured `FILE`s instead of the simulated state (CMU listUsers output, or cloudhsm-cli user list JSON, one per HSM); --from a b or --from a --from b"}
 	app := &ucli.App{
-		Usage:       "find, explain and repair user drift between the HSMs of a cluster",
-		Description: "Finds, explains and repairs drift between the user tables of a cluster's HSMs: diff reports it, plan prints the repair in three dialects, apply makes it. Also reads captures from real clusters (--from).",
+		Usage:       "find, explain and repair user and key drift between the HSMs of a cluster",
+		Description: "Finds, explains and repairs drift between the users and the token keys of a cluster's HSMs: diff reports it, plan prints the user repairs in three dialects, apply makes them (keys by masked-object copy). Also reads captures from real clusters (--from).",
 		UsageText:   "hsm-sync diff\nhsm-sync plan --dialect cmu\nhsm-sync apply",
 		Commands: []*ucli.Command{
 			{Name: "diff", Description: "Compares the users and the quorum policy of every HSM of the cluster (or of captures, --from) and says, for each differing user, which version is authoritative and why. Exit 0 in sync, 1 drift found, 2 or more trouble, as diff(1).", UsageText: "hsm-sync diff\nhsm-sync -o json diff\nhsm-sync diff --from hsm-a.json hsm-b.json", Usage: "compare the users of every HSM; exit 0 in sync, 1 drift found, 2+ trouble",
@@ -142,6 +142,13 @@ func writeReport(w io.Writer, r syncdiff.Report) error {
 			cli.Linef(w, "quorum policy differs: %s has %s; the strictest elsewhere is %s (hsm-sync apply sets it)", id, d.Has[i], d.Want)
 		}
 	}
+	if err := writeUsers(w, r); err != nil {
+		return err
+	}
+	return writeKeys(w, r)
+}
+
+func writeUsers(w io.Writer, r syncdiff.Report) error {
 	if r.UsersInSync() {
 		if n := len(r.Unreachable); n > 0 {
 			// Only the reachable HSMs were compared.
@@ -157,6 +164,33 @@ func writeReport(w io.Writer, r syncdiff.Report) error {
 	}
 	for _, u := range r.Users {
 		cli.Linef(w, "%s: %s: %s", u.Name, u.Authority.Decision, u.Authority.Reason)
+	}
+	return nil
+}
+
+// writeKeys prints each reachable HSM's key hash (CMU findAllKeys's
+// "Key Hash"), then the keys that differ.
+func writeKeys(w io.Writer, r syncdiff.Report) error {
+	if !r.KeysKnown {
+		return nil
+	}
+	if !slices.ContainsFunc(r.KeyHashes, func(h syncdiff.KeyHash) bool { return h.Keys > 0 }) {
+		cli.Linef(w, "no token keys on the %d reachable HSM(s)", len(r.KeyHashes))
+		return nil
+	}
+	for _, h := range r.KeyHashes {
+		cli.Linef(w, "key hash %s: %d token key(s) %s", h.HSM, h.Keys, h.Hash)
+	}
+	if r.KeysInSync() {
+		cli.Linef(w, "keys in sync on %d reachable HSM(s)", len(r.KeyHashes))
+		return nil
+	}
+	header, rows := r.KeyMatrix()
+	if err := cli.Table(w, header, rows); err != nil {
+		return err
+	}
+	for _, k := range r.Keys {
+		cli.Linef(w, "%s: %s: %s", syncdiff.KeyRefString(k.Ref), k.Authority.Decision, k.Authority.Reason)
 	}
 	return nil
 }
@@ -221,7 +255,7 @@ func apply(c *ucli.Context, env cli.Env) error {
 		ConfigRefreshed []string `json:"config-refreshed"`
 		Unreachable     []string `json:"unreachable"`
 	}
-	out := applied{Repairs: len(p.Actions), HSMs: res.OK(), ConfigRefreshed: refreshed, Unreachable: r.Unreachable}
+	out := applied{Repairs: len(p.Actions) + len(p.KeyActions), HSMs: res.OK(), ConfigRefreshed: refreshed, Unreachable: r.Unreachable}
 	if out.Unreachable == nil {
 		out.Unreachable = []string{}
 	}
@@ -247,8 +281,18 @@ func apply(c *ucli.Context, env cli.Env) error {
 				cli.Linef(w, "set the quorum policy of %s to %s", id, d.Want)
 			}
 		}
+		for _, a := range p.KeyActions {
+			if a.Kind == syncdiff.ActionCopy {
+				cli.Linef(w, "copied key %s from %s to %s", syncdiff.KeyRefString(a.Ref), a.Src.ID, a.Dst.ID)
+			} else {
+				cli.Linef(w, "deleted key %s from %s", syncdiff.KeyRefString(a.Ref), a.Dst.ID)
+			}
+		}
 		for _, s := range p.Skipped {
 			cli.Linef(w, "skipped %s: %s", s.User, s.Reason)
+		}
+		for _, s := range p.KeySkipped {
+			cli.Linef(w, "skipped key %s: %s", syncdiff.KeyRefString(s.Ref), s.Reason)
 		}
 		if len(refreshed) > 0 {
 			cli.Linef(w, "refreshed the client config %s: %s", cl.Config.Path, strings.Join(refreshed, ", "))
@@ -256,14 +300,14 @@ func apply(c *ucli.Context, env cli.Env) error {
 		for _, id := range r.Unreachable {
 			cli.Linef(w, "not repaired: %s is unreachable, so its users are unknown; run hsm-sync apply again when it is back", id)
 		}
-		if len(p.Actions) == 0 && p.Policy == nil && len(refreshed) == 0 && len(r.Unreachable) == 0 {
+		if len(p.Actions)+len(p.KeyActions)+len(p.KeySkipped) == 0 && p.Policy == nil && len(refreshed) == 0 && len(r.Unreachable) == 0 {
 			cli.Linef(w, "nothing to repair")
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	if len(r.Unreachable) > 0 {
+	if len(r.Unreachable) > 0 || len(p.KeySkipped) > 0 {
 		// The repair is incomplete: hsm-sync diff cannot exit 0 yet.
 		return cli.QuietExit(cli.ExitFailed)
 	}
