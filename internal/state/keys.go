@@ -278,10 +278,14 @@ func (t *HSMTx) bucketOrMake(name []byte) (*bolt.Bucket, error) {
 }
 
 // Key returns a key's record, or nil.
-func (t *HSMTx) Key(ref uint64) (*Key, error) {
-	var k *Key
+func (t *HSMTx) Key(ref uint64) (*Key, error) { return refRecord(t, bKeys, ref, DecodeKey) }
+
+// refRecord reads the record ref names in a bucket made by the first key
+// written (nil when either is missing), decoded by decode.
+func refRecord[T any](t *HSMTx, bkt []byte, ref uint64, decode func(uint64, []byte) (*T, error)) (*T, error) {
+	var v *T
 	err := t.guard(func() error {
-		b := t.tx.Bucket(bKeys)
+		b := t.tx.Bucket(bkt)
 		if b == nil {
 			return nil
 		}
@@ -290,12 +294,12 @@ func (t *HSMTx) Key(ref uint64) (*Key, error) {
 			return nil
 		}
 		var err error
-		if k, err = DecodeKey(ref, raw); err != nil {
+		if v, err = decode(ref, raw); err != nil {
 			return corrupt(t.path, "%v", err)
 		}
 		return nil
 	})
-	return k, err
+	return v, err
 }
 
 // PutKey writes a key's record and forgets any deletion of its reference.
@@ -363,23 +367,7 @@ func DecodeKeyTombstone(ref uint64, rec []byte) (*KeyTombstone, error) {
 
 // KeyTombstone returns the record of a key's deletion, or nil.
 func (t *HSMTx) KeyTombstone(ref uint64) (*KeyTombstone, error) {
-	var d *KeyTombstone
-	err := t.guard(func() error {
-		b := t.tx.Bucket(bKeyDels)
-		if b == nil {
-			return nil
-		}
-		raw := b.Get(refKey(ref))
-		if raw == nil {
-			return nil
-		}
-		var err error
-		if d, err = DecodeKeyTombstone(ref, raw); err != nil {
-			return corrupt(t.path, "%v", err)
-		}
-		return nil
-	})
-	return d, err
+	return refRecord(t, bKeyDels, ref, DecodeKeyTombstone)
 }
 
 // walkRefs walks a lazily made bucket keyed by references, bounded as

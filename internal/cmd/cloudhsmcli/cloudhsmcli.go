@@ -24,6 +24,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/quorum"
 	"github.com/hsmkit/hsmkit/internal/safetext"
+	"github.com/hsmkit/hsmkit/internal/state"
 )
 
 // Prompt is what interactive mode shows on a terminal before each command.
@@ -603,6 +604,25 @@ func (sh *shell) registerQuorum(c *ucli.Context, req *clustercli.Request) (any, 
 	return whoAmI(auth), nil
 }
 
+// as runs op as the command's caller and answers data when it succeeds.
+func (sh *shell) as(op func(auth hsm.Authenticator) error, data any) (any, error) {
+	auth, err := sh.auth()
+	if err != nil {
+		return nil, err
+	}
+	if err := op(auth); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// policy reads the quorum policy, warning when the HSMs disagree.
+func (sh *shell) policy(req *clustercli.Request) (state.Quorum, error) {
+	q, warnings, err := req.Client.QuorumPolicy()
+	sh.env.Warn(warnings)
+	return q, err
+}
+
 // whoAmI is the logged-in user as the data of a command about oneself.
 func whoAmI(auth hsm.Authenticator) userData {
 	switch a := auth.(type) {
@@ -625,16 +645,12 @@ func (sh *shell) generate(c *ucli.Context, req *clustercli.Request) (any, error)
 	if err := cli.CheckOutputPath("--token", path); err != nil {
 		return nil, err
 	}
-	auth, err := sh.auth()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := req.Client.GenerateToken(hsm.Targeting{}, auth, service, path); err != nil {
-		return nil, err
-	}
 	// The guide's page prints "filepath", the quorum walkthrough "path":
 	// both, so either kind of script finds it (docs/design.md).
-	return map[string]string{"path": path, "filepath": path}, nil
+	return sh.as(func(auth hsm.Authenticator) error {
+		_, err := req.Client.GenerateToken(hsm.Targeting{}, auth, service, path)
+		return err
+	}, map[string]string{"path": path, "filepath": path})
 }
 
 func (sh *shell) listTokens(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -654,19 +670,14 @@ func (sh *shell) deleteTokens(c *ucli.Context, req *clustercli.Request) (any, er
 	if scope != "user" && scope != "all" {
 		return nil, cli.Usagef("invalid value %s for '--scope <SCOPE>' [possible values: user, all]", quote(scope))
 	}
-	auth, err := sh.auth()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := req.Client.DeleteTokens(hsm.Targeting{}, auth, scope); err != nil {
-		return nil, err
-	}
-	return "Deletion of quorum token(s) successful", nil
+	return sh.as(func(auth hsm.Authenticator) error {
+		_, err := req.Client.DeleteTokens(hsm.Targeting{}, auth, scope)
+		return err
+	}, "Deletion of quorum token(s) successful")
 }
 
 func (sh *shell) listValues(c *ucli.Context, req *clustercli.Request) (any, error) {
-	q, warnings, err := req.Client.QuorumPolicy()
-	sh.env.Warn(warnings)
+	q, err := sh.policy(req)
 	if err != nil {
 		return nil, err
 	}
@@ -692,19 +703,14 @@ func (sh *shell) setValue(c *ucli.Context, req *clustercli.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := sh.auth()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := req.Client.SetQuorumValue(hsm.Targeting{}, auth, svc, v, a); err != nil {
-		return nil, err
-	}
-	return "Set Quorum Value successful", nil
+	return sh.as(func(auth hsm.Authenticator) error {
+		_, err := req.Client.SetQuorumValue(hsm.Targeting{}, auth, svc, v, a)
+		return err
+	}, "Set Quorum Value successful")
 }
 
 func (sh *shell) listTimeouts(c *ucli.Context, req *clustercli.Request) (any, error) {
-	q, warnings, err := req.Client.QuorumPolicy()
-	sh.env.Warn(warnings)
+	q, err := sh.policy(req)
 	if err != nil {
 		return nil, err
 	}
@@ -740,14 +746,10 @@ func (sh *shell) setTimeout(c *ucli.Context, req *clustercli.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	auth, err := sh.auth()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := req.Client.SetTimeouts(hsm.Targeting{}, auth, g, ap, a); err != nil {
-		return nil, err
-	}
-	return "Set token timeout successful", nil
+	return sh.as(func(auth hsm.Authenticator) error {
+		_, err := req.Client.SetTimeouts(hsm.Targeting{}, auth, g, ap, a)
+		return err
+	}, "Set token timeout successful")
 }
 
 // runInteractive reads commands from standard input, one per line, and
