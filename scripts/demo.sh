@@ -107,4 +107,16 @@ if ! cloudhsm-cli user list | jq -e '.data.users[] | select(.username == "kmsuse
 fi
 run cloudhsm-cli quorum token-sign list-quorum-values
 unset CLOUDHSM_ROLE CLOUDHSM_PIN
+
+step "12. A crypto user's keys: generated in every HSM (masked, never plaintext), used to sign, in sync"
+printf '$ export CLOUDHSM_ROLE=crypto-user CLOUDHSM_PIN=app_crypto:********\n'
+export CLOUDHSM_ROLE=crypto-user CLOUDHSM_PIN=app_crypto:Crypto-pass-2
+gen=(cloudhsm-cli key generate-asymmetric-pair ec --public-label demo-pub --private-label demo-key --curve secp256r1 --private-attributes sign=true --public-attributes verify=true)
+printf '$ %s | jq .error_code\n' "${gen[*]}"
+"${gen[@]}" | sed -n 's/^  "error_code": \(.*\),$/\1/p'
+run cloudhsm-cli key list --filter attr.label=demo-key
+printf 'hello' > "$work/msg.bin"
+run cloudhsm-cli crypto sign ecdsa --key-filter attr.label=demo-key --hash-function sha256 --data-path "$work/msg.bin"
+unset CLOUDHSM_ROLE CLOUDHSM_PIN
+run hsm-sync diff
 printf '\nThe story is done: the cluster is in sync and the client config lists every HSM.\n'
