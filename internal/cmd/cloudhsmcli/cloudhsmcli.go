@@ -288,7 +288,7 @@ func (sh *shell) password(c *ucli.Context, confirm bool) (string, error) {
 		return "", err
 	}
 	if again != pw {
-		return "", cli.Refused(errors.New("Passwords do not match"), "")
+		return "", cli.Refused(errors.New("passwords do not match"), "")
 	}
 	return pw, cli.CheckNewPassword(pw)
 }
