@@ -21,10 +21,11 @@ const maxClusterKeys = 3300
 // same binary: a generate writes every HSM (3 × BenchmarkFsyncFloor's
 // durable write), a filtered list must read every key record of every
 // HSM (a bare read transaction walking them), a sign is the RSA-2048
-// primitive. The fixture is built once and shared by the sub-benchmarks;
+// primitive (a sign by label reads every key of an HSM or two as well;
+// sign-by-ref reads one record). The fixture is built once and shared by the sub-benchmarks;
 // the few keys the generate adds leave it at the limit within noise.
 func BenchmarkKey3300(b *testing.B) {
-	c, cu1, priv := benchKeyCluster(b, maxClusterKeys)
+	c, cu1, priv, privRef := benchKeyCluster(b, maxClusterKeys)
 	hs := ids(c)
 
 	b.Run("generate", func(b *testing.B) {
@@ -88,6 +89,18 @@ func BenchmarkKey3300(b *testing.B) {
 			}
 		}
 	})
+	// By reference: one record read per HSM rather than every key.
+	byRef, err := ParseKeyFilter([]string{"key-reference=" + RefString(privRef)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sign-by-ref", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := c.Sign(cu1, byRef, s, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("sign-floor", func(b *testing.B) {
 		for b.Loop() {
 			d := sha256.Sum256(s.Data)
@@ -108,8 +121,9 @@ func benchKeyLabel(i int) string { return fmt.Sprintf("key_%06d", i) }
 // written through the store on the first HSM and cloned to the others,
 // as fillUsers does for users (a generate is three durable commits). The
 // copies are as large and as varied as real keys; only the engine's own
-// keys are ever unmasked. It returns cu1's session and the private key.
-func benchKeyCluster(b *testing.B, keys int) (*Client, *SessionFile, *rsa.PrivateKey) {
+// keys are ever unmasked. It returns cu1's session and the private key
+// and its reference.
+func benchKeyCluster(b *testing.B, keys int) (*Client, *SessionFile, *rsa.PrivateKey, uint64) {
 	b.Helper()
 	c := benchCluster(b, 3, 0)
 	sf, _, err := c.Login(Targeting{}, b.TempDir()+"/cu1.session", "cu1", policy.CryptoUser, "Some-pass1")
@@ -165,5 +179,5 @@ func benchKeyCluster(b *testing.B, keys int) (*Client, *SessionFile, *rsa.Privat
 	if err != nil {
 		b.Fatal(err)
 	}
-	return c, sf, signer.(*rsa.PrivateKey)
+	return c, sf, signer.(*rsa.PrivateKey), k.Ref
 }
