@@ -287,6 +287,9 @@ func inProcess(w *bytes.Buffer, work, bin string) {
 		ms(eng["BenchmarkLoginDefaultKDF"].metrics["ns/op"]))
 	fmt.Fprintf(w, "`user list` of 1,000 users on 3 HSMs, in-process: %s.\n\n", ms(eng["BenchmarkUserList1000"].metrics["ns/op"]))
 
+	// 2b. Keys at the limit (3,300 keys in the cluster), each beside its floor.
+	keysAtLimit(w)
+
 	// 3. Diff scaling.
 	diff, diffCmd := gobench("./internal/syncdiff", "Diff", "3x")
 	fmt.Fprintf(w, "## In-process: `hsm-sync diff` scaling\n\nThe comparison itself (`syncdiff.Diff`, 1%% of users drifted), by HSMs and users:\n\n")
@@ -396,4 +399,25 @@ func sortBySize(ks []string) {
 		}
 		return ks[i] < ks[j]
 	})
+}
+
+// keysAtLimit reports BenchmarkKey3300: generate, a filtered list and a
+// sign on a 3-HSM cluster holding 3,300 keys, each beside its floor.
+func keysAtLimit(w *bytes.Buffer) {
+	kb, cmd := gobench("./internal/hsm", "Key3300", "20x")
+	t := func(n string) float64 { return kb["BenchmarkKey3300/"+n].metrics["ns/op"] }
+	fmt.Fprintf(w, "## Keys at the limit\n\n")
+	fmt.Fprintf(w, "A 3-HSM cluster holding 3,300 keys (CloudHSM's most per cluster) of cu1's: RSA-2048 and P-256 pairs and\n"+
+		"AES-256 keys, written through the store and cloned, as the user fixtures are. Each engine call beside its floor,\n"+
+		"measured in the same test binary. Goal: within 2x the floor.\n\n")
+	fmt.Fprintf(w, "| op | time | floor | floor is | ratio |\n|---|---|---|---|---|\n")
+	for _, r := range []struct{ op, name, floor, what string }{
+		{"`GenerateKey` aes-256", "generate", "generate-floor", "3 atomic durable writes (one per HSM)"},
+		{"`ListKeys` --filter attr.label=…", "list-filter", "list-floor", "a read transaction on each HSM walking its key records"},
+		{"`Sign` rsa-pkcs sha256, --filter attr.label=…", "sign", "sign-floor", "rsa.SignPKCS1v15 (RSA-2048)"},
+		{"`Sign` rsa-pkcs sha256, --filter key-reference=…", "sign-by-ref", "sign-floor", "rsa.SignPKCS1v15 (RSA-2048)"},
+	} {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f |\n", r.op, ms(t(r.name)), ms(t(r.floor)), r.what, t(r.name)/t(r.floor))
+	}
+	fmt.Fprintf(w, "\nCommand: `%s`.\n\n", cmd)
 }

@@ -17,15 +17,19 @@ import (
 func BenchmarkFsyncFloor(b *testing.B) {
 	dir := b.TempDir()
 	data := make([]byte, 4096)
-	p := filepath.Join(dir, "f.json")
 	for b.Loop() {
-		if err := renameio.WriteFile(p, data, 0o600); err != nil {
-			b.Fatal(err)
-		}
-		d, _ := os.Open(dir)
-		d.Sync()
-		d.Close()
+		durableWrite(b, dir, data)
 	}
+}
+
+// durableWrite is the floor's one atomic durable write in dir.
+func durableWrite(b *testing.B, dir string, data []byte) {
+	if err := renameio.WriteFile(filepath.Join(dir, "f.json"), data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	d, _ := os.Open(dir)
+	d.Sync()
+	d.Close()
 }
 
 // BenchmarkUserCreate3HSMs is one user create on a 3-HSM cluster (three

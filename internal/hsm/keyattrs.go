@@ -202,36 +202,63 @@ func ParseRef(s string) (uint64, error) {
 	return v, nil
 }
 
+// recordAttrNames are the attributes a key record holds as they are
+// shown, in the order cloudhsm-cli prints them, before typeAttrs.
+var recordAttrNames = append([]string{"key-type", "label", "id", "check-value", "class"}, state.BoolAttrs...)
+
+// recordAttr is one attribute the record holds, without decoding its
+// public key: what a filter reads of each of thousands of keys.
+func recordAttr(k *state.Key, name string) (any, bool) {
+	switch name {
+	case "key-type":
+		return k.Type, true
+	case "label":
+		return k.Label, true
+	case "id":
+		return k.ID, true
+	case "check-value":
+		return fmt.Sprintf("0x%x", k.Check), k.Check != nil
+	case "class":
+		return k.Class, true
+	}
+	if slices.Contains(state.BoolAttrs, name) {
+		return k.Has(name), true
+	}
+	return nil, false
+}
+
 // KeyAttrs lists k's attributes in the order cloudhsm-cli prints them.
 func KeyAttrs(k *state.Key) []KeyAttr {
-	out := []KeyAttr{{"key-type", k.Type}, {"label", k.Label}, {"id", k.ID}}
-	if k.Check != nil {
-		out = append(out, KeyAttr{"check-value", fmt.Sprintf("0x%x", k.Check)})
+	var out []KeyAttr
+	for _, n := range recordAttrNames {
+		if v, ok := recordAttr(k, n); ok {
+			out = append(out, KeyAttr{n, v})
+		}
 	}
-	out = append(out, KeyAttr{"class", k.Class})
-	for _, a := range state.BoolAttrs {
-		out = append(out, KeyAttr{a, k.Has(a)})
-	}
+	return append(out, typeAttrs(k)...)
+}
+
+// typeAttrs are the attributes of k's type, read from its public key.
+func typeAttrs(k *state.Key) []KeyAttr {
 	switch k.Type {
 	case state.TypeAES, state.TypeGenericSecret:
-		out = append(out, KeyAttr{"key-length-bytes", k.Length})
+		return []KeyAttr{{"key-length-bytes", k.Length}}
 	case state.TypeRSA:
 		if pub, err := x509.ParsePKIXPublicKey(k.Public); err == nil {
 			if r, ok := pub.(*rsa.PublicKey); ok {
-				out = append(out, KeyAttr{"public-exponent", fmt.Sprintf("0x%06x", r.E)},
-					KeyAttr{"modulus", "0x" + r.N.Text(16)},
-					KeyAttr{"modulus-size-bits", r.N.BitLen()})
+				return []KeyAttr{{"public-exponent", fmt.Sprintf("0x%06x", r.E)},
+					{"modulus", "0x" + r.N.Text(16)},
+					{"modulus-size-bits", r.N.BitLen()}}
 			}
 		}
 	case state.TypeEC:
 		if pub, err := x509.ParsePKIXPublicKey(k.Public); err == nil {
 			if e, ok := pub.(*ecdsa.PublicKey); ok {
-				out = append(out, KeyAttr{"ec-point", "0x" + ecPointHex(e)},
-					KeyAttr{"curve", k.Curve})
+				return []KeyAttr{{"ec-point", "0x" + ecPointHex(e)}, {"curve", k.Curve}}
 			}
 		}
 	}
-	return out
+	return nil
 }
 
 // ecPointHex is the uncompressed point (04 || X || Y).
@@ -316,10 +343,20 @@ func (f KeyFilter) Match(k *state.Key) bool {
 	if len(f.Attrs) == 0 {
 		return true
 	}
-	attrs := KeyAttrs(k)
+	var typed []KeyAttr // parsed only when a term needs it
 	for _, want := range f.Attrs {
-		i := slices.IndexFunc(attrs, func(a KeyAttr) bool { return a.Name == want.Name })
-		if i < 0 || attrText(attrs[i].Value) != want.Value.(string) {
+		v, ok := recordAttr(k, want.Name)
+		if !ok {
+			if typed == nil {
+				typed = typeAttrs(k)
+			}
+			i := slices.IndexFunc(typed, func(a KeyAttr) bool { return a.Name == want.Name })
+			if i < 0 {
+				return false
+			}
+			v = typed[i].Value
+		}
+		if attrText(v) != want.Value.(string) {
 			return false
 		}
 	}

@@ -47,21 +47,32 @@ type keyUse struct {
 // useKeys selects each key of uses on the first HSM of the client config
 // that holds them all, checks the key table and the availability rule,
 // and calls fn there. A write opens that HSM for writing (a quorum token
-// spent); reads leave it as it was.
+// spent); reads leave it as it was. Every selection by attribute reads
+// every key of an HSM, so it reads no more HSMs than the availability
+// rule needs, and a read reuses what it selected on the chosen HSM.
 func (c *Client) useKeys(name string, auth Authenticator, perm policy.Op, uses []keyUse, write bool,
 	fn func(tx *Tx, h *state.HSMTx, p Principal, ks []*state.Key) error) error {
 	_, err := c.run(op{name: name, scope: scopeCluster, perm: perm, auth: auth, write: write,
 		whole: func(tx *Tx, p Principal) error {
 			var chosen string
+			var chosenKeys []*state.Key
 			var firstErr error
 			holders := map[uint64]int{}
+			check := len(tx.Cluster.HSMs) >= 2 && !c.opts.NoKeyAvailabilityCheck
+			available := func() bool {
+				return chosen != "" && (!check || !slices.ContainsFunc(chosenKeys, func(k *state.Key) bool { return holders[k.Ref] < 2 }))
+			}
 			for _, ch := range c.Config.HSMs {
+				if available() {
+					break
+				}
 				info := c.hsmInfo(tx.Cluster, ch.ID)
 				if info == nil || info.Status != state.Running {
 					continue
 				}
 				err := tx.View(ch.ID, func(h *state.HSMTx) error {
 					found := true
+					var ks []*state.Key
 					for _, u := range uses {
 						k, err := selectKey(h, p, u.filter)
 						if err != nil {
@@ -74,13 +85,14 @@ func (c *Client) useKeys(name string, auth Authenticator, perm policy.Op, uses [
 							found = false
 							continue
 						}
+						ks = append(ks, k)
 						holders[k.Ref]++
 						if k.Session != "" {
 							holders[k.Ref] = 2 // a session key is on one HSM by design
 						}
 					}
 					if found && chosen == "" {
-						chosen = ch.ID
+						chosen, chosenKeys = ch.ID, ks
 					}
 					return nil
 				})
@@ -104,18 +116,24 @@ func (c *Client) useKeys(name string, auth Authenticator, perm policy.Op, uses [
 			if err != nil {
 				return err
 			}
-			ks := make([]*state.Key, len(uses))
-			for i, u := range uses {
-				if ks[i], err = selectKey(h, p, u.filter); err != nil {
-					return err
+			ks := chosenKeys // read under the lock: nothing changed since
+			if write {
+				// The keys as the write transaction reads them.
+				ks = make([]*state.Key, len(uses))
+				for i, u := range uses {
+					if ks[i], err = selectKey(h, p, u.filter); err != nil {
+						return err
+					}
 				}
+			}
+			for i, u := range uses {
 				if err := keyAllowed(p, ks[i], u.action); err != nil {
 					return err
 				}
 				if u.attr != "" && !ks[i].Has(u.attr) {
 					return fmt.Errorf("key %s does not have %s=true", RefString(ks[i].Ref), u.attr)
 				}
-				if len(tx.Cluster.HSMs) >= 2 && holders[ks[i].Ref] < 2 && !c.opts.NoKeyAvailabilityCheck {
+				if check && holders[ks[i].Ref] < 2 {
 					return &KeyAvailabilityError{Ref: ks[i].Ref}
 				}
 			}
@@ -191,7 +209,8 @@ func (c *Client) Sign(auth Authenticator, f KeyFilter, s SignSpec, approval *App
 	if err != nil {
 		return "", nil, err
 	}
-	err = c.useKeys("sign", auth, policy.SignVerify, []keyUse{{f, policy.KeyUse, "sign"}}, true, func(tx *Tx, h *state.HSMTx, p Principal, ks []*state.Key) error {
+	// Only a token to spend makes a sign write (and sync) an HSM.
+	err = c.useKeys("sign", auth, policy.SignVerify, []keyUse{{f, policy.KeyUse, "sign"}}, approval != nil, func(tx *Tx, h *state.HSMTx, p Principal, ks []*state.Key) error {
 		k := ks[0]
 		if k.Class != state.ClassPrivate || k.Type != want {
 			return fmt.Errorf("key %s is a %s %s; %s signs with an %s private key", RefString(k.Ref), k.Type, k.Class, s.Mech, want)
@@ -502,7 +521,7 @@ func (c *Client) Wrap(auth Authenticator, s WrapSpec, approval *Approval) (*Wrap
 	}
 	var out *Wrapped
 	uses := []keyUse{{s.Payload, policy.KeyWrap, "extractable"}, {s.Wrapping, policy.KeyUse, "wrap"}}
-	err = c.useKeys("wrap", auth, policy.KeyManagement, uses, true, func(tx *Tx, h *state.HSMTx, p Principal, ks []*state.Key) error {
+	err = c.useKeys("wrap", auth, policy.KeyManagement, uses, approval != nil, func(tx *Tx, h *state.HSMTx, p Principal, ks []*state.Key) error {
 		payload, wrapping := ks[0], ks[1]
 		if payload.Class == state.ClassPublic {
 			return fmt.Errorf("key %s is a public key: there is nothing to wrap (key generate-file exports it)", RefString(payload.Ref))

@@ -364,7 +364,8 @@ func visible(p Principal, k *state.Key) bool {
 	if p.Role == policy.Admin {
 		return k.Session == ""
 	}
-	return policy.CheckKey(policy.KeySee, relation(p, k), k.Class == state.ClassPublic, RefString(k.Ref)) == nil
+	// No reference in the refusal nobody reads: a list formats none per key.
+	return policy.CheckKey(policy.KeySee, relation(p, k), k.Class == state.ClassPublic, "") == nil
 }
 
 // SelectionError is a filter that does not select exactly one key.
@@ -390,8 +391,9 @@ func findKeys(h *state.HSMTx, p Principal, f KeyFilter) ([]*state.Key, error) {
 		}
 		return out, nil
 	}
-	err := h.ForEachKey(func(k *state.Key) error {
+	err := h.ForEachKeyView(func(k *state.Key) error {
 		if visible(p, k) && f.Match(k) {
+			k.Own()
 			out = append(out, k)
 		}
 		return nil

@@ -157,7 +157,10 @@ func KeySharedPart(rec []byte) ([]byte, error) {
 
 // DecodeKey reads a stored key record strictly: every field present and
 // in range, canonical, nothing left over.
-func DecodeKey(ref uint64, rec []byte) (*Key, error) {
+func DecodeKey(ref uint64, rec []byte) (*Key, error) { return decodeKey(ref, rec, true) }
+
+// decodeKey is DecodeKey; without own, Check, Public and Masked alias rec.
+func decodeKey(ref uint64, rec []byte, own bool) (*Key, error) {
 	r := reader{b: rec}
 	if v := r.byte(); r.err == nil && v != keyCodecVersion {
 		return nil, fmt.Errorf("key 0x%016x: corrupt record: version %d (this hsmkit reads %d)", ref, v, keyCodecVersion)
@@ -182,9 +185,12 @@ func DecodeKey(ref uint64, rec []byte) (*Key, error) {
 	k.Flags = uint32(s.uint(1 << len(BoolAttrs)))
 	k.Length = int(s.uint(maxKeyBytes + 1))
 	k.Curve = s.str()
-	k.Check = nilIfEmpty(s.bytes())
-	k.Public = nilIfEmpty(s.bytes())
-	k.Masked = nilIfEmpty(s.bytes())
+	k.Check, k.Public, k.Masked = s.bytes(), s.bytes(), s.bytes()
+	if own {
+		k.Own()
+	} else {
+		k.Check, k.Public, k.Masked = nilIfEmpty(k.Check, false), nilIfEmpty(k.Public, false), nilIfEmpty(k.Masked, false)
+	}
 	k.Pair = s.uint(1<<64 - 1)
 	if s.err == nil && len(s.b) != 0 {
 		s.fail("trailing bytes in the shared part")
@@ -227,11 +233,20 @@ func (k *Key) check() error {
 	return nil
 }
 
-func nilIfEmpty(b []byte) []byte {
+func nilIfEmpty(b []byte, clone bool) []byte {
 	if len(b) == 0 {
 		return nil
 	}
-	return bytes.Clone(b)
+	if clone {
+		return bytes.Clone(b)
+	}
+	return b
+}
+
+// Own copies the byte fields a key read by ForEachKeyView shares with
+// the database, so that it outlives the call.
+func (k *Key) Own() {
+	k.Check, k.Public, k.Masked = nilIfEmpty(k.Check, true), nilIfEmpty(k.Public, true), nilIfEmpty(k.Masked, true)
 }
 
 // MaskedBlob is masked key material: version, the AES-GCM nonce, and the
@@ -389,6 +404,20 @@ func (t *HSMTx) walkRefs(name []byte, fn func(ref uint64, v []byte) error) error
 // ForEachKey calls fn for every key, in reference order.
 func (t *HSMTx) ForEachKey(fn func(*Key) error) error {
 	return t.ForEachKeyRecord(func(k *Key, _ []byte) error { return fn(k) })
+}
+
+// ForEachKeyView is ForEachKey without copying each key's Check, Public
+// and Masked out of the database: they are valid only during the call
+// (Key.Own keeps them). A scan for the few keys a filter selects copies
+// no material of the thousands it passes over.
+func (t *HSMTx) ForEachKeyView(fn func(*Key) error) error {
+	return t.walkRefs(bKeys, func(ref uint64, v []byte) error {
+		k, err := decodeKey(ref, v, false)
+		if err != nil {
+			return corrupt(t.path, "%v", err)
+		}
+		return fn(k)
+	})
 }
 
 // ForEachKeyShared calls fn with each key's reference and the part of its
