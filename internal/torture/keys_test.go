@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/hsm"
@@ -469,4 +470,43 @@ func (c *checker) reportKeys(d *keyDiffOut, drift map[uint64]string, why string)
 		h.errorf("%s: hsm-sync diff says keys in-sync %v with %d differing", why, d.InSync, len(d.Differ))
 	}
 	return undecidable
+}
+
+// TestKeyChecksFail shows that the key checks that need no cluster fail
+// on the states they forbid: drift found on disk, a journal mismatch,
+// and a diff report that leaves drift unexplained.
+func TestKeyChecksFail(t *testing.T) {
+	key := func(ref uint64, shared ...string) state.Key {
+		return state.Key{Ref: ref, Class: state.ClassSecret, Type: state.TypeAES, Owner: "w1_ko", Label: fmt.Sprintf("w1-k%d", ref), Shared: shared}
+	}
+	hsms := []*state.HSM{{ID: "a", Keys: []state.Key{key(1), key(2, "w1_ks"), key(3)}}, {ID: "b", Keys: []state.Key{key(1), key(2)}}}
+	if got := keyDriftOf(hsms); len(got) != 2 || got[2] != "w1-k2" || got[3] != "w1-k3" {
+		t.Errorf("keyDriftOf: want keys 2 (shares differ) and 3 (missing on b), got %v", got)
+	}
+	e := &keyEntry{label: "w1-k1", class: state.ClassSecret, exists: true, certain: true, shared: true}
+	if msg := e.mismatch(hsms, "w1_ko", "w1_ks"); !strings.Contains(msg, "shared with") {
+		t.Errorf("mismatch of a key the journal says is shared: %q", msg)
+	}
+	if e.settle(hsms, "w1_ks"); e.shared || !e.exists {
+		t.Errorf("settle: want w1-k1 present and unshared, got %+v", e)
+	}
+	if (&keyEntry{label: "w1-k2"}).settle(hsms, "w1_ks") {
+		t.Error("settle made a drifting key certain")
+	}
+	var got []string
+	c := &checker{h: &harness{t: t, report: func(msg string) { got = append(got, msg) }}}
+	d := &keyDiffOut{InSync: true}
+	d.Differ = append(d.Differ, struct {
+		Ref      string            `json:"key-reference"`
+		HSMs     map[string]string `json:"hsms"`
+		Decision string            `json:"decision"`
+		Source   string            `json:"source"`
+		Reason   string            `json:"reason"`
+	}{Ref: "0x0000000000000002", Decision: "undecidable"})
+	c.reportKeys(d, keyDriftOf(hsms), "test")
+	for _, want := range []string{"does not explain key 0x0000000000000002", "does not report the drift of key 0x0000000000000003", "in-sync true with 1 differing"} {
+		if !slices.ContainsFunc(got, func(m string) bool { return strings.Contains(m, want) }) {
+			t.Errorf("reportKeys: want a failure saying %q, got %q", want, got)
+		}
+	}
 }

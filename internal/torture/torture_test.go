@@ -25,7 +25,22 @@
 //     password reset, or hsm-sync apply --approval);
 //   - the privilege invariant (privilege_test.go): no user holds a
 //     privilege that no authorized operation gave it (admins, deleted
-//     users, locks, tokens), checked before and after every repair.
+//     users, locks, tokens), checked before and after every repair;
+//   - keys (keys_test.go; each worker's owner generates AES keys and EC
+//     pairs, shares and unshares them with its sharee, and deletes them
+//     with hsm-key): every key record on every HSM decodes and its masked
+//     material opens to the key its record describes, with its check
+//     value (hsm.CheckKeyMaterial: no key half-written); every key user,
+//     through the engine (ListKeys), sees a key on exactly the HSMs whose
+//     record makes it owner or shared user, or where it is public, and a
+//     sample of signs (all of them at the end of a phase) is refused to a
+//     user shared on no HSM and works, verifying, for one shared on every
+//     HSM (no key readable by a user it was not shared with); a command
+//     that exited 0 is on every HSM; only keys a killed command touched
+//     drift; hsm-sync diff reports every drifting key and no other, each
+//     with a decision and its reason; hsm-sync apply leaves none but the
+//     ones diff then calls undecidable (named in the log), and a second
+//     apply after a whole repair has nothing to repair.
 //
 // Besides the kills, the mix holds the attacks the never-escalate rule
 // and single-use tokens answer: an HSM stopped while an approved
