@@ -309,7 +309,8 @@ func (c *checker) resolveKeys(hsms []*state.HSM, undecided map[uint64]string) {
 // no key is visible or usable by a crypto user that neither owns it nor
 // is in its shared list on that HSM, and that what is theirs is: ListKeys
 // names, for each key, exactly the HSMs whose record lets the user see
-// it; signs (a sample; every pair at the end of a phase) fail with "no
+// it (three users at random; every one at the end of a phase); signs
+// (a sample; every pair at the end of a phase) fail with "no
 // key matched" for a user with no right to the private key on any HSM,
 // and succeed, verifying under the public key, for one with the right on
 // every HSM that holds it.
@@ -336,6 +337,16 @@ func (c *checker) keyAccess(rng *rand.Rand, hsms []*state.HSM, final bool, why s
 			return
 		}
 		auths[u] = auth
+	}
+	// Every user at the end of a phase, three at the other checks: each
+	// list reads every HSM.
+	listers := slices.Clone(users)
+	if !final {
+		rng.Shuffle(len(listers), func(i, j int) { listers[i], listers[j] = listers[j], listers[i] })
+		listers = listers[:min(3, len(listers))]
+	}
+	for _, u := range listers {
+		auth := auths[u]
 		ks, _, err := cl.ListKeys(auth, hsm.KeyFilter{})
 		if err != nil {
 			h.errorf("%s: ListKeys as %s: %v", why, u, err)
