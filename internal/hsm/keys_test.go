@@ -1,8 +1,10 @@
 package hsm
 
 import (
+	"bytes"
 	"crypto"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hsmkit/hsmkit/internal/policy"
@@ -269,5 +271,53 @@ func TestQuorumBounds(t *testing.T) {
 	}
 	if err := (Ownership{ManageQuorum: 2, UseQuorum: 2, ShareWith: []string{"a"}}).check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCheckKeyMaterial shows that CheckKeyMaterial, which the crash test
+// runs on every key record, accepts whole keys and refuses each way a
+// key can be half-written or mixed up.
+func TestCheckKeyMaterial(t *testing.T) {
+	c, cu1, _, _, _ := keyCluster(t)
+	aes := genAES(t, c, cu1, "k")
+	ks, _, err := c.GenerateKey(Targeting{}, cu1, KeySpec{Type: "ec", Label: "p", PrivateLabel: "s", Curve: "prime256v1", PrivateAttrs: []string{"sign=true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv := ks[0].Key, ks[1].Key
+	other, _, err := c.GenerateKey(Targeting{}, cu1, KeySpec{Type: "ec", Label: "p2", PrivateLabel: "s2", Curve: "prime256v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(k state.Key, f func(*state.Key)) state.Key {
+		k.Masked, k.Public, k.Check = bytes.Clone(k.Masked), bytes.Clone(k.Public), bytes.Clone(k.Check)
+		f(&k)
+		return k
+	}
+	cases := []struct {
+		name string
+		k    state.Key
+		want string // "" accepted
+	}{
+		{"aes", aes, ""},
+		{"ec public", pub, ""},
+		{"ec private", priv, ""},
+		{"masked byte flipped", edit(aes, func(k *state.Key) { k.Masked[len(k.Masked)-1] ^= 1 }), "does not open"},
+		{"masked truncated", edit(aes, func(k *state.Key) { k.Masked = k.Masked[:20] }), "too short"},
+		{"check value", edit(aes, func(k *state.Key) { k.Check[0] ^= 1 }), "check value"},
+		{"length", edit(aes, func(k *state.Key) { k.Length = 16 }), "its record says 16"},
+		{"masked under another reference", edit(aes, func(k *state.Key) { k.Ref++ }), "does not open"},
+		{"public key of another pair", edit(priv, func(k *state.Key) { k.Public = other[0].Key.Public }), "not the pair"},
+		{"public key check value", edit(pub, func(k *state.Key) { k.Check[2] ^= 1 }), "check value"},
+		{"public key DER", edit(pub, func(k *state.Key) { k.Public = k.Public[:10] }), "public key"},
+	}
+	for _, tc := range cases {
+		err := CheckKeyMaterial(c.Cluster, &tc.k)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: want an error saying %q, got %v", tc.name, tc.want, err)
+		}
 	}
 }

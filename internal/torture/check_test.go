@@ -248,16 +248,19 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 	}
 	c.verifyCertain(hsms, why)
 	c.privilege(hsms, drift, why)
-	if len(drift) > 0 {
-		c.report(drift, unc, why)
+	kdrift := c.checkKeys(hsms, why)
+	c.keyAccess(rng, hsms, final, why)
+	if len(drift) > 0 || len(kdrift) > 0 {
+		c.report(drift, kdrift, unc, why)
 	}
 	var skipped map[string]bool
-	if len(drift) > 0 && (final || rng.Float64() < *flagRepair) {
-		skipped = c.repair(rng, drift, unc, why)
+	var undecidedKeys map[uint64]string
+	if (len(drift) > 0 || len(kdrift) > 0) && (final || rng.Float64() < *flagRepair) {
+		skipped, undecidedKeys = c.repair(rng, drift, kdrift, unc, why)
 		if hsms, ok = c.load(why + ", after repair"); !ok {
 			return
 		}
-		before := drift
+		before, kbefore := drift, kdrift
 		drift = driftOf(hsms)
 		for _, name := range sorted(drift) {
 			if !skipped[name] {
@@ -267,6 +270,14 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 		h.repairedUsers.Add(int64(len(before) - len(drift)))
 		c.verifyCertain(hsms, why+", after repair")
 		c.privilege(hsms, drift, why+", after repair")
+		kdrift = c.checkKeys(hsms, why+", after repair")
+		for _, ref := range sortedRefs(kdrift) {
+			if _, ok := undecidedKeys[ref]; !ok {
+				h.errorf("%s: key %s (%s) still drifts after hsm-sync apply, which did not call it undecidable", why, hsm.RefString(ref), kdrift[ref])
+			}
+		}
+		h.keysRepaired.Add(int64(len(kbefore) - len(kdrift)))
+		c.keyAccess(rng, hsms, final, why+", after repair")
 		if final && len(drift) > 0 {
 			c.settle(rng, drift, why)
 			if hsms, ok = c.load(why + ", after settling"); !ok {
@@ -280,6 +291,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 		}
 	}
 	c.resolve(hsms, drift)
+	c.resolveKeys(hsms, undecidedKeys)
 	h.uncertainNow.Store(int64(len(c.uncertain())))
 	if final {
 		for name, u := range c.uncertain() {
@@ -288,6 +300,9 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 				k = append([]string{fmt.Sprintf("… %d more", len(k)-2)}, k[len(k)-2:]...)
 			}
 			h.t.Logf("%s: %s stays uncertain (hsm-sync could not decide it); kills: %s", why, name, strings.Join(k, "; "))
+		}
+		for _, ref := range sortedRefs(undecidedKeys) {
+			h.t.Logf("%s: key %s (%s) stays drifting: hsm-sync apply calls it undecidable", why, hsm.RefString(ref), undecidedKeys[ref])
 		}
 	}
 }
@@ -375,40 +390,45 @@ type diffOut struct {
 		Users  []struct {
 			Username string `json:"username"`
 		} `json:"users"`
+		Keys *keyDiffOut `json:"keys"`
 	} `json:"data"`
 }
 
-func (c *checker) diff(why string) (map[string]bool, bool) {
+// diff runs hsm-sync diff -o json: the users it reports, and its key part.
+func (c *checker) diff(why string) (map[string]bool, *keyDiffOut, bool) {
 	p := c.h.run(false, nil, "hsm-sync", "diff", "-o", "json", "--session", c.adminSess)
 	if p.code != 0 && p.code != 1 {
 		c.h.errorf("%s: %s", why, p.describe())
-		return nil, false
+		return nil, nil, false
 	}
 	var d diffOut
 	if err := json.Unmarshal(p.stdout.Bytes(), &d); err != nil {
 		c.h.errorf("%s: hsm-sync diff -o json: %v\n%s", why, err, p.describe())
-		return nil, false
+		return nil, nil, false
 	}
 	users := map[string]bool{}
 	for _, u := range d.Data.Users {
 		users[u.Username] = true
 	}
-	if (p.code == 0) != d.Data.InSync || (p.code == 0) != (len(users) == 0) {
+	keysInSync := d.Data.Keys != nil && d.Data.Keys.InSync
+	if (p.code == 0) != d.Data.InSync || (p.code == 0) != (len(users) == 0 && keysInSync) {
 		c.h.errorf("%s: hsm-sync diff exit %d disagrees with its report: %s", why, p.code, p.describe())
 	}
-	return users, true
+	return users, d.Data.Keys, true
 }
 
 var undecidedRe = regexp.MustCompile(`the plan leaves (.*) undecided`)
 
 // report checks that hsm-sync diff reports the drift found on disk, and
-// names only users a killed operation touched.
-func (c *checker) report(drift map[string]bool, unc map[string]*user, why string) {
+// names only users a killed operation touched; and that it explains the
+// key drift (reportKeys).
+func (c *checker) report(drift map[string]bool, kdrift map[uint64]string, unc map[string]*user, why string) {
 	h := c.h
-	reported, ok := c.diff(why)
+	reported, keys, ok := c.diff(why)
 	if !ok {
 		return
 	}
+	c.reportKeys(keys, kdrift, why)
 	for _, name := range sorted(drift) {
 		if !reported[name] {
 			h.errorf("%s: hsm-sync diff does not report the drift of %s", why, name)
@@ -423,8 +443,10 @@ func (c *checker) report(drift map[string]bool, unc map[string]*user, why string
 
 // repair runs the documented repair: hsm-sync apply (sometimes killed
 // part-way first) repairs the drift, skipping what it calls undecidable,
-// and diff is then clean but for the skipped users.
-func (c *checker) repair(rng *rand.Rand, drift map[string]bool, unc map[string]*user, why string) (skipped map[string]bool) {
+// and diff is then clean but for the skipped users and the keys it calls
+// undecidable, each named with its reason; a second apply, when nothing
+// was left, has nothing to repair.
+func (c *checker) repair(rng *rand.Rand, drift map[string]bool, kdrift map[uint64]string, unc map[string]*user, why string) (skipped map[string]bool, undecidedKeys map[uint64]string) {
 	h := c.h
 	h.repairs.Add(1)
 
@@ -439,11 +461,17 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, unc map[string]*
 		}
 		hsms, ok := c.load(why + ", after a killed hsm-sync apply")
 		if !ok {
-			return nil
+			return nil, nil
 		}
 		for _, name := range sorted(driftOf(hsms)) {
 			if unc[name] == nil {
 				h.errorf("%s: a killed hsm-sync apply left drift of %s, which was in sync", why, name)
+			}
+		}
+		kw := why + ", after a killed hsm-sync apply"
+		for _, ref := range sortedRefs(c.checkKeys(hsms, kw)) {
+			if _, ok := kdrift[ref]; !ok {
+				h.errorf("%s: left drift of key %s, which was in sync", kw, hsm.RefString(ref))
 			}
 		}
 	}
@@ -459,9 +487,12 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, unc map[string]*
 			break
 		}
 		m := undecidedRe.FindStringSubmatch(p.stderr.String())
+		if p.code == 1 && m == nil && strings.TrimSpace(p.stderr.String()) == "" {
+			break // it repaired what it could and skipped undecidable keys: diff names them
+		}
 		if p.code != 1 || m == nil || attempt > 0 {
 			h.errorf("%s: %s", why, p.describe())
-			return skipped
+			return skipped, nil
 		}
 		names := strings.Split(m[1], ", ")
 		if *flagVerbose || slices.ContainsFunc(names, func(n string) bool { return !c.undecided[n] }) {
@@ -483,16 +514,35 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, unc map[string]*
 			}
 		}
 	}
-	after, ok := c.diff(why + ", after apply")
+	after, keys, ok := c.diff(why + ", after apply")
 	if !ok {
-		return skipped
+		return skipped, nil
 	}
 	for _, name := range sorted(after) {
 		if !skipped[name] {
 			h.errorf("%s: hsm-sync diff still reports %s after hsm-sync apply", why, name)
 		}
 	}
-	return skipped
+	hsms, ok := c.load(why + ", after apply")
+	if !ok {
+		return skipped, nil
+	}
+	aw := why + ", after apply"
+	undecidedKeys = c.reportKeys(keys, c.checkKeys(hsms, aw), aw)
+	for _, kd := range keys.Differ {
+		if kd.Decision != "undecidable" {
+			h.errorf("%s: hsm-sync diff still reports key %s after hsm-sync apply, decided %s: %s", aw, kd.Ref, kd.Decision, kd.Reason)
+		} else if *flagVerbose {
+			h.t.Logf("%s: key %s undecidable: %s", aw, kd.Ref, kd.Reason)
+		}
+	}
+	if len(skipped) == 0 && len(undecidedKeys) == 0 && (rng.IntN(3) == 0 || len(kdrift) > 0 && rng.IntN(2) == 0) {
+		// The repair is whole: the same call again changes nothing.
+		if p := h.run(false, nil, "hsm-sync", "apply", "--session", c.adminSess); p.code != 0 || strings.TrimSpace(p.stdout.String()) != "nothing to repair" {
+			h.errorf("%s: a second hsm-sync apply must have nothing to repair: %s", aw, p.describe())
+		}
+	}
+	return skipped, undecidedKeys
 }
 
 // owner is the journal of a worker's user.

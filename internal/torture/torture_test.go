@@ -25,7 +25,22 @@
 //     password reset, or hsm-sync apply --approval);
 //   - the privilege invariant (privilege_test.go): no user holds a
 //     privilege that no authorized operation gave it (admins, deleted
-//     users, locks, tokens), checked before and after every repair.
+//     users, locks, tokens), checked before and after every repair;
+//   - keys (keys_test.go; each worker's owner generates AES keys and EC
+//     pairs, shares and unshares them with its sharee, and deletes them
+//     with hsm-key): every key record on every HSM decodes and its masked
+//     material opens to the key its record describes, with its check
+//     value (hsm.CheckKeyMaterial: no key half-written); every key user,
+//     through the engine (ListKeys), sees a key on exactly the HSMs whose
+//     record makes it owner or shared user, or where it is public, and a
+//     sample of signs (all of them at the end of a phase) is refused to a
+//     user shared on no HSM and works, verifying, for one shared on every
+//     HSM (no key readable by a user it was not shared with); a command
+//     that exited 0 is on every HSM; only keys a killed command touched
+//     drift; hsm-sync diff reports every drifting key and no other, each
+//     with a decision and its reason; hsm-sync apply leaves none but the
+//     ones diff then calls undecidable (named in the log), and a second
+//     apply after a whole repair has nothing to repair.
 //
 // Besides the kills, the mix holds the attacks the never-escalate rule
 // and single-use tokens answer: an HSM stopped while an approved
@@ -200,6 +215,9 @@ type harness struct {
 	probesFirstUse, locksOne       atomic.Int64
 	settledReset, settledApproved  atomic.Int64
 	privilegeErrs                  atomic.Int64
+	keySigns, keysRepaired         atomic.Int64
+
+	keyUsers map[string]string // the workers' key users: name → password
 }
 
 const maxErrors = 20
@@ -218,7 +236,7 @@ func (h *harness) errorf(format string, a ...any) {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, bin: binaries(t), dir: t.TempDir(), offers: make(chan *proc), ewma: map[string]time.Duration{}}
+	h := &harness{t: t, bin: binaries(t), dir: t.TempDir(), offers: make(chan *proc), ewma: map[string]time.Duration{}, keyUsers: map[string]string{}}
 	h.stateDir = filepath.Join(h.dir, "st")
 	h.tmp = filepath.Join(h.dir, "tmp")
 	for _, kv := range os.Environ() {
@@ -533,6 +551,12 @@ func (h *harness) setup(workers int, seed uint64) {
 		h.must(password(pw), "hsm-user", "create", "--session", sess("admin"), "--username", w.admin, "--role", "admin")
 		h.must(password(pw), "hsm-user", "login", "--username", w.admin, "--role", "admin", "--session", w.adminSess)
 		h.chk.fixed[w.admin] = "admin"
+		for _, u := range []string{w.keyOwner, w.keySharee} {
+			pw := "Key-" + u + "-pass1"
+			h.must(password(pw), "hsm-user", "create", "--session", sess("admin"), "--username", u, "--role", "crypto-user")
+			h.chk.fixed[u] = "crypto-user"
+			h.keyUsers[u] = pw
+		}
 		h.workers = append(h.workers, w)
 	}
 	h.approvers = approvers
@@ -658,6 +682,20 @@ func TestTorture(t *testing.T) {
 	t.Logf("privilege: %d kills mid-approved-operation (%s; %d of them had written), %d outages (an HSM stopped) with %d approved operations done on the others only, %d deleted users changed their own password where the delete missed, %d users locked on one HSM changed their own password on the others; %d tokens offered again after a kill, refusal or partial operation: %d refused as used, %d refused as held nowhere, %d first uses (killed before the spend); %d privilege violations",
 		nApproved, strings.Join(approvedKills, ", "), h.killedApprovedWrote.Load(), h.outages.Load(), h.partialOps.Load(), h.selfBacks.Load(), h.locksOne.Load(),
 		h.probes.Load(), h.probesUsed.Load(), h.probesGone.Load(), h.probesFirstUse.Load(), h.privilegeErrs.Load())
+	var nKeys, nUnc, nUndec int
+	for _, w := range h.workers {
+		for _, e := range w.keys {
+			nKeys++
+			if !e.certain {
+				nUnc++
+			}
+			if e.undecidable {
+				nUndec++
+			}
+		}
+	}
+	t.Logf("keys: %d generated, %d drifting keys repaired, %d signs through the engine as the key users, %d keys uncertain and %d undecidable at the end",
+		nKeys, h.keysRepaired.Load(), h.keySigns.Load(), nUnc, nUndec)
 }
 
 // finalLogins logs in, on every HSM, a few users per worker whose

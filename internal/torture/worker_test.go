@@ -89,6 +89,11 @@ type worker struct {
 	quorum    bool     // the user service needs 2 approvals
 	target    []string // targeting flags of the user operations: --allow-partial during an outage
 	approvers []approver
+	// keys: the worker's key owner and the crypto user it shares with
+	// (keys_test.go), and the journal of the owner's keys.
+	keyOwner, keySharee string
+	keys                []*keyEntry
+	nextKey             int
 }
 
 const (
@@ -111,6 +116,7 @@ func newWorker(h *harness, id int, seed uint64, approvers []approver) *worker {
 	w.userSess = filepath.Join(h.dir, fmt.Sprintf("w%d_user.session", id))
 	w.selfSess = filepath.Join(h.dir, fmt.Sprintf("w%d_self.session", id))
 	w.tok = filepath.Join(h.dir, fmt.Sprintf("w%d_token", id))
+	w.keyOwner, w.keySharee = fmt.Sprintf("w%d_ko", id), fmt.Sprintf("w%d_ks", id)
 	return w
 }
 
@@ -121,6 +127,10 @@ func (w *worker) loop(ctx context.Context) {
 			w.outage()
 		case w.rng.IntN(lockEvery) == 0:
 			w.lockOne()
+		case w.rng.IntN(keyEvery) == 0:
+			w.h.pause.RLock()
+			w.keyIteration()
+			w.h.pause.RUnlock()
 		default:
 			w.h.pause.RLock()
 			w.iteration()
