@@ -25,7 +25,8 @@ func validHSMFile(t testing.TB) (*Store, []byte) {
 		{ID: 3, Name: "carol", Role: "crypto-user", Failures: 2, Changed: time.Unix(1_800_000_000, 0).UTC(), Op: "op-x"},
 	}, Deleted: []Tombstone{{Name: "bob", Role: "crypto-user", Op: "op-y"}},
 		Sessions: []Session{{ID: "session-a", SecretHash: []byte{1, 2}, User: "admin"}},
-		Tokens:   []Token{{ID: 17, User: "admin", Service: "user", Digest: []byte{3}}}}
+		Tokens:   []Token{{ID: 17, User: "admin", Service: "user", Digest: []byte{3}}},
+		Keys:     []Key{*sampleKey()}}
 	if err := s.SaveHSM(h); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +65,9 @@ func readAll(s *Store) error {
 			return err
 		}
 		if err := t.UsersWithRole("admin", func(*User) error { return nil }); err != nil {
+			return err
+		}
+		if _, err := t.KeysWithLabel("l", func(*Key) error { return nil }); err != nil {
 			return err
 		}
 		return t.ForEachShared(func(_, _ []byte) error { return nil })
@@ -105,7 +109,7 @@ func TestCorruptPagesNeverCrash(t *testing.T) {
 
 // FuzzHSMRecords writes arbitrary bytes as any record of an HSM's
 // database (a user, a role or id index entry, a deletion record, a
-// session, a token, the meta record) and reads the HSM as commands do: the
+// session, a token, the meta record, a key or a key label index entry) and reads the HSM as commands do: the
 // records or a clean state error, never a panic, a hang or a read without
 // bound. Damage to bbolt's own page structure is TestCorruptPagesNeverCrash's.
 func FuzzHSMRecords(f *testing.F) {
@@ -115,7 +119,8 @@ func FuzzHSMRecords(f *testing.F) {
 	f.Add(byte(6), []byte("meta"), []byte(`{"schema":2,"id":"hsm-a","quorum":{"values":{"user":1,"quorum":1},"generated_timeout":600,"approved_timeout":600}}`))
 	f.Add(byte(0), []byte("admin"), []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	s, good := validHSMFile(f)
-	bkts := [][]byte{bUsers, bRoles, bIDs, bDeleted, bSessions, bTokens, bMeta}
+	f.Add(byte(8), labelKey("l", 9), []byte{})
+	bkts := [][]byte{bUsers, bRoles, bIDs, bDeleted, bSessions, bTokens, bMeta, bKeys, bKeyLabels}
 	f.Fuzz(func(t *testing.T, which byte, key, value []byte) {
 		if len(key) == 0 || len(key) > 512 {
 			return // bbolt's own limits on keys

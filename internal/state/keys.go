@@ -21,9 +21,18 @@ import (
 // The bucket is made by the first key written, so an HSM from before keys
 // reads as holding none; so is keydel, the deletion records a repair
 // reads so that it never brings back a key its owner deleted.
+//
+// keylabel indexes the keys by label (labelKey → empty), kept in the
+// transaction of every key write, so that a filter naming a label reads
+// only the keys holding it. An HSM written before the index has keys and
+// no keylabel bucket: reads then walk every key, and the first
+// transaction that writes or deletes a key builds the whole index
+// (docs/design.md, "Key label index"), so the bucket, when present, lists
+// every key.
 var (
-	bKeys    = []byte("keys")
-	bKeyDels = []byte("keydel")
+	bKeys      = []byte("keys")
+	bKeyDels   = []byte("keydel")
+	bKeyLabels = []byte("keylabel")
 )
 
 // Key classes and types as cloudhsm-cli names them.
@@ -317,7 +326,46 @@ func refRecord[T any](t *HSMTx, bkt []byte, ref uint64, decode func(uint64, []by
 	return v, err
 }
 
-// PutKey writes a key's record and forgets any deletion of its reference.
+// labelKey is a label index entry: the label, length-prefixed so that no
+// label is a prefix of another's entries, then the reference.
+func labelKey(label string, ref uint64) []byte {
+	return binary.BigEndian.AppendUint64(labelPrefix(label), ref)
+}
+
+func labelPrefix(label string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(label))), label...)
+}
+
+// labelIndex returns the label index in a write transaction, building it
+// from the keys when an HSM written before it has none.
+func (t *HSMTx) labelIndex() (*bolt.Bucket, error) {
+	if ix := t.tx.Bucket(bKeyLabels); ix != nil {
+		return ix, nil
+	}
+	ix, err := t.tx.CreateBucket(bKeyLabels)
+	if err != nil {
+		return nil, err
+	}
+	err = t.ForEachKeyView(func(k *Key) error { return ix.Put(labelKey(k.Label, k.Ref), nil) })
+	return ix, err
+}
+
+// unindexKey drops the label index entry of the key stored under ref, if
+// any.
+func (t *HSMTx) unindexKey(b, ix *bolt.Bucket, ref uint64) error {
+	raw := b.Get(refKey(ref))
+	if raw == nil {
+		return nil
+	}
+	old, err := decodeKey(ref, raw, false)
+	if err != nil {
+		return corrupt(t.path, "%v", err)
+	}
+	return ix.Delete(labelKey(old.Label, ref))
+}
+
+// PutKey writes a key's record, keeps the label index and forgets any
+// deletion of its reference.
 func (t *HSMTx) PutKey(k *Key) error {
 	if err := k.check(); err != nil {
 		return fmt.Errorf("key 0x%016x: %v", k.Ref, err)
@@ -325,6 +373,16 @@ func (t *HSMTx) PutKey(k *Key) error {
 	return t.guard(func() error {
 		b, err := t.bucketOrMake(bKeys)
 		if err != nil {
+			return err
+		}
+		ix, err := t.labelIndex()
+		if err != nil {
+			return err
+		}
+		if err := t.unindexKey(b, ix, k.Ref); err != nil {
+			return err
+		}
+		if err := ix.Put(labelKey(k.Label, k.Ref), nil); err != nil {
 			return err
 		}
 		if err := b.Put(refKey(k.Ref), EncodeKey(k)); err != nil {
@@ -342,6 +400,13 @@ func (t *HSMTx) PutKey(k *Key) error {
 func (t *HSMTx) DeleteKey(ref uint64, tomb *KeyTombstone) error {
 	return t.guard(func() error {
 		if b := t.tx.Bucket(bKeys); b != nil {
+			ix, err := t.labelIndex()
+			if err != nil {
+				return err
+			}
+			if err := t.unindexKey(b, ix, ref); err != nil {
+				return err
+			}
 			if err := b.Delete(refKey(ref)); err != nil {
 				return err
 			}
@@ -420,6 +485,40 @@ func (t *HSMTx) ForEachKeyView(fn func(*Key) error) error {
 	})
 }
 
+// KeysWithLabel calls fn for every key labelled label, in reference
+// order, through the label index; indexed is false, and fn never called,
+// on an HSM whose keys have no index yet (the caller walks them).
+func (t *HSMTx) KeysWithLabel(label string, fn func(*Key) error) (indexed bool, err error) {
+	err = t.guard(func() error {
+		ix := t.tx.Bucket(bKeyLabels)
+		if ix == nil {
+			return nil
+		}
+		indexed = true
+		c := ix.Cursor()
+		prefix := labelPrefix(label)
+		limit := t.tx.Size()/16 + 1
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if limit--; limit < 0 || len(k) != len(prefix)+8 {
+				return corrupt(t.path, "the key label index is damaged")
+			}
+			ref := binary.BigEndian.Uint64(k[len(prefix):])
+			key, err := t.Key(ref)
+			if err != nil {
+				return err
+			}
+			if key == nil || key.Label != label {
+				return corrupt(t.path, "the key label index names key 0x%016x, which is not labelled %s", ref, shown(label))
+			}
+			if err := fn(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return indexed, err
+}
+
 // ForEachKeyShared calls fn with each key's reference and the part of its
 // record that must match on every HSM, without decoding it; the bytes are
 // valid only during the call.
@@ -449,7 +548,7 @@ func (t *HSMTx) KeyTombstones() ([]KeyTombstone, error) {
 
 // dropKeyBuckets empties the key buckets (a zeroize, a clone).
 func (t *HSMTx) dropKeyBuckets() error {
-	for _, b := range [][]byte{bKeys, bKeyDels} {
+	for _, b := range [][]byte{bKeys, bKeyDels, bKeyLabels} {
 		if t.tx.Bucket(b) != nil {
 			if err := t.tx.DeleteBucket(b); err != nil {
 				return err

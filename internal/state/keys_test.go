@@ -2,6 +2,12 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,4 +67,165 @@ func FuzzDecodeMaskedAndTombstone(f *testing.F) {
 			t.Fatalf("tombstone %+v does not encode back", d)
 		}
 	})
+}
+
+// labelIndex lists the label index entries of hsm-a as "label@ref",
+// checking each is well formed, or nil when the HSM has no index.
+func labelIndexEntries(t *testing.T, s *Store) []string {
+	t.Helper()
+	var out []string
+	err := s.View("hsm-a", func(tx *HSMTx) error {
+		ix := tx.tx.Bucket(bKeyLabels)
+		if ix == nil {
+			return nil
+		}
+		out = []string{}
+		return ix.ForEach(func(k, v []byte) error {
+			n, w := binary.Uvarint(k)
+			if w <= 0 || len(k) != w+int(n)+8 || len(v) != 0 {
+				t.Fatalf("malformed entry %x", k)
+			}
+			out = append(out, fmt.Sprintf("%s@%d", k[w:w+int(n)], binary.BigEndian.Uint64(k[w+int(n):])))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func labelled(ref uint64, label string) Key {
+	k := *sampleKey()
+	k.Ref, k.Label = ref, label
+	return k
+}
+
+func writeHSM(t *testing.T, s *Store, fn func(tx *HSMTx) error) {
+	t.Helper()
+	tx, err := s.Begin("hsm-a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The label index lists exactly the keys' labels after every way keys are
+// written: a put, a relabel, a delete, a clone (CreateHSM), a zeroize or
+// restore (Replace), a copy from another HSM (PutKey over a record).
+func TestKeyLabelIndex(t *testing.T) {
+	s, err := Create(filepath.Join(t.TempDir(), "st"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CreateHSM is what add-hsm's clone does.
+	if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: []Key{labelled(1, "a"), labelled(2, "b")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func(tx *HSMTx) error
+		want []string
+	}{
+		{"clone", func(*HSMTx) error { return nil }, []string{"a@1", "b@2"}},
+		{"put", func(tx *HSMTx) error { k := labelled(3, "a"); return tx.PutKey(&k) }, []string{"a@1", "a@3", "b@2"}},
+		{"relabel", func(tx *HSMTx) error { k := labelled(1, "c"); return tx.PutKey(&k) }, []string{"a@3", "b@2", "c@1"}},
+		{"same label rewritten", func(tx *HSMTx) error { k := labelled(1, "c"); k.Owner = "cu2"; return tx.PutKey(&k) }, []string{"a@3", "b@2", "c@1"}},
+		{"empty label", func(tx *HSMTx) error { k := labelled(4, ""); return tx.PutKey(&k) }, []string{"@4", "a@3", "b@2", "c@1"}},
+		{"delete", func(tx *HSMTx) error { return tx.DeleteKey(3, &KeyTombstone{Ref: 3, Owner: "cu1"}) }, []string{"@4", "b@2", "c@1"}},
+		{"delete of no key", func(tx *HSMTx) error { return tx.DeleteKey(9, nil) }, []string{"@4", "b@2", "c@1"}},
+		{"sync copy over a record", func(tx *HSMTx) error { k := labelled(2, "ab"); return tx.PutKey(&k) }, []string{"@4", "c@1", "ab@2"}}, // by label length, then label
+		{"restore", func(tx *HSMTx) error {
+			return tx.Replace(&HSM{Quorum: DefaultQuorum(), Keys: []Key{labelled(5, "x")}})
+		}, []string{"x@5"}},
+		{"zeroize", func(tx *HSMTx) error { return tx.Replace(&HSM{Quorum: DefaultQuorum()}) }, nil},
+		{"first key after a zeroize", func(tx *HSMTx) error { k := labelled(6, "y"); return tx.PutKey(&k) }, []string{"y@6"}},
+	} {
+		writeHSM(t, s, tc.op)
+		if got := labelIndexEntries(t, s); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: index %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	err = s.View("hsm-a", func(tx *HSMTx) error {
+		var refs []uint64
+		indexed, err := tx.KeysWithLabel("y", func(k *Key) error { refs = append(refs, k.Ref); return nil })
+		if !indexed || !slices.Equal(refs, []uint64{6}) {
+			t.Errorf("KeysWithLabel(y) = %v %v", indexed, refs)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An HSM written before the index (keys, no keylabel bucket) reads as
+// unindexed, and the first key write builds the whole index.
+func TestKeyLabelIndexBuiltOnFirstWrite(t *testing.T) {
+	s, err := Create(filepath.Join(t.TempDir(), "st"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: []Key{labelled(1, "a"), labelled(2, "b")}}); err != nil {
+		t.Fatal(err)
+	}
+	writeHSM(t, s, func(tx *HSMTx) error { return tx.tx.DeleteBucket(bKeyLabels) })
+	if got := labelIndexEntries(t, s); got != nil {
+		t.Fatalf("index %q left", got)
+	}
+	err = s.View("hsm-a", func(tx *HSMTx) error {
+		indexed, err := tx.KeysWithLabel("a", func(*Key) error { t.Error("fn called without an index"); return nil })
+		if indexed {
+			t.Error("indexed without an index")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeHSM(t, s, func(tx *HSMTx) error { return tx.DeleteKey(2, nil) })
+	if got, want := labelIndexEntries(t, s), []string{"a@1"}; !slices.Equal(got, want) {
+		t.Fatalf("index %q, want %q", got, want)
+	}
+}
+
+// A label index entry naming a missing key, a key of another label, or
+// malformed is a CorruptError.
+func TestKeyLabelIndexCorrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		entry []byte
+		label string
+		want  string
+	}{
+		{"missing key", labelKey("a", 9), "a", "names key 0x0000000000000009, which is not labelled \"a\""},
+		{"other label", labelKey("z", 1), "z", "names key 0x0000000000000001, which is not labelled \"z\""},
+		{"short entry", labelPrefix("a"), "a", "the key label index is damaged"},
+		{"long entry", append(labelKey("a", 1), 0), "a", "the key label index is damaged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Create(filepath.Join(t.TempDir(), "st"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: []Key{labelled(1, "a")}}); err != nil {
+				t.Fatal(err)
+			}
+			writeHSM(t, s, func(tx *HSMTx) error { return tx.tx.Bucket(bKeyLabels).Put(tc.entry, nil) })
+			err = s.View("hsm-a", func(tx *HSMTx) error {
+				_, err := tx.KeysWithLabel(tc.label, func(*Key) error { return nil })
+				return err
+			})
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a CorruptError %q", err, tc.want)
+			}
+		})
+	}
 }
