@@ -435,14 +435,22 @@ func findKeys(h *state.HSMTx, p Principal, f KeyFilter) ([]*state.Key, error) {
 		}
 		return out, nil
 	}
-	err := h.ForEachKeyView(func(k *state.Key) error {
+	keep := func(k *state.Key) error {
 		if visible(p, k) && f.Match(k) {
 			k.Own()
 			out = append(out, k)
 		}
 		return nil
-	})
-	return out, err
+	}
+	// A label term narrows the candidates to the keys the label index
+	// lists; the other terms and visibility still apply to each.
+	if i := slices.IndexFunc(f.Attrs, func(a KeyAttr) bool { return a.Name == "label" }); i >= 0 {
+		indexed, err := h.KeysWithLabel(f.Attrs[i].Value.(string), keep)
+		if indexed || err != nil {
+			return out, err
+		}
+	}
+	return out, h.ForEachKeyView(keep)
 }
 
 // selectKey is the one key f selects for p on h.
