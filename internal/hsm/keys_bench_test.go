@@ -19,10 +19,11 @@ const maxClusterKeys = 3300
 // BenchmarkKey3300 is generate, list with a filter and sign on a 3-HSM
 // cluster holding 3,300 token keys, each beside its floor measured in the
 // same binary: a generate writes every HSM (3 × BenchmarkFsyncFloor's
-// durable write), a filtered list must read every key record of every
-// HSM (a bare read transaction walking them), a sign is the RSA-2048
-// primitive (a sign by label reads every key of an HSM or two as well;
-// sign-by-ref reads one record). The fixture is built once and shared by the sub-benchmarks;
+// durable write), a filtered list's floor is the walk of every key record
+// of every HSM it made before the label index (a bare read transaction
+// walking them; by label it now reads the index), a sign is the RSA-2048
+// primitive (a sign by label reads the label's index entries and keys,
+// sign-by-ref one record). The fixture is built once and shared by the sub-benchmarks;
 // the few keys the generate adds leave it at the limit within noise.
 func BenchmarkKey3300(b *testing.B) {
 	c, cu1, priv, privRef := benchKeyCluster(b, maxClusterKeys)
