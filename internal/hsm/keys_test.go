@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -320,4 +321,65 @@ func TestCheckKeyMaterial(t *testing.T) {
 			t.Errorf("%s: want an error saying %q, got %v", tc.name, tc.want, err)
 		}
 	}
+}
+
+// A filter naming a label selects through the label index exactly what a
+// walk of every key would: the other terms and visibility still apply,
+// and a relabel or delete moves the key out of its old label's selection.
+func TestSelectByLabel(t *testing.T) {
+	c, cu1, cu2, _, admin := keyCluster(t)
+	mine := genAES(t, c, cu1, "same")
+	sharedK := genAES(t, c, cu1, "same", "cu2")
+	theirs := genAES(t, c, cu2, "same")
+	genAES(t, c, cu1, "other")
+	pub, priv := genRSA(t, c, cu1)
+	refs := func(ks []KeyInfo) []uint64 {
+		out := []uint64{}
+		for _, k := range ks {
+			out = append(out, k.Key.Ref)
+		}
+		return out
+	}
+	check := func(what string, auth Authenticator, terms []string, want []uint64) {
+		t.Helper()
+		f, err := ParseKeyFilter(terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := c.ListKeys(auth, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _, err := c.ListKeys(auth, KeyFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanned := []uint64{}
+		for _, k := range all {
+			if f.Match(&k.Key) {
+				scanned = append(scanned, k.Key.Ref)
+			}
+		}
+		if !slices.Equal(refs(got), want) || !slices.Equal(scanned, want) {
+			t.Errorf("%s %q: index %x, scan %x, want %x", what, terms, refs(got), scanned, want)
+		}
+	}
+	check("owner", cu1, []string{"attr.label=same"}, []uint64{mine.Ref, sharedK.Ref})
+	check("shared user", cu2, []string{"attr.label=same"}, []uint64{sharedK.Ref, theirs.Ref})
+	check("admin", admin, []string{"attr.label=same"}, []uint64{mine.Ref, sharedK.Ref, theirs.Ref})
+	check("other terms", cu1, []string{"attr.label=same", "key-reference=" + RefString(sharedK.Ref)}, []uint64{sharedK.Ref})
+	check("other terms", cu1, []string{"attr.label=priv", "attr.class=private-key"}, []uint64{priv.Ref})
+	check("other terms", cu1, []string{"attr.label=pub", "attr.class=private-key"}, []uint64{})
+	check("two labels", cu1, []string{"attr.label=same", "attr.label=other"}, []uint64{})
+	check("public key of another's", cu2, []string{"attr.label=pub"}, []uint64{pub.Ref})
+	check("no such label", cu1, []string{"attr.label=sam"}, []uint64{})
+	if _, err := c.SetKeyAttribute(Targeting{}, cu1, refFilter(mine.Ref), "label", "moved", nil); err != nil {
+		t.Fatal(err)
+	}
+	check("relabelled", cu1, []string{"attr.label=same"}, []uint64{sharedK.Ref})
+	check("relabelled", cu1, []string{"attr.label=moved"}, []uint64{mine.Ref})
+	if _, err := c.DeleteKey(Targeting{}, cu1, refFilter(sharedK.Ref), nil); err != nil {
+		t.Fatal(err)
+	}
+	check("deleted", cu2, []string{"attr.label=same"}, []uint64{theirs.Ref})
 }
