@@ -101,6 +101,19 @@ func labelled(ref uint64, label string) Key {
 	return k
 }
 
+// keyedHSM is a store whose HSM hsm-a holds keys.
+func keyedHSM(t *testing.T, keys ...Key) *Store {
+	t.Helper()
+	s, err := Create(filepath.Join(t.TempDir(), "st"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: keys}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func writeHSM(t *testing.T, s *Store, fn func(tx *HSMTx) error) {
 	t.Helper()
 	tx, err := s.Begin("hsm-a", true)
@@ -120,14 +133,7 @@ func writeHSM(t *testing.T, s *Store, fn func(tx *HSMTx) error) {
 // written: a put, a relabel, a delete, a clone (CreateHSM), a zeroize or
 // restore (Replace), a copy from another HSM (PutKey over a record).
 func TestKeyLabelIndex(t *testing.T) {
-	s, err := Create(filepath.Join(t.TempDir(), "st"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// CreateHSM is what add-hsm's clone does.
-	if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: []Key{labelled(1, "a"), labelled(2, "b")}}); err != nil {
-		t.Fatal(err)
-	}
+	s := keyedHSM(t, labelled(1, "a"), labelled(2, "b")) // CreateHSM, as add-hsm's clone
 	for _, tc := range []struct {
 		name string
 		op   func(tx *HSMTx) error
@@ -152,7 +158,7 @@ func TestKeyLabelIndex(t *testing.T) {
 			t.Errorf("%s: index %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	err = s.View("hsm-a", func(tx *HSMTx) error {
+	err := s.View("hsm-a", func(tx *HSMTx) error {
 		var refs []uint64
 		indexed, err := tx.KeysWithLabel("y", func(k *Key) error { refs = append(refs, k.Ref); return nil })
 		if !indexed || !slices.Equal(refs, []uint64{6}) {
@@ -168,18 +174,12 @@ func TestKeyLabelIndex(t *testing.T) {
 // An HSM written before the index (keys, no keylabel bucket) reads as
 // unindexed, and the first key write builds the whole index.
 func TestKeyLabelIndexBuiltOnFirstWrite(t *testing.T) {
-	s, err := Create(filepath.Join(t.TempDir(), "st"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: []Key{labelled(1, "a"), labelled(2, "b")}}); err != nil {
-		t.Fatal(err)
-	}
+	s := keyedHSM(t, labelled(1, "a"), labelled(2, "b"))
 	writeHSM(t, s, func(tx *HSMTx) error { return tx.tx.DeleteBucket(bKeyLabels) })
 	if got := labelIndexEntries(t, s); got != nil {
 		t.Fatalf("index %q left", got)
 	}
-	err = s.View("hsm-a", func(tx *HSMTx) error {
+	err := s.View("hsm-a", func(tx *HSMTx) error {
 		indexed, err := tx.KeysWithLabel("a", func(*Key) error { t.Error("fn called without an index"); return nil })
 		if indexed {
 			t.Error("indexed without an index")
@@ -210,15 +210,9 @@ func TestKeyLabelIndexCorrupt(t *testing.T) {
 		{"long entry", append(labelKey("a", 1), 0), "a", "the key label index is damaged"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Create(filepath.Join(t.TempDir(), "st"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.CreateHSM(&HSM{ID: "hsm-a", Quorum: DefaultQuorum(), Keys: []Key{labelled(1, "a")}}); err != nil {
-				t.Fatal(err)
-			}
+			s := keyedHSM(t, labelled(1, "a"))
 			writeHSM(t, s, func(tx *HSMTx) error { return tx.tx.Bucket(bKeyLabels).Put(tc.entry, nil) })
-			err = s.View("hsm-a", func(tx *HSMTx) error {
+			err := s.View("hsm-a", func(tx *HSMTx) error {
 				_, err := tx.KeysWithLabel(tc.label, func(*Key) error { return nil })
 				return err
 			})
