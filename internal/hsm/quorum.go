@@ -411,6 +411,38 @@ func (c *Client) generateToken(t Targeting, auth Authenticator, service string, 
 		}})
 }
 
+// TokenWritten is the answer of quorum token-sign generate. The guide's
+// command page prints "filepath", its quorum walkthrough "path": both, so
+// either kind of script finds it (docs/design.md, "cloudhsm-cli").
+type TokenWritten struct {
+	Filepath string `json:"filepath"`
+	Path     string `json:"path"`
+}
+
+// Written is the answer for a token file written to path.
+func Written(path string) TokenWritten { return TokenWritten{Filepath: path, Path: path} }
+
+// ValuesView is quorum token-sign list-quorum-values' answer.
+type ValuesView struct {
+	User   int `json:"user"`
+	Quorum int `json:"quorum"`
+}
+
+// TimeoutsView is quorum token-sign list-timeouts' answer.
+type TimeoutsView struct {
+	Generated int `json:"generated"`
+	Approved  int `json:"approved"`
+}
+
+// ValuesOf and TimeoutsOf are q as those commands show it.
+func ValuesOf(q state.Quorum) ValuesView {
+	return ValuesView{User: q.Values[ServiceUser], Quorum: q.Values[ServiceQuorum]}
+}
+
+func TimeoutsOf(q state.Quorum) TimeoutsView {
+	return TimeoutsView{Generated: q.Generated, Approved: q.Approved}
+}
+
 // TokenView is one token as cloudhsm-cli's quorum token-sign list shows it.
 type TokenView struct {
 	Username          string `json:"username"`

@@ -256,6 +256,13 @@ func (c *Client) Logout(sf *SessionFile) (res *Result, open []string, err error)
 	return res, nil, nil
 }
 
+// UserRef is the answer of a command about one user, as cloudhsm-cli
+// prints it: {"username": …, "role": …}.
+type UserRef struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
 // UserView is one user as cloudhsm-cli's user list shows it.
 type UserView struct {
 	Username string     `json:"username"`
@@ -276,7 +283,7 @@ type Strategy struct {
 // user list does: locked is "true", "false" or "inconsistent" across HSMs,
 // cluster-coverage "full" or "inconsistent".
 func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
-	var out []UserView
+	out := []UserView{}
 	warnings, err := c.read(auth, policy.ListUsers, func(cl *state.Cluster, hsms []*state.HSMTx) error {
 		type agg struct {
 			first          state.User

@@ -309,11 +309,6 @@ func userAndRole(c *ucli.Context) (string, policy.Role, error) {
 	return user, role, nil
 }
 
-type userData struct {
-	Username string `json:"username"`
-	Role     string `json:"role"`
-}
-
 func (sh *shell) activate(c *ucli.Context, req *clustercli.Request) (any, error) {
 	pw, err := sh.password(c, true)
 	if err != nil {
@@ -348,7 +343,7 @@ func (sh *shell) login(c *ucli.Context, req *clustercli.Request) (any, error) {
 	if path == "" {
 		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
 	}
-	return userData{Username: user, Role: sf.Role}, nil
+	return hsm.UserRef{Username: user, Role: sf.Role}, nil
 }
 
 func (sh *shell) logout(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -396,9 +391,6 @@ func (sh *shell) listUsers(c *ucli.Context, req *clustercli.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	if users == nil {
-		users = []hsm.UserView{}
-	}
 	return map[string]any{"users": users}, nil
 }
 
@@ -427,7 +419,7 @@ func (sh *shell) manage(c *ucli.Context, req *clustercli.Request, needPassword b
 	if err := op(auth, user, role, pw, a); err != nil {
 		return nil, err
 	}
-	return userData{Username: user, Role: string(role)}, nil
+	return hsm.UserRef{Username: user, Role: string(role)}, nil
 }
 
 func (sh *shell) createUser(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -520,7 +512,7 @@ func (sh *shell) loginMFA(c *ucli.Context, req *clustercli.Request) (any, error)
 	if path == "" {
 		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
 	}
-	return userData{Username: user, Role: sf.Role}, nil
+	return hsm.UserRef{Username: user, Role: sf.Role}, nil
 }
 
 // changeMFA is user change-mfa token-sign: register or rotate (--token:
@@ -578,7 +570,7 @@ func (sh *shell) changeMFA(c *ucli.Context, req *clustercli.Request) (any, error
 	if _, err := req.Client.ChangeMFA(hsm.Targeting{}, auth, r); err != nil {
 		return nil, err
 	}
-	return userData{Username: user, Role: string(role)}, nil
+	return hsm.UserRef{Username: user, Role: string(role)}, nil
 }
 
 func (sh *shell) registerQuorum(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -624,14 +616,14 @@ func (sh *shell) policy(req *clustercli.Request) (state.Quorum, error) {
 }
 
 // whoAmI is the logged-in user as the data of a command about oneself.
-func whoAmI(auth hsm.Authenticator) userData {
+func whoAmI(auth hsm.Authenticator) hsm.UserRef {
 	switch a := auth.(type) {
 	case *hsm.SessionFile:
-		return userData{Username: a.Username, Role: a.Role}
+		return hsm.UserRef{Username: a.Username, Role: a.Role}
 	case *hsm.PIN:
-		return userData{Username: a.User, Role: string(a.Role)}
+		return hsm.UserRef{Username: a.User, Role: string(a.Role)}
 	}
-	return userData{}
+	return hsm.UserRef{}
 }
 
 func (sh *shell) generate(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -645,12 +637,10 @@ func (sh *shell) generate(c *ucli.Context, req *clustercli.Request) (any, error)
 	if err := cli.CheckOutputPath("--token", path); err != nil {
 		return nil, err
 	}
-	// The guide's page prints "filepath", the quorum walkthrough "path":
-	// both, so either kind of script finds it (docs/design.md).
 	return sh.as(func(auth hsm.Authenticator) error {
 		_, err := req.Client.GenerateToken(hsm.Targeting{}, auth, service, path)
 		return err
-	}, map[string]string{"path": path, "filepath": path})
+	}, hsm.Written(path))
 }
 
 func (sh *shell) listTokens(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -658,9 +648,6 @@ func (sh *shell) listTokens(c *ucli.Context, req *clustercli.Request) (any, erro
 	sh.env.Warn(warnings)
 	if err != nil {
 		return nil, err
-	}
-	if tokens == nil {
-		tokens = []hsm.TokenView{}
 	}
 	return map[string]any{"tokens": tokens}, nil
 }
@@ -681,10 +668,7 @@ func (sh *shell) listValues(c *ucli.Context, req *clustercli.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		User   int `json:"user"`
-		Quorum int `json:"quorum"`
-	}{q.Values[hsm.ServiceUser], q.Values[hsm.ServiceQuorum]}, nil
+	return hsm.ValuesOf(q), nil
 }
 
 func (sh *shell) setValue(c *ucli.Context, req *clustercli.Request) (any, error) {
@@ -714,10 +698,7 @@ func (sh *shell) listTimeouts(c *ucli.Context, req *clustercli.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		Generated int `json:"generated"`
-		Approved  int `json:"approved"`
-	}{q.Generated, q.Approved}, nil
+	return hsm.TimeoutsOf(q), nil
 }
 
 func (sh *shell) setTimeout(c *ucli.Context, req *clustercli.Request) (any, error) {

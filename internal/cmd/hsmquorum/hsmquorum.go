@@ -90,7 +90,7 @@ func generate(c *ucli.Context, env cli.Env) error {
 			next = "sign it with your own key (hsm-sign sign) and pass it to hsm-user change-quorum register --signed-token"
 		}
 	}
-	return req.Outcome(res, err, map[string]string{"path": path, "filepath": path}, "wrote the "+service+" token to "+path+"; "+next)
+	return req.Outcome(res, err, hsm.Written(path), "wrote the "+service+" token to "+path+"; "+next)
 }
 
 func list(c *ucli.Context, env cli.Env) error {
@@ -134,10 +134,7 @@ func listValues(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	data := struct {
-		User   int `json:"user"`
-		Quorum int `json:"quorum"`
-	}{q.Values[hsm.ServiceUser], q.Values[hsm.ServiceQuorum]}
+	data := hsm.ValuesOf(q)
 	return req.Emit(data, func(w io.Writer) error {
 		return cli.Table(w, []string{"Service", "Quorum value"}, [][]string{{"user", strconv.Itoa(data.User)}, {"quorum", strconv.Itoa(data.Quorum)}})
 	})
@@ -176,10 +173,7 @@ func listTimeouts(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	data := struct {
-		Generated int `json:"generated"`
-		Approved  int `json:"approved"`
-	}{q.Generated, q.Approved}
+	data := hsm.TimeoutsOf(q)
 	return req.Emit(data, func(w io.Writer) error {
 		return cli.Table(w, []string{"Timeout", "Seconds"}, [][]string{{"generated", strconv.Itoa(q.Generated)}, {"approved", strconv.Itoa(q.Approved)}})
 	})

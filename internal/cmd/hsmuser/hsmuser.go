@@ -113,11 +113,6 @@ func parseForUser(c *ucli.Context, env cli.Env, need clustercli.Need) (*clusterc
 	return req, user, role, err
 }
 
-type userData struct {
-	Username string `json:"username"`
-	Role     string `json:"role"`
-}
-
 func activate(c *ucli.Context, env cli.Env) error {
 	req, err := clustercli.Parse(c, env, clustercli.Targets)
 	if err != nil {
@@ -159,7 +154,7 @@ func login(c *ucli.Context, env cli.Env) error {
 	} else {
 		sf, res, err = req.Client.Login(req.Targeting, req.SessionPath, user, role, pw)
 	}
-	data := userData{Username: user, Role: string(role)}
+	data := hsm.UserRef{Username: user, Role: string(role)}
 	if sf != nil {
 		data.Role = sf.Role
 	}
@@ -223,9 +218,6 @@ func list(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	if users == nil {
-		users = []hsm.UserView{}
-	}
 	return req.Emit(map[string]any{"users": users}, func(w io.Writer) error {
 		rows := make([][]string, len(users))
 		for i, u := range users {
@@ -268,7 +260,7 @@ func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 	if res != nil {
 		n = len(res.OK())
 	}
-	return req.Outcome(res, err, userData{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
+	return req.Outcome(res, err, hsm.UserRef{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
 }
 
 func create(c *ucli.Context, env cli.Env) error {
@@ -334,7 +326,7 @@ func changeMFA(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	r := hsm.ChangeMFARequest{Username: user, Role: role, Deregister: dereg, ChangeQuorum: c.Bool("change-quorum"), Approval: a, Signed: signed}
-	data := userData{Username: user, Role: string(role)}
+	data := hsm.UserRef{Username: user, Role: string(role)}
 	switch {
 	case !dereg && signed == nil:
 		if pubPath != "" {
@@ -386,9 +378,9 @@ func registerQuorum(c *ucli.Context, env cli.Env) error {
 	}
 	sf, _ := req.Auth.(*hsm.SessionFile)
 	res, err := req.Client.RegisterQuorumKey(req.Targeting, req.Auth, pubPath, pub, tokPath, tok)
-	data := userData{}
+	data := hsm.UserRef{}
 	if sf != nil {
-		data = userData{Username: sf.Username, Role: sf.Role}
+		data = hsm.UserRef{Username: sf.Username, Role: sf.Role}
 	}
 	return req.Outcome(res, err, data, "registered the quorum key of "+data.Username)
 }
