@@ -241,20 +241,52 @@ func (sh *shell) auth() (hsm.Authenticator, error) {
 		} else if p != nil {
 			return p, nil
 		}
-		if path := sh.env.Getenv("HSM_SESSION"); path != "" {
-			sf, err := hsm.LoadSession(path)
-			if err != nil {
-				return nil, cli.Trouble(err, "")
-			}
-			if sf != nil {
-				return sf, nil
-			}
+		if sf, err := sh.savedSession(); err != nil || sf != nil {
+			return sf, err
 		}
 	}
 	if sh.session != nil {
 		return sh.session, nil
 	}
 	return hsm.Nobody{}, nil
+}
+
+// sessionPath is where a login is kept across commands: HSM_SESSION, in
+// single-command mode only ("" keeps it in this process's memory).
+func (sh *shell) sessionPath() string {
+	if sh.interactive {
+		return ""
+	}
+	return sh.env.Getenv("HSM_SESSION")
+}
+
+// savedSession is the login HSM_SESSION keeps, or nil.
+func (sh *shell) savedSession() (*hsm.SessionFile, error) {
+	path := sh.sessionPath()
+	if path == "" {
+		return nil, nil
+	}
+	sf, err := hsm.LoadSession(path)
+	if err != nil {
+		return nil, cli.Trouble(err, "")
+	}
+	return sf, nil
+}
+
+// notLoggedIn refuses a second login in one process.
+func (sh *shell) notLoggedIn() error {
+	if sh.session != nil {
+		return cli.Refused(fmt.Errorf("already logged in as %s: logout first", sh.session.Username), "")
+	}
+	return nil
+}
+
+// loggedIn keeps a login made in this process's memory and answers it.
+func (sh *shell) loggedIn(c *ucli.Context, sf *hsm.SessionFile) hsm.UserRef {
+	if sf.Path == "" {
+		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
+	}
+	return hsm.UserRef{Username: sf.Username, Role: sf.Role}
 }
 
 // password reads a password: --password, else a no-echo prompt on a
@@ -325,35 +357,26 @@ func (sh *shell) login(c *ucli.Context, req *clustercli.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := ""
-	if !sh.interactive {
-		path = sh.env.Getenv("HSM_SESSION")
-	}
-	if sh.session != nil {
-		return nil, cli.Refused(fmt.Errorf("already logged in as %s: logout first", sh.session.Username), "")
+	if err := sh.notLoggedIn(); err != nil {
+		return nil, err
 	}
 	pw, err := sh.password(c, false)
 	if err != nil {
 		return nil, err
 	}
-	sf, _, err := req.Client.Login(hsm.Targeting{}, path, user, role, pw)
+	sf, _, err := req.Client.Login(hsm.Targeting{}, sh.sessionPath(), user, role, pw)
 	if err != nil {
 		return nil, err
 	}
-	if path == "" {
-		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
-	}
-	return hsm.UserRef{Username: user, Role: sf.Role}, nil
+	return sh.loggedIn(c, sf), nil
 }
 
 func (sh *shell) logout(c *ucli.Context, req *clustercli.Request) (any, error) {
 	sf := sh.session
-	if sf == nil && !sh.interactive {
-		if path := sh.env.Getenv("HSM_SESSION"); path != "" {
-			var err error
-			if sf, err = hsm.LoadSession(path); err != nil {
-				return nil, cli.Trouble(err, "")
-			}
+	if sf == nil {
+		var err error
+		if sf, err = sh.savedSession(); err != nil {
+			return nil, err
 		}
 	}
 	if sf == nil {
@@ -487,8 +510,8 @@ func (sh *shell) loginMFA(c *ucli.Context, req *clustercli.Request) (any, error)
 	if err := cli.CheckOutputPath("--token", tokenPath); err != nil {
 		return nil, err
 	}
-	if sh.session != nil {
-		return nil, cli.Refused(fmt.Errorf("already logged in as %s: logout first", sh.session.Username), "")
+	if err := sh.notLoggedIn(); err != nil {
+		return nil, err
 	}
 	pw, err := sh.password(parent, false)
 	if err != nil {
@@ -501,18 +524,11 @@ func (sh *shell) loginMFA(c *ucli.Context, req *clustercli.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	path := ""
-	if !sh.interactive {
-		path = sh.env.Getenv("HSM_SESSION")
-	}
-	sf, _, err := req.Client.LoginMFA(hsm.Targeting{}, path, user, role, pw, signed)
+	sf, _, err := req.Client.LoginMFA(hsm.Targeting{}, sh.sessionPath(), user, role, pw, signed)
 	if err != nil {
 		return nil, err
 	}
-	if path == "" {
-		sh.session, sh.sessionConf = sf, cli.ConfigPath(c)
-	}
-	return hsm.UserRef{Username: user, Role: sf.Role}, nil
+	return sh.loggedIn(c, sf), nil
 }
 
 // changeMFA is user change-mfa token-sign: register or rotate (--token:
