@@ -83,7 +83,7 @@ type newKey struct {
 	secret []byte
 }
 
-// checkOwnership refuses quorum values CloudHSM refuses: both given and
+// check refuses quorum values CloudHSM refuses: both given and
 // both above 1, at most 8, and no more than the owner and the users the
 // key is shared with.
 func (o Ownership) check() error {
@@ -479,7 +479,7 @@ func (c *Client) manageKey(name string, t Targeting, auth Authenticator, f KeyFi
 	return c.run(op{name: name, auth: auth, target: t, write: true, permFor: permFor, approval: approval,
 		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
 			if k, err := selectKey(h, p, f); err == nil && p.Role == policy.CryptoUser {
-				return ServiceKeyManagement, keyQuorumNeed(k.ManageQuorum), k.Ref
+				return ServiceKeyManagement, k.ManageQuorum, k.Ref
 			}
 			return ServiceKeyManagement, 0, 0
 		},
@@ -498,15 +498,9 @@ func (c *Client) manageKey(name string, t Targeting, auth Authenticator, f KeyFi
 					return err
 				}
 			}
-			if err := fn(tx, h, p, k); err != nil {
-				return err
-			}
-			return nil
+			return fn(tx, h, p, k)
 		}})
 }
-
-// keyQuorumNeed is the approvals a key quorum value asks for (0: off).
-func keyQuorumNeed(v int) int { return v }
 
 func keyManagement(Principal) policy.Op { return policy.KeyManagement }
 
