@@ -652,24 +652,19 @@ func coverageOf(count map[string]int, holders int) []UserCoverage {
 	return out
 }
 
-// ownedKeys counts the keys user owns on h: such a user cannot be deleted.
-func ownedKeys(h *state.HSMTx, user string) (int, error) {
-	n := 0
-	err := h.ForEachKey(func(k *state.Key) error {
-		if k.Owner == user {
-			n++
-		}
-		return nil
-	})
-	return n, err
-}
-
-// forgetSharer takes a deleted user off the keys shared with it, so that
-// a user created later under the name inherits nothing.
-func forgetSharer(tx *Tx, h *state.HSMTx, user string) error {
+// releaseKeys readies h for deleting user, in one walk of its keys: it
+// refuses a user that owns keys, and otherwise takes the user off the
+// keys shared with it, so that a user created later under the name
+// inherits nothing.
+func releaseKeys(tx *Tx, h *state.HSMTx, user string) error {
+	owned := 0
 	var changed []*state.Key
-	err := h.ForEachKey(func(k *state.Key) error {
+	err := h.ForEachKeyView(func(k *state.Key) error {
+		if k.Owner == user {
+			owned++
+		}
 		if i := slices.Index(k.Shared, user); i >= 0 {
+			k.Own()
 			k.Shared = slices.Delete(k.Shared, i, i+1)
 			changed = append(changed, k)
 		}
@@ -677,6 +672,9 @@ func forgetSharer(tx *Tx, h *state.HSMTx, user string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if owned > 0 {
+		return &OwnsKeysError{User: user, Keys: owned}
 	}
 	for _, k := range changed {
 		if err := touchKey(tx, h, k); err != nil {
