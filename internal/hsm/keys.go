@@ -687,7 +687,7 @@ func releaseKeys(tx *Tx, h *state.HSMTx, user string) error {
 // endSessionKeys destroys the session keys of a session that ends.
 func endSessionKeys(h *state.HSMTx, session string) error {
 	var refs []uint64
-	err := h.ForEachKey(func(k *state.Key) error {
+	err := h.ForEachKeyView(func(k *state.Key) error {
 		if k.Session == session {
 			refs = append(refs, k.Ref)
 		}
