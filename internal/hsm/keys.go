@@ -83,7 +83,7 @@ type newKey struct {
 	secret []byte
 }
 
-// checkOwnership refuses quorum values CloudHSM refuses: both given and
+// check refuses quorum values CloudHSM refuses: both given and
 // both above 1, at most 8, and no more than the owner and the users the
 // key is shared with.
 func (o Ownership) check() error {
@@ -479,7 +479,7 @@ func (c *Client) manageKey(name string, t Targeting, auth Authenticator, f KeyFi
 	return c.run(op{name: name, auth: auth, target: t, write: true, permFor: permFor, approval: approval,
 		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
 			if k, err := selectKey(h, p, f); err == nil && p.Role == policy.CryptoUser {
-				return ServiceKeyManagement, keyQuorumNeed(k.ManageQuorum), k.Ref
+				return ServiceKeyManagement, k.ManageQuorum, k.Ref
 			}
 			return ServiceKeyManagement, 0, 0
 		},
@@ -498,15 +498,9 @@ func (c *Client) manageKey(name string, t Targeting, auth Authenticator, f KeyFi
 					return err
 				}
 			}
-			if err := fn(tx, h, p, k); err != nil {
-				return err
-			}
-			return nil
+			return fn(tx, h, p, k)
 		}})
 }
-
-// keyQuorumNeed is the approvals a key quorum value asks for (0: off).
-func keyQuorumNeed(v int) int { return v }
 
 func keyManagement(Principal) policy.Op { return policy.KeyManagement }
 
@@ -658,24 +652,19 @@ func coverageOf(count map[string]int, holders int) []UserCoverage {
 	return out
 }
 
-// ownedKeys counts the keys user owns on h: such a user cannot be deleted.
-func ownedKeys(h *state.HSMTx, user string) (int, error) {
-	n := 0
-	err := h.ForEachKey(func(k *state.Key) error {
-		if k.Owner == user {
-			n++
-		}
-		return nil
-	})
-	return n, err
-}
-
-// forgetSharer takes a deleted user off the keys shared with it, so that
-// a user created later under the name inherits nothing.
-func forgetSharer(tx *Tx, h *state.HSMTx, user string) error {
+// releaseKeys readies h for deleting user, in one walk of its keys: it
+// refuses a user that owns keys, and otherwise takes the user off the
+// keys shared with it, so that a user created later under the name
+// inherits nothing.
+func releaseKeys(tx *Tx, h *state.HSMTx, user string) error {
+	owned := 0
 	var changed []*state.Key
-	err := h.ForEachKey(func(k *state.Key) error {
+	err := h.ForEachKeyView(func(k *state.Key) error {
+		if k.Owner == user {
+			owned++
+		}
 		if i := slices.Index(k.Shared, user); i >= 0 {
+			k.Own()
 			k.Shared = slices.Delete(k.Shared, i, i+1)
 			changed = append(changed, k)
 		}
@@ -683,6 +672,9 @@ func forgetSharer(tx *Tx, h *state.HSMTx, user string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if owned > 0 {
+		return &OwnsKeysError{User: user, Keys: owned}
 	}
 	for _, k := range changed {
 		if err := touchKey(tx, h, k); err != nil {
@@ -695,7 +687,7 @@ func forgetSharer(tx *Tx, h *state.HSMTx, user string) error {
 // endSessionKeys destroys the session keys of a session that ends.
 func endSessionKeys(h *state.HSMTx, session string) error {
 	var refs []uint64
-	err := h.ForEachKey(func(k *state.Key) error {
+	err := h.ForEachKeyView(func(k *state.Key) error {
 		if k.Session == session {
 			refs = append(refs, k.Ref)
 		}

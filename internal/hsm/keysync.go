@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/state"
@@ -44,10 +45,7 @@ func syncKey(k *state.Key, digest string) syncdiff.Key {
 // SHA-256 over every token key's reference, owner and shared users, in
 // reference order; equal hashes, equal key ownership and sharing.
 type keyHasher struct {
-	h interface {
-		Write([]byte) (int, error)
-		Sum([]byte) []byte
-	}
+	h hash.Hash
 	n int
 }
 
@@ -56,8 +54,9 @@ func (kh *keyHasher) add(k *state.Key) {
 		kh.h = sha256.New()
 	}
 	kh.n++
-	b := binary.BigEndian.AppendUint64(nil, k.Ref)
-	for _, u := range append([]string{k.Owner}, k.Shared...) {
+	b := append(binary.BigEndian.AppendUint64(nil, k.Ref), k.Owner...)
+	b = append(b, 0)
+	for _, u := range k.Shared {
 		b = append(append(b, u...), 0)
 	}
 	_, _ = kh.h.Write(append(b, '\n'))

@@ -446,12 +446,7 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 				return fmt.Errorf("user %s is logged in; it must log out before it can be deleted", user)
 			}
 			// A user that owns keys cannot be deleted (docs/design.md, "Keys").
-			if n, err := ownedKeys(h, user); err != nil {
-				return err
-			} else if n > 0 {
-				return &OwnsKeysError{User: user, Keys: n}
-			}
-			if err := forgetSharer(tx, h, user); err != nil {
+			if err := releaseKeys(tx, h, user); err != nil {
 				return err
 			}
 			if err := h.PutTombstone(&state.Tombstone{Name: user, Role: u.Role, Changed: tx.Now, Seq: h.Meta.Seq + 1, Op: tx.OpID, DeletedOp: u.Op,

@@ -142,11 +142,16 @@ func ParsePage(maxItems int, token string) (Page, error) {
 	return p, nil
 }
 
+// Bounds are the indexes [start, end) of the page within n keys.
+func (p Page) Bounds(n int) (start, end int) {
+	start = min(p.Start, n)
+	return start, min(start+p.MaxItems, n)
+}
+
 // List is key list's data: the page of matched keys, the counts, and
 // next_token when more follow.
 func List(keys []hsm.KeyInfo, verbose bool, p Page) Object {
-	start := min(p.Start, len(keys))
-	end := min(start+p.MaxItems, len(keys))
+	start, end := p.Bounds(len(keys))
 	matched := make([]Object, 0, end-start)
 	for i := start; i < end; i++ {
 		if verbose {

@@ -468,7 +468,7 @@ func (t *HSMTx) walkRefs(name []byte, fn func(ref uint64, v []byte) error) error
 
 // ForEachKey calls fn for every key, in reference order.
 func (t *HSMTx) ForEachKey(fn func(*Key) error) error {
-	return t.ForEachKeyRecord(func(k *Key, _ []byte) error { return fn(k) })
+	return t.ForEachKeyView(func(k *Key) error { k.Own(); return fn(k) })
 }
 
 // ForEachKeyView is ForEachKey without copying each key's Check, Public
@@ -559,15 +559,15 @@ func (t *HSMTx) dropKeyBuckets() error {
 }
 
 // ForEachKeyRecord calls fn with every key, in reference order, and the
-// part of its record that must match on every HSM (valid only during the
-// call): what a sync compares.
+// part of its record that must match on every HSM: what a sync compares.
+// Both are read as ForEachKeyView reads keys, valid only during the call.
 func (t *HSMTx) ForEachKeyRecord(fn func(k *Key, shared []byte) error) error {
 	return t.walkRefs(bKeys, func(ref uint64, v []byte) error {
-		k, err := DecodeKey(ref, v)
+		k, err := decodeKey(ref, v, false)
 		if err != nil {
 			return corrupt(t.path, "%v", err)
 		}
-		sh, _ := KeySharedPart(v) // DecodeKey read it
+		sh, _ := KeySharedPart(v) // decodeKey read it
 		return fn(k, sh)
 	})
 }

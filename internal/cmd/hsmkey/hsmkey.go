@@ -321,18 +321,15 @@ func (fe *Front) listKeys(c *ucli.Context) error {
 	}
 	return req.Emit(keyview.List(keys, c.Bool("verbose"), page), func(w io.Writer) error {
 		var rows [][]string
-		end := min(page.Start+page.MaxItems, len(keys))
-		for i := min(page.Start, len(keys)); i < end; i++ {
-			k := keys[i]
-			shared := make([]string, len(k.Key.Shared))
-			copy(shared, k.Key.Shared)
-			rows = append(rows, []string{hsm.RefString(k.Key.Ref), k.Key.Label, k.Key.Type, k.Key.Class, k.Key.Owner, orDash(strings.Join(shared, ",")), k.Coverage})
+		start, end := page.Bounds(len(keys))
+		for _, k := range keys[start:end] {
+			rows = append(rows, []string{hsm.RefString(k.Key.Ref), k.Key.Label, k.Key.Type, k.Key.Class, k.Key.Owner, orDash(strings.Join(k.Key.Shared, ",")), k.Coverage})
 		}
 		if err := cli.Table(w, []string{"Key reference", "Label", "Type", "Class", "Owner", "Shared with", "Cluster coverage"}, rows); err != nil {
 			return err
 		}
 		if end < len(keys) {
-			cli.Linef(w, "%d of %d keys; next page: --starting-token %d", end-min(page.Start, len(keys)), len(keys), end)
+			cli.Linef(w, "%d of %d keys; next page: --starting-token %d", end-start, len(keys), end)
 		}
 		return nil
 	})
