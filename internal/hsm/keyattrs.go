@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hsmkit/hsmkit/internal/state"
+	"github.com/hsmkit/hsmkit/internal/syncdiff"
 )
 
 // A key's attributes (docs/design.md, "Keys"): their defaults, which may
@@ -187,7 +188,7 @@ func checkValue(k *state.Key, secret []byte) []byte {
 }
 
 // RefString is a key reference as cloudhsm-cli shows it.
-func RefString(ref uint64) string { return fmt.Sprintf("0x%016x", ref) }
+func RefString(ref uint64) string { return syncdiff.KeyRefString(ref) }
 
 // ParseRef reads a key reference: 0x and 1 to 16 hex digits.
 func ParseRef(s string) (uint64, error) {
