@@ -258,6 +258,8 @@ func mfaPerm(user string) func(p Principal) policy.Op {
 	}
 }
 
+// isSelf says whether p acts on its own account: a logged-in user, not an
+// unauthenticated caller naming it.
 func isSelf(p Principal, user string) bool {
 	return p.User == user && p.Role != policy.Unauthenticated
 }
