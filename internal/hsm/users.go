@@ -503,12 +503,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			}
 			return policy.ChangeAnyPassword
 		},
-		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
-			if isSelf(p, user) {
-				return ServiceUser, 0, 0 // one's own password needs no approval
-			}
-			return userService(h, p)
-		}, approval: approval,
+		quorum: userServiceUnlessSelf(user), approval: approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
@@ -569,6 +564,18 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 // userService is the quorum the user service's operations need on h.
 func userService(h *state.HSMTx, _ Principal) (string, int, uint64) {
 	return ServiceUser, h.Meta.Quorum.Values[ServiceUser], 0
+}
+
+// userServiceUnlessSelf is the quorum of a change to user's password or
+// keys: none for one's own, as for one's own password; the user
+// service's for an admin changing another's.
+func userServiceUnlessSelf(user string) func(*state.HSMTx, Principal) (string, int, uint64) {
+	return func(h *state.HSMTx, p Principal) (string, int, uint64) {
+		if isSelf(p, user) {
+			return ServiceUser, 0, 0
+		}
+		return userService(h, p)
+	}
 }
 
 // canApprove says whether u may sign quorum approvals: an admin with a
