@@ -64,16 +64,15 @@ func prepare(app *ucli.App, env Env) {
 	app.HideHelpCommand = true
 	app.CustomAppHelpTemplate = appHelp
 	// --version is hsmkit's own flag: urfave's adds -v, which a command may
-	// want for itself one day.
+	// want for itself one day. The version is read only when asked for.
 	app.HideVersion = true
-	app.Version = Version()
 	app.Flags = append(append(commonFlags(), versionFlag), app.Flags...)
 	app.EnableBashCompletion = true
 	app.Commands = append(app.Commands, completionCommand(env.Name))
 	before := app.Before
 	app.Before = func(c *ucli.Context) error {
 		if c.Bool(versionFlag.Name) {
-			fmt.Fprintf(c.App.Writer, "%s version %s\n", c.App.Name, c.App.Version)
+			fmt.Fprintf(c.App.Writer, "%s version %s\n", c.App.Name, Version())
 			return QuietExit(ExitOK)
 		}
 		if before != nil {

@@ -43,8 +43,8 @@ func ReadPassword(c *ucli.Context, env Env, prompt string, confirm bool) (string
 	case env.Getenv("HSM_PASSWORD") != "":
 		return newPassword(env.Getenv("HSM_PASSWORD"), confirm)
 	}
-	f, ok := env.Stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	f := env.Terminal()
+	if f == nil {
 		return "", Usagef("no password given: use --password-stdin, HSM_PASSWORD, or run on a terminal")
 	}
 	pw, err := promptNoEcho(env, f, prompt)
@@ -79,8 +79,8 @@ func ReadSecret(env Env, fromStdin bool, envVar, prompt string) (string, error) 
 	if v := env.Getenv(envVar); v != "" {
 		return v, nil
 	}
-	f, ok := env.Stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	f := env.Terminal()
+	if f == nil {
 		return "", Usagef("no secret given: set %s or pipe it on standard input", envVar)
 	}
 	return promptNoEcho(env, f, prompt)

@@ -134,8 +134,12 @@ func (r *Result) Partial() bool {
 	return false
 }
 
-// OK lists the HSMs where the operation succeeded.
+// OK lists the HSMs where the operation succeeded: none when r is nil
+// (an operation refused before it ran).
 func (r *Result) OK() []string {
+	if r == nil {
+		return nil
+	}
 	var ids []string
 	for _, o := range r.Outcomes {
 		if o.Status == "ok" {

@@ -258,6 +258,8 @@ func mfaPerm(user string) func(p Principal) policy.Op {
 	}
 }
 
+// isSelf says whether p acts on its own account: a logged-in user, not an
+// unauthenticated caller naming it.
 func isSelf(p Principal, user string) bool {
 	return p.User == user && p.Role != policy.Unauthenticated
 }
@@ -335,12 +337,7 @@ func (c *Client) ChangeMFA(t Targeting, auth Authenticator, r ChangeMFARequest) 
 	}
 	var hash *state.Hash
 	return c.run(op{name: "change-mfa", permFor: mfaPerm(user), auth: auth, target: t, write: true,
-		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
-			if isSelf(p, user) {
-				return ServiceUser, 0, 0 // one's own keys need no approval, as one's own password
-			}
-			return userService(h, p)
-		}, approval: r.Approval,
+		quorum: userServiceUnlessSelf(user), approval: r.Approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, r.Password); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := mfaTarget(h, user, r.Role)

@@ -490,7 +490,6 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 	if err := policy.CheckPassword(pw); err != nil {
 		return nil, err
 	}
-	self := func(p Principal) bool { return p.User == user && p.Role != policy.Unauthenticated }
 	var hash *state.Hash
 	var activated error // set when some HSM already has admins
 	return c.run(op{name: "change-password", auth: auth, target: t, write: true,
@@ -501,17 +500,12 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			if opts.DeregisterMFA || opts.DeregisterQuorum {
 				return mfaPerm(user)(p) // within the password's rows
 			}
-			if self(p) {
+			if isSelf(p, user) {
 				return policy.ChangeOwnPassword
 			}
 			return policy.ChangeAnyPassword
 		},
-		quorum: func(h *state.HSMTx, p Principal) (string, int, uint64) {
-			if self(p) {
-				return ServiceUser, 0, 0 // one's own password needs no approval
-			}
-			return userService(h, p)
-		}, approval: approval,
+		quorum: userServiceUnlessSelf(user), approval: approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
@@ -526,23 +520,23 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 				return err
 			}
 			switch {
-			case policy.Role(u.Role) == policy.Appliance && !self(p):
+			case policy.Role(u.Role) == policy.Appliance && !isSelf(p, user):
 				return fmt.Errorf("%s is an internal user; its password is not yours to change", user)
-			case policy.Role(u.Role) != role && !(self(p) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
+			case policy.Role(u.Role) != role && !(isSelf(p, user) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
 				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
-			case !self(p) && in:
+			case !isSelf(p, user) && in:
 				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
 			}
 			u.Hash, u.Failures = hash, 0
 			kind := state.KindReset
-			if self(p) {
+			if isSelf(p, user) {
 				kind = state.KindSelfPassword
 			}
 			if opts.DeregisterMFA && u.MFA != nil {
 				// Recorded as an MFA change: a repair reads it as the
 				// evidence that the key was removed (docs/design.md, "MFA").
 				u.MFA, kind = nil, state.KindMFA
-				if self(p) {
+				if isSelf(p, user) {
 					kind = state.KindSelfMFA
 				}
 			}
@@ -572,6 +566,18 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 // userService is the quorum the user service's operations need on h.
 func userService(h *state.HSMTx, _ Principal) (string, int, uint64) {
 	return ServiceUser, h.Meta.Quorum.Values[ServiceUser], 0
+}
+
+// userServiceUnlessSelf is the quorum of a change to user's password or
+// keys: none for one's own, as for one's own password; the user
+// service's for an admin changing another's.
+func userServiceUnlessSelf(user string) func(*state.HSMTx, Principal) (string, int, uint64) {
+	return func(h *state.HSMTx, p Principal) (string, int, uint64) {
+		if isSelf(p, user) {
+			return ServiceUser, 0, 0
+		}
+		return userService(h, p)
+	}
 }
 
 // canApprove says whether u may sign quorum approvals: an admin with a

@@ -39,19 +39,9 @@ type registrationFileJSON struct {
 }
 
 type registrationTokenJSON struct {
-	ApprovalData string `json:"approval_data"`
-	Unsigned     string `json:"unsigned"`
-	Signed       string `json:"signed"`
-}
-
-type mfaFileJSON struct {
-	Version string         `json:"version"`
-	Tokens  []mfaTokenJSON `json:"tokens"`
-}
-
-type mfaTokenJSON struct {
-	Unsigned string `json:"unsigned"`
-	Signed   string `json:"signed"`
+	ApprovalData *string `json:"approval_data,omitempty"` // nil in an MFA file
+	Unsigned     string  `json:"unsigned"`
+	Signed       string  `json:"signed"`
 }
 
 // NewMFAFile makes an unsigned MFA file, one entry per digest (per HSM).
@@ -167,16 +157,15 @@ func checkEntry(t RegistrationToken) error {
 // Marshal encodes rf as cloudhsm-cli writes it.
 func (rf *RegistrationFile) Marshal() []byte {
 	enc := base64.StdEncoding.EncodeToString
-	if rf.MFA() {
-		j := mfaFileJSON{Version: FileVersion, Tokens: []mfaTokenJSON{}}
-		for _, t := range rf.Tokens {
-			j.Tokens = append(j.Tokens, mfaTokenJSON{enc(t.Unsigned), enc(t.Signed)})
-		}
-		return marshal(j)
-	}
+	mfa := rf.MFA()
 	j := registrationFileJSON{Version: FileVersion, Tokens: []registrationTokenJSON{}}
 	for _, t := range rf.Tokens {
-		j.Tokens = append(j.Tokens, registrationTokenJSON{enc(t.ApprovalData), enc(t.Unsigned), enc(t.Signed)})
+		var ad *string
+		if !mfa {
+			s := enc(t.ApprovalData)
+			ad = &s
+		}
+		j.Tokens = append(j.Tokens, registrationTokenJSON{ad, enc(t.Unsigned), enc(t.Signed)})
 	}
 	return marshal(j)
 }

@@ -239,10 +239,14 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 			for k, f := range d {
 				fixes[k] = f + ": " + inconsistentFix[f]
 			}
+			order := ""
+			if len(d) > 1 {
+				order = ", in this order"
+			}
 			return undecidable(fmt.Sprintf("the merged cloudhsm-cli view %s reports %s inconsistent without naming the HSM that differs; "+
 				"a per-HSM capture (CMU listUsers, or one cloudhsm-cli user list per HSM run with a config listing only that HSM) is needed to plan a repair; "+
 				"by hand%s: %s",
-				cells[i].HSM, strings.Join(d, " and "), map[bool]string{true: ", in this order"}[len(d) > 1], strings.Join(fixes, "; ")))
+				cells[i].HSM, strings.Join(d, " and "), order, strings.Join(fixes, "; ")))
 		}
 	}
 

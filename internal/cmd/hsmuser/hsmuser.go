@@ -158,11 +158,7 @@ func login(c *ucli.Context, env cli.Env) error {
 	if sf != nil {
 		data.Role = sf.Role
 	}
-	n := 0
-	if res != nil {
-		n = len(res.OK())
-	}
-	return req.Outcome(res, err, data, fmt.Sprintf("logged in as %s (%s) on %d HSM(s); session %s", user, data.Role, n, req.SessionPath))
+	return req.Outcome(res, err, data, fmt.Sprintf("logged in as %s (%s) on %d HSM(s); session %s", user, data.Role, len(res.OK()), req.SessionPath))
 }
 
 func logout(c *ucli.Context, env cli.Env) error {
@@ -256,11 +252,7 @@ func manage(c *ucli.Context, env cli.Env, needPassword bool, verb string,
 		}
 	}
 	res, err := op(req.Client, req.Targeting, req.Auth, user, role, pw, a)
-	n := 0
-	if res != nil {
-		n = len(res.OK())
-	}
-	return req.Outcome(res, err, hsm.UserRef{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
+	return req.Outcome(res, err, hsm.UserRef{Username: user, Role: string(role)}, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, len(res.OK())))
 }
 
 func create(c *ucli.Context, env cli.Env) error {
@@ -352,11 +344,7 @@ func changeMFA(c *ucli.Context, env cli.Env) error {
 	if dereg {
 		verb = "deregistered the MFA key of"
 	}
-	n := 0
-	if res != nil {
-		n = len(res.OK())
-	}
-	return req.Outcome(res, err, data, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, n))
+	return req.Outcome(res, err, data, fmt.Sprintf("%s %s (%s) on %d HSM(s)", verb, user, role, len(res.OK())))
 }
 
 func registerQuorum(c *ucli.Context, env cli.Env) error {
