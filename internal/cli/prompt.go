@@ -31,8 +31,17 @@ func CheckNewPassword(pw string) error {
 	return err
 }
 
-// ErrLineTooLong is a line of input longer than ReadLine's bound.
+// ErrLineTooLong is a line of input longer than ReadLine's bound; the
+// next read starts at the line after it.
 var ErrLineTooLong = errors.New("line too long")
+
+// ErrNoLineEnd is input that runs on without a line ending far beyond
+// ReadLine's bound (/dev/zero, a binary file): nothing after it is read.
+var ErrNoLineEnd = errors.New("input without line endings")
+
+// skipFactor bounds how far past a too-long line's bound ReadLine reads
+// looking for its end, so the next line starts afresh.
+const skipFactor = 16
 
 // ReadLine reads one line from r, without its line ending, reading at most
 // max bytes of it: a stray pipe from a big file or /dev/zero must fail,
@@ -42,9 +51,13 @@ func ReadLine(r *bufio.Reader, max int) (string, error) {
 	for {
 		frag, err := r.ReadSlice('\n')
 		if len(line)+len(frag) > max+1 { // +1: the newline itself
-			// Drop the rest of the line so the next read starts afresh.
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = r.ReadSlice('\n')
+			// Drop the rest of the line so the next read starts afresh,
+			// but not without bound.
+			for skipped := len(line) + len(frag); errors.Is(err, bufio.ErrBufferFull); skipped += len(frag) {
+				if skipped > skipFactor*max {
+					return "", fmt.Errorf("%w: more than %d bytes without one", ErrNoLineEnd, skipFactor*max)
+				}
+				frag, err = r.ReadSlice('\n')
 			}
 			return "", fmt.Errorf("%w (more than %d bytes)", ErrLineTooLong, max)
 		}
