@@ -236,7 +236,7 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		return "", &TroubleError{Err: err}
 	}
 	if u == nil {
-		return "", fmt.Errorf("login failed: no user %s", user)
+		return "", &NoUserError{User: user}
 	}
 	actual := policy.Role(u.Role)
 	switch {
@@ -261,10 +261,7 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		if err := h.PutUser(u); err != nil {
 			return "", err
 		}
-		if locked(u) {
-			return "", keepErr{fmt.Errorf("login failed: wrong password for %s; the account is now locked after %d failed logins", user, MaxFailures)}
-		}
-		return "", keepErr{fmt.Errorf("login failed: wrong password for %s (%d failed; it locks at %d)", user, u.Failures, MaxFailures)}
+		return "", keepErr{&WrongPasswordError{User: user, Failures: u.Failures, Locked: locked(u)}}
 	}
 	if u.Failures != 0 {
 		u.Failures = 0
@@ -273,6 +270,26 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		}
 	}
 	return actual, nil
+}
+
+// NoUserError is a login as a user the HSM does not hold.
+type NoUserError struct{ User string }
+
+func (e *NoUserError) Error() string { return "login failed: no user " + e.User }
+
+// WrongPasswordError is a login with a wrong password; the failure was
+// counted, and Locked says whether it locked the user.
+type WrongPasswordError struct {
+	User     string
+	Failures int
+	Locked   bool
+}
+
+func (e *WrongPasswordError) Error() string {
+	if e.Locked {
+		return fmt.Sprintf("login failed: wrong password for %s; the account is now locked after %d failed logins", e.User, MaxFailures)
+	}
+	return fmt.Sprintf("login failed: wrong password for %s (%d failed; it locks at %d)", e.User, e.Failures, MaxFailures)
 }
 
 func removeFile(path string) error {

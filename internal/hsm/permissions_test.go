@@ -252,6 +252,7 @@ var engineOps = map[policy.Op]func(c *Client, w who) error{
 		_, err := c.dump(w.auth, "")
 		return err
 	},
+	policy.SetFault: func(c *Client, w who) error { return c.setFault(w.auth, FaultNetwork, true) },
 }
 
 // registerMFA runs both steps of an MFA registration as auth, signing

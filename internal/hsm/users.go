@@ -103,10 +103,30 @@ func (unactivatedAdmin) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 // lock, so logins racing on one session file leave exactly one session.
 // A user with MFA logs in with BeginMFALogin and LoginMFA instead.
 func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, pw string) (*SessionFile, *Result, error) {
-	return c.login(t, sessionPath, user, role, pw, nil)
+	return c.login(t, sessionPath, user, role, pw, nil, LoginOptions{})
 }
 
-func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin) (*SessionFile, *Result, error) {
+// LoginOptions are what a service's login asks beyond a person's.
+type LoginOptions struct {
+	// Exclusive refuses the login on an HSM where the user already has a
+	// session: the key store's connect must be kmsuser's only login
+	// (docs/design.md, "The KMS custom key store").
+	Exclusive bool
+}
+
+// LoginWith is Login with the options.
+func (c *Client) LoginWith(t Targeting, sessionPath, user string, role policy.Role, pw string, o LoginOptions) (*SessionFile, *Result, error) {
+	return c.login(t, sessionPath, user, role, pw, nil, o)
+}
+
+// LoggedInError refuses an exclusive login: the user has a session there.
+type LoggedInError struct{ User, HSM string }
+
+func (e *LoggedInError) Error() string {
+	return fmt.Sprintf("%s is already logged in on %s", e.User, e.HSM)
+}
+
+func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin, o LoginOptions) (*SessionFile, *Result, error) {
 	user, err := policy.NormalizeUsername(user)
 	if err != nil {
 		return nil, nil, err
@@ -128,6 +148,13 @@ func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, 
 			return nil
 		},
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			if o.Exclusive {
+				if in, err := loggedIn(h, user); err != nil {
+					return err
+				} else if in {
+					return &LoggedInError{User: user, HSM: h.ID()}
+				}
+			}
 			if sf.ID == "" {
 				sf.Secret, sf.Created = tx.Rand.Secret(32), tx.Now
 			}
@@ -476,6 +503,10 @@ func (c *Client) ChangePassword(t Targeting, auth Authenticator, user string, ro
 type PasswordOptions struct {
 	DeregisterMFA    bool // --deregister-mfa: remove the user's MFA key, if present
 	DeregisterQuorum bool // --deregister-quorum: remove the user's quorum key, if present
+	// KeyStoreRotation records the change as the KMS key store's rotation
+	// of kmsuser's password at connect (state.KindKMSRotate), so that
+	// hsm-sync can say why an HSM missed it. Only for one's own password.
+	KeyStoreRotation bool
 }
 
 // ChangePasswordWith is ChangePassword with the options. Deregistering a
@@ -529,8 +560,13 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			}
 			u.Hash, u.Failures = hash, 0
 			kind := state.KindReset
-			if isSelf(p, user) {
+			switch {
+			case isSelf(p, user) && opts.KeyStoreRotation:
+				kind = state.KindKMSRotate
+			case isSelf(p, user):
 				kind = state.KindSelfPassword
+			case opts.KeyStoreRotation:
+				return fmt.Errorf("a key store rotates only its own user's password, not %s's", user)
 			}
 			if opts.DeregisterMFA && u.MFA != nil {
 				// Recorded as an MFA change: a repair reads it as the

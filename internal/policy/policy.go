@@ -64,6 +64,7 @@ const (
 	Reachability Op = "stop or start an HSM"
 	SetClock     Op = "set the simulated clock"
 	DumpState    Op = "dump an HSM's records"
+	SetFault     Op = "set or clear a fault switch"
 
 	// Keys (docs/design.md, "Keys"): listing is the admin's too; an admin
 	// may set a key's trusted attribute and nothing else of a key. Which
@@ -148,6 +149,7 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{Reachability, account, ""},
 	{SetClock, account, "the simulator's own"},
 	{DumpState, account, "hashes are shown as digests"},
+	{SetFault, account, "the simulator's network and service faults"},
 })
 
 func init() {

@@ -38,6 +38,7 @@ func TestSeedTable(t *testing.T) {
 		Reachability:      {n, n, n, n, n, y},
 		SetClock:          {n, n, n, n, n, y},
 		DumpState:         {n, n, n, n, n, y},
+		SetFault:          {n, n, n, n, n, y},
 	}
 	if len(want) != len(CloudHSM.Ops) {
 		t.Fatalf("table has %d operations, test pins %d", len(CloudHSM.Ops), len(want))

@@ -30,6 +30,10 @@ type Cluster struct {
 	MaskingKey []byte `json:"masking_key,omitempty"`
 	// Clock is the cluster's time, set by hsm-sim only; absent means real.
 	Clock *simclock.Clock `json:"clock,omitempty"`
+	// Faults are the simulator's switches for what the AWS account's
+	// network and services do to a KMS key store's connect
+	// (docs/design.md, "The KMS custom key store").
+	Faults []string `json:"faults,omitempty"`
 }
 
 // KDF is the argon2id cost, a cluster setting so tests can use a cheap one.
@@ -165,6 +169,7 @@ const (
 	KindRegister     = "register-quorum-key" // the user registered its quorum key
 	KindSelfMFA      = "self-mfa"            // the user changed its own MFA key (and so its password)
 	KindMFA          = "change-mfa"          // an admin changed its MFA key and set its password (this unlocks)
+	KindKMSRotate    = "kms-rotate"          // a KMS key store's connect rotated kmsuser's own password
 )
 
 // PolicyStamp is one HSM's quorum values from a moment on: the history a

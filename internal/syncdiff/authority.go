@@ -387,12 +387,36 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 	}
 	if len(groups) > 1 {
 		parts = append(parts, winReason(cells, groups, w, r, len(present), "records"))
+		if why := rotationReason(cells, present, groups[w].hsms, cells[src].User); why != "" {
+			parts = append(parts, why)
+		}
 	}
 	if l := lockReason(cells, present, groups[w].hsms, src); l != "" {
 		parts = append(parts, l)
 	}
 	auth.Reason = strings.Join(parts, "; ")
 	return auth
+}
+
+// rotationReason explains a password a KMS key store's connect rotated
+// on the HSMs it reached (docs/design.md, "The KMS custom key store"):
+// the others hold the password from before, which the key store no
+// longer knows.
+func rotationReason(cells []Cell, present, same []int, v User) string {
+	if v.Kind != KindKMSRotate {
+		return ""
+	}
+	var missed []int
+	for _, i := range present {
+		if !slices.Contains(same, i) && cells[i].User.Changed.Before(v.Changed) {
+			missed = append(missed, i)
+		}
+	}
+	if len(missed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s's password was rotated by the key store's connect while %s %s unreachable, so the key store cannot log in there: copying the record completes the rotation",
+		v.Name, ids(cells, missed), verb(len(missed), "was", "were"))
 }
 
 func winReason(cells []Cell, bs []bucket, w int, r rule, of int, what string) string {
