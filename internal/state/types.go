@@ -34,7 +34,27 @@ type Cluster struct {
 	// network and services do to a KMS key store's connect
 	// (docs/design.md, "The KMS custom key store").
 	Faults []string `json:"faults,omitempty"`
+
+	// The cluster's certificates and life cycle (docs/design.md, "Cluster
+	// certificates and backups"). State is UNINITIALIZED, INITIALIZED or
+	// ACTIVE; "" is a cluster made before these fields, read as
+	// initialized (and ACTIVE once an HSM holds an admin).
+	State string `json:"state,omitempty"`
+	// CSRKey is the HSM's own key behind the cluster CSR (PKCS #8 DER):
+	// like MaskingKey it stands for a key inside the hardware.
+	CSRKey []byte `json:"csr_key,omitempty"`
+	CSR    string `json:"csr,omitempty"`         // PEM
+	Cert   string `json:"certificate,omitempty"` // the signed cluster certificate, PEM
+	// TrustAnchor is the customer's CA certificate, PEM, as given.
+	TrustAnchor string `json:"trust_anchor,omitempty"`
 }
+
+// Cluster states, as DescribeClusters names them.
+const (
+	Uninitialized = "UNINITIALIZED"
+	Initialized   = "INITIALIZED"
+	Active        = "ACTIVE"
+)
 
 // KDF is the argon2id cost, a cluster setting so tests can use a cheap one.
 type KDF struct {
