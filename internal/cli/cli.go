@@ -202,6 +202,23 @@ func SetJSONOnly(app *ucli.App) {
 	app.Metadata[jsonOnlyKey] = true
 }
 
+// noEnvelopeKey marks an app whose failures never print the JSON envelope
+// (hsm-kms: the AWS CLI prints errors on stderr only).
+const noEnvelopeKey = "hsmkit/no-envelope"
+
+// SetNoEnvelope makes app's failures print on stderr only.
+func SetNoEnvelope(app *ucli.App) {
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[noEnvelopeKey] = true
+}
+
+func noEnvelope(app *ucli.App) bool {
+	v, _ := app.Metadata[noEnvelopeKey].(bool)
+	return v
+}
+
 // JSONOnly reports whether SetJSONOnly marked app.
 func JSONOnly(app *ucli.App) bool {
 	if app == nil {
@@ -292,7 +309,7 @@ func Run(app *ucli.App, env Env, args []string) int {
 	}
 	// A JSON-only front end reports bad flags as its vendor's parser does,
 	// on stderr alone; every other failure also as the JSON envelope.
-	if failedCtx != nil && JSONMode(failedCtx) && !(code == ExitUsage && JSONOnly(app)) {
+	if failedCtx != nil && !noEnvelope(app) && JSONMode(failedCtx) && !(code == ExitUsage && JSONOnly(app)) {
 		_ = WriteJSON(env.Stdout, 1, err.Error())
 	}
 	// Errors quote arguments, file names and file contents: escaped

@@ -9,6 +9,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cmd/cloudhsmcli"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmkey"
+	"github.com/hsmkit/hsmkit/internal/cmd/hsmkms"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmquorum"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsign"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsim"
@@ -20,6 +21,7 @@ import (
 var All = map[string]cli.MainFunc{
 	"cloudhsm-cli": cloudhsmcli.Main,
 	"hsm-key":      hsmkey.Main,
+	"hsm-kms":      hsmkms.Main,
 	"hsm-quorum":   hsmquorum.Main,
 	"hsm-sign":     hsmsign.Main,
 	"hsm-sim":      hsmsim.Main,

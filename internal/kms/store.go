@@ -1,0 +1,283 @@
+package kms
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hsmkit/hsmkit/internal/fileio"
+	"github.com/hsmkit/hsmkit/internal/statelock"
+)
+
+// The KMS side's state (docs/design.md, "The KMS custom key store",
+// where the state lives): one directory per account and Region under
+// the KMS state root,
+//
+//	<root>/<account>/<region>/kms.json      key stores and keys (0600)
+//	<root>/<account>/<region>/root.key      the key that seals kmsuser's password (0600)
+//	<root>/<account>/<region>/sessions/     KMS's kmsuser sessions while connected
+//
+// Every command takes the directory's lock, then (if it needs it) the
+// cluster's: always in that order.
+
+// KeyStore is one custom key store.
+type KeyStore struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	ClusterID string    `json:"cluster_id"`
+	Config    string    `json:"config"` // absolute path of the client config that reaches the cluster
+	Anchor    string    `json:"trust_anchor"`
+	CertFP    string    `json:"cluster_certificate_sha256"`
+	Password  []byte    `json:"password_sealed"`
+	Pending   []byte    `json:"pending_password_sealed,omitempty"` // a rotation not yet known to have landed
+	State     string    `json:"state"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	Created   time.Time `json:"created"`
+	HSMs      []string  `json:"hsms,omitempty"` // where KMS is logged in while connected
+}
+
+// Key is one KMS key in a custom key store.
+type Key struct {
+	ID          string     `json:"id"`
+	ARN         string     `json:"arn"`
+	Description string     `json:"description"`
+	Created     time.Time  `json:"created"`
+	Enabled     bool       `json:"enabled"`
+	DeletionAt  *time.Time `json:"deletion_date,omitempty"`
+	StoreID     string     `json:"custom_key_store_id"`
+	ClusterID   string     `json:"cluster_id"`
+	BackingRef  string     `json:"backing_key"` // the AES key's reference in the cluster, 0x…
+}
+
+type db struct {
+	Schema    int         `json:"schema"`
+	Seed      string      `json:"seed"` // hex; ids are derived from it and a counter
+	Next      uint64      `json:"next"`
+	KeyStores []*KeyStore `json:"key_stores"`
+	Keys      []*Key      `json:"keys"`
+	// Deleted records the backing keys KMS deleted, or failed to, as
+	// CloudTrail's DeleteKey event does (backingKeysDeletionStatus).
+	Deleted []Deletion `json:"deleted,omitempty"`
+}
+
+// Deletion is the end of a KMS key: whether its backing key went too.
+type Deletion struct {
+	KeyID      string    `json:"key_id"`
+	At         time.Time `json:"at"`
+	BackingRef string    `json:"backing_key"`
+	Status     string    `json:"status"` // SUCCESS or FAILURE
+	Why        string    `json:"why,omitempty"`
+}
+
+const (
+	dbName      = "kms.json"
+	rootKeyName = "root.key"
+	maxDB       = 64 << 20
+	schema      = 1
+)
+
+// Account is where one account's KMS in one Region keeps its state.
+type Account struct {
+	Root   string // the KMS state root
+	ID     string // the AWS account id
+	Region string
+	Seed   string // when set (HSM_KMS_SEED), ids are reproducible
+}
+
+func (a Account) dir() string { return filepath.Join(a.Root, a.ID, a.Region) }
+
+func (a Account) check() error {
+	if !validWord(a.ID) || len(a.ID) != 12 {
+		return fmt.Errorf("account id %q: want 12 digits", a.ID)
+	}
+	if !validWord(a.Region) {
+		return fmt.Errorf("region %q: want a Region name such as us-east-1", a.Region)
+	}
+	return nil
+}
+
+func validWord(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// locked runs fn with the account's state under its lock, and writes the
+// state back when fn changed it (returned true). The state is written
+// even when fn fails, if it says so: a failed connect is a FAILED store.
+func (a Account) locked(wait time.Duration, fn func(d *db) (changed bool, err error)) error {
+	if err := a.check(); err != nil {
+		return err
+	}
+	dir := a.dir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	unlock, err := statelock.Acquire(dir, wait, "hsm-kms", time.Second, func(string) {})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	d, err := a.load()
+	if err != nil {
+		return err
+	}
+	changed, ferr := fn(d)
+	if changed {
+		if err := a.save(d); err != nil {
+			return err
+		}
+	}
+	return ferr
+}
+
+func (a Account) load() (*db, error) {
+	path := filepath.Join(a.dir(), dbName)
+	data, err := fileio.ReadFile(path, maxDB)
+	if errors.Is(err, fs.ErrNotExist) {
+		seed := a.Seed
+		if seed == "" {
+			b := make([]byte, 16)
+			_, _ = rand.Read(b)
+			seed = hex.EncodeToString(b)
+		}
+		return &db{Schema: schema, Seed: seed}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d db
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("%s: not a KMS state file: %v", path, err)
+	}
+	if d.Schema != schema {
+		return nil, fmt.Errorf("%s: schema %d, this build reads %d", path, d.Schema, schema)
+	}
+	return &d, nil
+}
+
+func (a Account) save(d *db) error {
+	data, err := json.MarshalIndent(d, "", " ")
+	if err != nil {
+		return err
+	}
+	return fileio.WriteFile(filepath.Join(a.dir(), dbName), append(data, '\n'), 0o600)
+}
+
+// id derives the next id from the seed and the counter: ids are not
+// secrets, and a seeded account's are reproducible.
+func (d *db) id(kind string) [32]byte {
+	d.Next++
+	return sha256.Sum256(binary.BigEndian.AppendUint64([]byte(d.Seed+"/"+kind+"/"), d.Next))
+}
+
+func (d *db) newStoreID() string {
+	h := d.id("cks")
+	return "cks-" + hex.EncodeToString(h[:])[:17]
+}
+
+func (d *db) newKeyID() string {
+	h := d.id("key")
+	u := h[:16]
+	u[6] = u[6]&0x0f | 0x40 // version 4, as KMS's key ids look
+	u[8] = u[8]&0x3f | 0x80
+	x := hex.EncodeToString(u)
+	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+}
+
+func (d *db) store(id string) *KeyStore {
+	for _, ks := range d.KeyStores {
+		if ks.ID == id {
+			return ks
+		}
+	}
+	return nil
+}
+
+// rootKey is the account's sealing key, made on first use.
+func (a Account) rootKey() ([]byte, error) {
+	path := filepath.Join(a.dir(), rootKeyName)
+	k, err := fileio.ReadFile(path, 64)
+	if errors.Is(err, fs.ErrNotExist) {
+		k = make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		if err := fileio.WriteNew(path, k, 0o600); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	if err == nil && len(k) != 32 {
+		err = fmt.Errorf("%s: not a 32-byte key", path)
+	}
+	return k, err
+}
+
+// seal encrypts kmsuser's password for the store (AES-256-GCM, the store
+// id as additional data): KMS "encrypts and stores the password".
+func (a Account) seal(storeID, pw string) ([]byte, error) {
+	g, err := a.gcm()
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return g.Seal(nonce, nonce, []byte(pw), []byte(storeID)), nil
+}
+
+func (a Account) unseal(storeID string, b []byte) (string, error) {
+	g, err := a.gcm()
+	if err != nil {
+		return "", err
+	}
+	if len(b) < g.NonceSize() {
+		return "", errors.New("the sealed key store password is damaged")
+	}
+	pw, err := g.Open(nil, b[:g.NonceSize()], b[g.NonceSize():], []byte(storeID))
+	if err != nil {
+		return "", errors.New("the sealed key store password does not open with this account's root key")
+	}
+	return string(pw), nil
+}
+
+func (a Account) gcm() (cipher.AEAD, error) {
+	k, err := a.rootKey()
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func (a Account) sessionPath(storeID string) string {
+	return filepath.Join(a.dir(), "sessions", storeID+".json")
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
