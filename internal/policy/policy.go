@@ -64,6 +64,11 @@ const (
 	Reachability Op = "stop or start an HSM"
 	SetClock     Op = "set the simulated clock"
 	DumpState    Op = "dump an HSM's records"
+	// CloudHSM's InitializeCluster, the backups it takes, DeleteCluster
+	// (docs/design.md, "Cluster certificates and backups").
+	InitializeCluster Op = "initialize the cluster"
+	BackupCluster     Op = "back up the cluster"
+	DeleteCluster     Op = "delete the cluster"
 
 	// Keys (docs/design.md, "Keys"): listing is the admin's too; an admin
 	// may set a key's trusted attribute and nothing else of a key. Which
@@ -148,6 +153,9 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{Reachability, account, ""},
 	{SetClock, account, "the simulator's own"},
 	{DumpState, account, "hashes are shown as digests"},
+	{InitializeCluster, account, "with the customer's signed certificate and trust anchor"},
+	{BackupCluster, account, ""},
+	{DeleteCluster, account, "its HSMs first"},
 })
 
 func init() {

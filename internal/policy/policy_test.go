@@ -38,6 +38,9 @@ func TestSeedTable(t *testing.T) {
 		Reachability:      {n, n, n, n, n, y},
 		SetClock:          {n, n, n, n, n, y},
 		DumpState:         {n, n, n, n, n, y},
+		InitializeCluster: {n, n, n, n, n, y},
+		BackupCluster:     {n, n, n, n, n, y},
+		DeleteCluster:     {n, n, n, n, n, y},
 	}
 	if len(want) != len(CloudHSM.Ops) {
 		t.Fatalf("table has %d operations, test pins %d", len(CloudHSM.Ops), len(want))
