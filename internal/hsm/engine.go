@@ -77,14 +77,18 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 	}
 	st, err := state.Open(cfg.StateDir())
 	if err != nil {
-		return nil, &TroubleError{Err: fmt.Errorf("%s: state %s: %w", cfg.Path, cfg.StateDir(), err)}
+		return nil, &TroubleError{Err: fmt.Errorf("%s: state %s: %w", cfg.Path, cfg.StateDir(), notFound(err))}
 	}
 	cl, err := st.LoadCluster()
+	if err == nil && cl.State == state.Deleted {
+		return nil, &TroubleError{Err: fmt.Errorf("%s: cluster %s was deleted (hsm-sim delete-cluster): %w", cfg.Path, cl.ID, ErrClusterNotFound),
+			Fix: "create a cluster from a backup (hsm-sim init --from-backup FILE) and point the client at it"}
+	}
 	if err == nil {
 		err = checkClock(cfg.StateDir(), cl) // the client's clock is cl.Clock (Client.now)
 	}
 	if err != nil {
-		return nil, &TroubleError{Err: err}
+		return nil, &TroubleError{Err: notFound(err)}
 	}
 	if cl.ID != cfg.Cluster {
 		return nil, trouble("fix the cluster or state key of "+cfg.Path,
@@ -92,6 +96,19 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 	}
 	return &Client{Config: cfg, Store: st, Cluster: cl, opts: opts}, nil
 }
+
+// notFound marks a state directory that holds no cluster as
+// ErrClusterNotFound too.
+func notFound(err error) error {
+	if errors.Is(err, state.ErrNoState) {
+		return &notFoundError{err}
+	}
+	return err
+}
+
+type notFoundError struct{ error }
+
+func (e *notFoundError) Unwrap() []error { return []error{e.error, ErrClusterNotFound} }
 
 // Now is the simulated time: the cluster's clock.
 func (c *Client) Now() time.Time { return c.now() }

@@ -69,6 +69,25 @@ type who struct {
 // as w. Login and Logout are proven by their own credentials rather than
 // by a principal's; TestSessionsFollowTheUser and the scenarios cover them.
 var engineOps = map[policy.Op]func(c *Client, w who) error{
+	policy.InitializeCluster: func(c *Client, w who) error {
+		certPEM, anchorPEM, err := uninitialize(c)
+		if err != nil {
+			return err
+		}
+		return c.initialize(w.auth, "cert", []byte(certPEM), "anchor", []byte(anchorPEM))
+	},
+	policy.BackupCluster: func(c *Client, w who) error {
+		_, err := c.backup(w.auth)
+		return err
+	},
+	policy.DeleteCluster: func(c *Client, w who) error {
+		for _, h := range c.Cluster.HSMs[1:] {
+			if err := c.RemoveHSM(h.ID); err != nil {
+				return err
+			}
+		}
+		return c.deleteCluster(w.auth)
+	},
 	policy.ClusterInfo: func(c *Client, w who) error {
 		_, err := c.ListHSMs(w.auth)
 		return err

@@ -26,6 +26,13 @@ type InitOptions struct {
 	Seed       *int64
 	KDF        state.KDF
 	Clock      *simclock.Clock // the new cluster's clock (nil: real); its time stamps the cluster's creation
+	// Uninitialized leaves the cluster UNINITIALIZED with its CSR; else
+	// a CA of the simulator's own signs it at once (docs/design.md,
+	// "Cluster certificates and backups").
+	Uninitialized bool
+	// FromBackup makes the cluster from a backup (ParseBackup): its HSMs
+	// hold the backup's users, keys and policy, with its certificates.
+	FromBackup *Backup
 }
 
 // Init creates a cluster: the first HSM holds the unactivated admin and
@@ -46,6 +53,14 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	r := newRand(o.Seed, 0, "init")
 	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
 		MaskingKey: r.Secret(32)}
+	if b := o.FromBackup; b != nil {
+		if o.Uninitialized {
+			return nil, nil, errors.New("--from-backup and --uninitialized do not go together: a cluster made from a backup has the backup's certificates")
+		}
+		// The backup's secrets: its password hashes and masked keys are
+		// only readable with them.
+		cl.KDF, cl.Salt, cl.MaskingKey = b.Cluster.KDF, b.Cluster.Salt, b.Cluster.MaskingKey
+	}
 	if cl.ID == "" {
 		cl.ID = r.ID("cluster-")
 	}
@@ -74,13 +89,18 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 		return nil, nil, err
 	}
 	defer unlock()
-	first := &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
-	first.History = state.Stamp(nil, now, 0, first.Quorum)
-	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init",
-		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
-	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init",
-		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
-	first.Users, first.NextUserID = []state.User{admin, app}, 2
+	var first *state.HSM
+	if b := o.FromBackup; b != nil {
+		first = cloneHSM(b.HSM, "")
+	} else {
+		first = &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
+		first.History = state.Stamp(nil, now, 0, first.Quorum)
+		admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init",
+			Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
+		app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init",
+			Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
+		first.Users, first.NextUserID = []state.User{admin, app}, 2
+	}
 	for i := 0; i < o.HSMs; i++ {
 		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], now)
 		cl.HSMs = append(cl.HSMs, info)
@@ -88,6 +108,20 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 		if err := st.CreateHSM(h); err != nil {
 			return nil, nil, err
 		}
+	}
+	// Drawn after the ids, so seeded ids stay what they were.
+	if b := o.FromBackup; b != nil {
+		cl.State, cl.CSRKey, cl.CSR, cl.Cert, cl.TrustAnchor = b.Cluster.State, b.Cluster.CSRKey, b.Cluster.CSR, b.Cluster.Cert, b.Cluster.TrustAnchor
+	} else if cl.CSRKey, cl.CSR, err = newClusterCSR(r, cl.HSMs[0].Serial); err != nil {
+		return nil, nil, err
+	} else {
+		cl.State = state.Uninitialized
+	}
+	if o.FromBackup == nil && !o.Uninitialized {
+		if cl.Cert, cl.TrustAnchor, err = quickSign(r, cl.ID, cl.CSR, now); err != nil {
+			return nil, nil, err
+		}
+		cl.State = state.Initialized
 	}
 	if err := st.SaveCluster(cl); err != nil {
 		return nil, nil, err

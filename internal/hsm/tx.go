@@ -429,6 +429,14 @@ func (c *Client) runTargets(tx *Tx, o *op) (*Result, error) {
 		res.Outcomes = append(res.Outcomes, oc)
 	}
 	res.Outcomes = append(res.Outcomes, skipped...)
+	// The cluster record an op changed (activation's state) is written
+	// after its HSMs, only when every one was: a kill in between leaves
+	// what clusterState reads from the HSMs themselves.
+	if tx.clusterDirty && !failed && !res.Partial() {
+		if err := c.Store.SaveCluster(tx.Cluster); err != nil {
+			return res, &TroubleError{Err: err}
+		}
+	}
 	if failed && !o.target.AllowPartial {
 		return res, combine(targets, errs)
 	}

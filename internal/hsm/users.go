@@ -32,7 +32,12 @@ func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
 	}
 	var hash *state.Hash
 	return c.run(op{name: "activate", perm: policy.ChangeOwnPassword, auth: unactivatedAdmin{}, target: t, write: true,
-		locked:  func(tx *Tx) error { return notActivated(tx) },
+		locked: func(tx *Tx) error {
+			if err := requireInitialized(tx, "activation"); err != nil {
+				return err
+			}
+			return notActivated(tx)
+		},
 		prepare: func() error { hash = hashPassword(c.Cluster, "admin", pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User("admin")
@@ -41,6 +46,7 @@ func (c *Client) Activate(t Targeting, pw string) (*Result, error) {
 			}
 			u.Hash, u.Role, u.Failures = hash, string(policy.Admin), 0
 			tx.touch(h, u, state.KindActivate)
+			markActive(tx)
 			return h.PutUser(u)
 		}})
 }
@@ -526,7 +532,12 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 	return c.run(op{name: "change-password", auth: auth, target: t, write: true,
 		// The unactivated admin changing its own password is activation,
 		// refused once the cluster is activated somewhere (notActivated).
-		locked: func(tx *Tx) error { activated = notActivated(tx); return nil },
+		locked: func(tx *Tx) error {
+			if activated = notActivated(tx); activated == nil {
+				activated = requireInitialized(tx, "activation")
+			}
+			return nil
+		},
 		permFor: func(p Principal) policy.Op {
 			if opts.DeregisterMFA || opts.DeregisterQuorum {
 				return mfaPerm(user)(p) // within the password's rows
@@ -584,6 +595,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 					return activated
 				}
 				u.Role, kind = string(policy.Admin), state.KindActivate
+				markActive(tx)
 			}
 			tx.touch(h, u, kind)
 			if err := h.PutUser(u); err != nil {

@@ -65,6 +65,11 @@ const (
 	SetClock     Op = "set the simulated clock"
 	DumpState    Op = "dump an HSM's records"
 	SetFault     Op = "set or clear a fault switch"
+	// CloudHSM's InitializeCluster, the backups it takes, DeleteCluster
+	// (docs/design.md, "Cluster certificates and backups").
+	InitializeCluster Op = "initialize the cluster"
+	BackupCluster     Op = "back up the cluster"
+	DeleteCluster     Op = "delete the cluster"
 
 	// Keys (docs/design.md, "Keys"): listing is the admin's too; an admin
 	// may set a key's trusted attribute and nothing else of a key. Which
@@ -150,6 +155,9 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{SetClock, account, "the simulator's own"},
 	{DumpState, account, "hashes are shown as digests"},
 	{SetFault, account, "the simulator's network and service faults"},
+	{InitializeCluster, account, "with the customer's signed certificate and trust anchor"},
+	{BackupCluster, account, ""},
+	{DeleteCluster, account, "its HSMs first"},
 })
 
 func init() {

@@ -39,6 +39,9 @@ func TestSeedTable(t *testing.T) {
 		SetClock:          {n, n, n, n, n, y},
 		DumpState:         {n, n, n, n, n, y},
 		SetFault:          {n, n, n, n, n, y},
+		InitializeCluster: {n, n, n, n, n, y},
+		BackupCluster:     {n, n, n, n, n, y},
+		DeleteCluster:     {n, n, n, n, n, y},
 	}
 	if len(want) != len(CloudHSM.Ops) {
 		t.Fatalf("table has %d operations, test pins %d", len(CloudHSM.Ops), len(want))

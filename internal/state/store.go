@@ -118,7 +118,7 @@ func (s *Store) LoadCluster() (*Cluster, error) {
 	if err := s.read(s.clusterPath(), &c); err != nil {
 		return nil, err
 	}
-	if c.ID == "" || len(c.HSMs) == 0 {
+	if c.ID == "" || (len(c.HSMs) == 0) != (c.State == Deleted) {
 		return nil, corrupt(s.clusterPath(), "no cluster id or HSMs")
 	}
 	if err := c.KDF.Check(); err != nil {

@@ -54,6 +54,9 @@ const (
 	Uninitialized = "UNINITIALIZED"
 	Initialized   = "INITIALIZED"
 	Active        = "ACTIVE"
+	// Deleted is hsm-sim delete-cluster's tombstone: cluster.json says
+	// which cluster was there, and nothing else is left.
+	Deleted = "DELETED"
 )
 
 // KDF is the argon2id cost, a cluster setting so tests can use a cheap one.

@@ -38,6 +38,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					&ucli.StringFlag{Name: "seed", Usage: "make ids and random values reproducible from this integer"},
 					&ucli.StringFlag{Name: "kdf", Value: "default", Usage: "password hashing cost: default, test (cheap, for tests), or t=N,m=KIB,p=N"},
 					&ucli.StringFlag{Name: "clock", Usage: "fix the cluster's clock at `TIME` (RFC 3339, such as " + simclock.Example + "; default: the real clock)"},
+					&ucli.BoolFlag{Name: "uninitialized", Usage: "leave the cluster UNINITIALIZED with its CSR (hsm-sim csr, hsm-sim initialize) instead of signing it with a CA of its own"},
 				},
 				Action: func(c *ucli.Context) error { return initCluster(c, env) },
 			},
@@ -89,6 +90,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			migrateCommand(env),
 		},
 	}
+	app.Commands = append(app.Commands, certCommands(env)...)
 	return cli.Run(app, env, args)
 }
 
@@ -99,7 +101,8 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 	if _, err := cli.Output(c); err != nil {
 		return err
 	}
-	o := hsm.InitOptions{StateDir: c.String("state"), ConfigPath: cli.ConfigPath(c), HSMs: c.Int("hsms"), ClusterID: c.String("cluster-id")}
+	o := hsm.InitOptions{StateDir: c.String("state"), ConfigPath: cli.ConfigPath(c), HSMs: c.Int("hsms"), ClusterID: c.String("cluster-id"),
+		Uninitialized: c.Bool("uninitialized")}
 	if o.StateDir == "" {
 		return cli.Usagef("init needs --state DIR")
 	}
@@ -137,8 +140,12 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 	}
 	data := map[string]any{"cluster-id": cl.ID, "config": cfg.Path, "state": o.StateDir, "hsms": ids}
 	return cli.Emit(c, data, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "created cluster %s with %d HSM(s): %s\nstate: %s\nconfig: %s\nnext: hsm-user activate\n",
-			cl.ID, len(ids), strings.Join(ids, ", "), o.StateDir, cfg.Path)
+		next := "hsm-user activate"
+		if o.Uninitialized {
+			next = "hsm-sim csr, sign it with your CA, hsm-sim initialize"
+		}
+		_, err := fmt.Fprintf(w, "created cluster %s with %d HSM(s): %s\nstate: %s\nconfig: %s\nnext: %s\n",
+			cl.ID, len(ids), strings.Join(ids, ", "), o.StateDir, cfg.Path, next)
 		return err
 	})
 }
@@ -194,11 +201,15 @@ func list(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	cl := req.Client
+	d, err := cl.DescribeCluster()
+	if err != nil {
+		return err
+	}
 	hsms, err := cl.ListHSMs(hsm.Nobody{})
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"cluster-id": cl.Cluster.ID, "hsms": hsms}
+	data := map[string]any{"cluster-id": cl.Cluster.ID, "cluster-state": d.State, "hsms": hsms}
 	return req.Emit(data, func(w io.Writer) error {
 		rows := make([][]string, len(hsms))
 		for i, h := range hsms {
@@ -208,7 +219,7 @@ func list(c *ucli.Context, env cli.Env) error {
 			}
 			rows[i] = []string{h.ID, h.AZ, h.IP, h.Serial, h.Model, h.Firmware, h.Status, strconv.Itoa(h.Users), listed}
 		}
-		fmt.Fprintf(w, "cluster %s\n", cl.Cluster.ID)
+		fmt.Fprintf(w, "cluster %s (%s)\n", cl.Cluster.ID, d.State)
 		return cli.Table(w, []string{"HSM", "AZ", "IP", "Serial", "Model", "Firmware", "State", "Users", "In config"}, rows)
 	})
 }
