@@ -37,7 +37,7 @@ type ClusterDescription struct {
 	// The rest of the record, for describe-clusters.
 	CSRPEM  string // the cluster CSR, "" once initialized from a backup
 	CertPEM string // the cluster certificate, "" until initialized
-	Created string // RFC 3339
+	Created time.Time
 	AZs     []string
 }
 
@@ -54,7 +54,7 @@ func (c *Client) describeCluster(auth Authenticator) (*ClusterDescription, error
 				return err
 			}
 			d = &ClusterDescription{ID: cl.ID, State: st, TrustAnchorPEM: cl.TrustAnchor, HSMs: slices.Clone(cl.HSMs),
-				CSRPEM: cl.CSR, CertPEM: cl.Cert, Created: cl.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"), AZs: slices.Clone(cl.AZs)}
+				CSRPEM: cl.CSR, CertPEM: cl.Cert, Created: cl.Created, AZs: slices.Clone(cl.AZs)}
 			d.CertificateFingerprint = certFingerprint(cl.Cert)
 			return nil
 		}})

@@ -91,6 +91,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		},
 	}
 	app.Commands = append(app.Commands, certCommands(env)...)
+	app.Commands = append(app.Commands, describeCommand(env))
 	return cli.Run(app, env, args)
 }
 
