@@ -272,6 +272,10 @@ var engineOps = map[policy.Op]func(c *Client, w who) error{
 		return err
 	},
 	policy.SetFault: func(c *Client, w who) error { return c.setFault(w.auth, FaultNetwork, true) },
+	policy.InspectUser: func(c *Client, w who) error {
+		_, err := c.inspectUser(w.auth, "admin", "")
+		return err
+	},
 }
 
 // registerMFA runs both steps of an MFA registration as auth, signing

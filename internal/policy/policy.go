@@ -65,6 +65,7 @@ const (
 	SetClock     Op = "set the simulated clock"
 	DumpState    Op = "dump an HSM's records"
 	SetFault     Op = "set or clear a fault switch"
+	InspectUser  Op = "inspect a user's records on every HSM"
 	// CloudHSM's InitializeCluster, the backups it takes, DeleteCluster
 	// (docs/design.md, "Cluster certificates and backups").
 	InitializeCluster Op = "initialize the cluster"
@@ -155,6 +156,7 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 	{SetClock, account, "the simulator's own"},
 	{DumpState, account, "hashes are shown as digests"},
 	{SetFault, account, "the simulator's network and service faults"},
+	{InspectUser, account, "hsm-kms doctor; no more than the state directory shows"},
 	{InitializeCluster, account, "with the customer's signed certificate and trust anchor"},
 	{BackupCluster, account, ""},
 	{DeleteCluster, account, "its HSMs first"},

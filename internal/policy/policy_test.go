@@ -39,6 +39,7 @@ func TestSeedTable(t *testing.T) {
 		SetClock:          {n, n, n, n, n, y},
 		DumpState:         {n, n, n, n, n, y},
 		SetFault:          {n, n, n, n, n, y},
+		InspectUser:       {n, n, n, n, n, y},
 		InitializeCluster: {n, n, n, n, n, y},
 		BackupCluster:     {n, n, n, n, n, y},
 		DeleteCluster:     {n, n, n, n, n, y},

@@ -300,7 +300,6 @@ var required = map[string][]string{
 	"generate-data-key":                   {"key-id"},
 	"generate-data-key-without-plaintext": {"key-id"},
 	"re-encrypt":                          {"ciphertext-blob", "destination-key-id"},
-	"doctor":                              {"custom-key-store-id"},
 }
 
 func checkRequired(c *ucli.Context) error {
@@ -389,6 +388,19 @@ func finish(c *ucli.Context, env cli.Env, out any, err error) error {
 		return &cli.Error{Code: awscli.ExitUsage, Err: err}
 	case err != nil:
 		return &cli.Error{Code: awscli.ExitOther, Err: err}
+	}
+	if d, ok := out.(diagnosis); ok {
+		if c.String("output") == "table" {
+			if err := d.table(env.Stdout); err != nil {
+				return err
+			}
+		} else if err := awscli.Render(env.Stdout, d.Diagnosis, c.String("output"), c.String("query")); err != nil {
+			return &cli.Error{Code: awscli.ExitUsage, Err: err}
+		}
+		if d.Failed() {
+			return cli.QuietExit(cli.ExitFailed)
+		}
+		return nil
 	}
 	if err := awscli.Render(env.Stdout, out, c.String("output"), c.String("query")); err != nil {
 		if awscli.IsParam(err) {
