@@ -340,6 +340,9 @@ func app(env cli.Env) *ucli.App {
 		Usage: "AWS KMS's custom key store API on the simulated cluster, as aws kms",
 		Description: "Each subcommand is the aws kms subcommand of the same name, with its flags, JSON output, error messages and exit codes (252 bad parameters, 254 a service error, 255 anything else). " +
 			"The KMS state of the account (HSM_AWS_ACCOUNT, default " + DefaultAccount + ") and Region is kept under HSM_KMS_STATE (default: the directory kms beside the client config); clusters are reached through client configs (-c).",
+		UsageText: "hsm-kms create-custom-key-store --custom-key-store-name ExampleKeyStore --cloud-hsm-cluster-id \"$CLUSTER\" --trust-anchor-certificate file://customerCA.crt --key-store-password \"$KMSUSER_PW\"\n" +
+			"hsm-kms connect-custom-key-store --custom-key-store-id \"$CKS\"\n" +
+			"hsm-kms create-key --origin AWS_CLOUDHSM --custom-key-store-id \"$CKS\"",
 		Commands: cmds,
 	}
 	cli.SetNoEnvelope(a)
