@@ -71,7 +71,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if err != nil || !back.Clusters[0].CreateTimestamp.Equal(ts.Time) {
 		t.Fatalf("%v", err)
 	}
-	if SimulatedID("sg-", "cluster-x") != SimulatedID("sg-", "cluster-x") || !strings.HasPrefix(SimulatedID("sg-", "a"), "sg-") || len(SimulatedID("vpc-", "a")) != 12 {
+	if a, b := SimulatedID("sg-", "cluster-x"), SimulatedID("sg-", "cluster-x"); a != b || a == SimulatedID("sg-", "cluster-y") || !strings.HasPrefix(SimulatedID("sg-", "a"), "sg-") || len(SimulatedID("vpc-", "a")) != 12 {
 		t.Fatal(SimulatedID("sg-", "a"))
 	}
 }

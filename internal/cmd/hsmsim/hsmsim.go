@@ -17,6 +17,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
 	"github.com/hsmkit/hsmkit/internal/simclock"
+	"github.com/hsmkit/hsmkit/internal/state"
 )
 
 // Main runs hsm-sim and returns its exit code.
@@ -28,7 +29,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		UsageText:   "hsm-sim init --state ./state --hsms 2\nhsm-sim list",
 		Commands: []*ucli.Command{
 			{
-				Name: "init", Description: "Creates a cluster's state directory (0700) and writes the client config (-c) listing its HSMs. The first HSM holds the unactivated admin (password \"password\") and app_user; the others are clones. Refuses to overwrite an existing state or config.", UsageText: "hsm-sim init --state ./state --hsms 2 --azs us-east-1a,us-east-1b\nhsm-sim init --state st --hsms 3 --seed 1 --kdf test --clock 2026-11-22T10:00:00Z",
+				Name: "init", Description: "Creates a cluster's state directory (0700) and writes the client config (-c) listing its HSMs. The first HSM holds the unactivated admin (password \"password\") and app_user; the others are clones. The cluster is INITIALIZED with a CA of the simulator's own (hsm-sim trust-anchor prints it), or, with --uninitialized, left UNINITIALIZED with a CSR for your CA (hsm-sim csr, hsm-sim initialize). With --from-backup the HSMs hold the backup's users, keys, quorum policy and certificates instead, under a new cluster id. Refuses to overwrite an existing state or config.", UsageText: "hsm-sim init --state ./state --hsms 2 --azs us-east-1a,us-east-1b\nhsm-sim init --state st --hsms 3 --seed 1 --kdf test --clock 2026-11-22T10:00:00Z\nhsm-sim init --state st --uninitialized\nhsm-sim init --from-backup backup.json --state st2 -c restored.yaml --hsms 2",
 				Usage: "create a cluster and write the client config listing its HSMs",
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "state", Usage: "state `DIR` to create"},
@@ -38,6 +39,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					&ucli.StringFlag{Name: "seed", Usage: "make ids and random values reproducible from this integer"},
 					&ucli.StringFlag{Name: "kdf", Value: "default", Usage: "password hashing cost: default, test (cheap, for tests), or t=N,m=KIB,p=N"},
 					&ucli.StringFlag{Name: "clock", Usage: "fix the cluster's clock at `TIME` (RFC 3339, such as " + simclock.Example + "; default: the real clock)"},
+					&ucli.StringFlag{Name: "from-backup", Usage: "make the cluster from this backup `FILE` (hsm-sim backup): a new id, the backup's users, keys, policy and certificates"},
 					&ucli.BoolFlag{Name: "uninitialized", Usage: "leave the cluster UNINITIALIZED with its CSR (hsm-sim csr, hsm-sim initialize) instead of signing it with a CA of its own"},
 				},
 				Action: func(c *ucli.Context) error { return initCluster(c, env) },
@@ -92,6 +94,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	app.Commands = append(app.Commands, certCommands(env)...)
 	app.Commands = append(app.Commands, describeCommand(env))
+	app.Commands = append(app.Commands, backupCommands(env)...)
 	return cli.Run(app, env, args)
 }
 
@@ -124,6 +127,14 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 		return cli.Usagef("%v", err)
 	}
 	o.KDF = kdf
+	if p := c.String("from-backup"); p != "" {
+		if c.IsSet("kdf") {
+			return cli.Usagef("--kdf and --from-backup do not go together: the backup's password hashes keep their cost")
+		}
+		if o.FromBackup, err = readBackup(p); err != nil {
+			return err
+		}
+	}
 	if c.IsSet("clock") {
 		at, err := simclock.Parse(c.String("clock"))
 		if err != nil {
@@ -142,8 +153,11 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 	data := map[string]any{"cluster-id": cl.ID, "config": cfg.Path, "state": o.StateDir, "hsms": ids}
 	return cli.Emit(c, data, func(w io.Writer) error {
 		next := "hsm-user activate"
-		if o.Uninitialized {
+		switch cl.State {
+		case state.Uninitialized:
 			next = "hsm-sim csr, sign it with your CA, hsm-sim initialize"
+		case state.Active:
+			next = "hsm-user login (the backup's users and passwords)"
 		}
 		_, err := fmt.Fprintf(w, "created cluster %s with %d HSM(s): %s\nstate: %s\nconfig: %s\nnext: %s\n",
 			cl.ID, len(ids), strings.Join(ids, ", "), o.StateDir, cfg.Path, next)
