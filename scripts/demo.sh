@@ -119,4 +119,34 @@ printf 'hello' > "$work/msg.bin"
 run cloudhsm-cli crypto sign ecdsa --key-filter attr.label=demo-key --hash-function sha256 --data-path "$work/msg.bin"
 unset CLOUDHSM_ROLE CLOUDHSM_PIN
 run hsm-sync diff
+step "13. A KMS custom key store on the cluster: kmsuser, the trust anchor, a doctor, connect, a KMS key"
+export HSM_KMS_STATE="$work/kms"
+echo "(the admin's session predates the third HSM: log in again to reach it)"
+run hsm-user logout
+with_pw 'Admin-pass-1' hsm-user login --username admin --role admin --password-stdin
+run hsm-quorum generate --service user --token "$work/t3.token"
+run hsm-sign sign --key "$work/officer2.key" --username officer2 --out "$work/t3.token" "$work/t3.token"
+run hsm-sign sign --key "$work/officer3.key" --username officer3 --out "$work/t3.token" "$work/t3.token"
+with_pw 'Kmsuser-pass-1' hsm-user create --username kmsuser --role crypto-user --password-stdin --approval "$work/t3.token"
+printf '$ hsm-sim trust-anchor > customerCA.crt\n'
+hsm-sim trust-anchor > "$work/customerCA.crt"
+cluster=$(hsm-sim -o json list | jq -r '.data["cluster-id"]')
+printf '$ hsm-kms create-custom-key-store --custom-key-store-name DemoKeyStore --cloud-hsm-cluster-id %s --trust-anchor-certificate file://customerCA.crt --key-store-password ********\n' "$cluster"
+hsm-kms create-custom-key-store --custom-key-store-name DemoKeyStore --cloud-hsm-cluster-id "$cluster" \
+  --trust-anchor-certificate "file://$work/customerCA.crt" --key-store-password Kmsuser-pass-1 | tee "$work/cks.json"
+cks=$(jq -r .CustomKeyStoreId "$work/cks.json")
+run hsm-kms doctor --custom-key-store-id "$cks" --output table
+run hsm-kms connect-custom-key-store --custom-key-store-id "$cks"
+run hsm-kms describe-custom-key-stores --custom-key-store-id "$cks" --query 'CustomKeyStores[0].ConnectionState' --output text
+key=$(hsm-kms create-key --origin AWS_CLOUDHSM --custom-key-store-id "$cks" --description 'demo key' --query KeyMetadata.KeyId --output text)
+printf '$ key=$(hsm-kms create-key --origin AWS_CLOUDHSM --custom-key-store-id %s --query KeyMetadata.KeyId --output text)   # %s\n' "$cks" "$key"
+printf 'attack at dawn' > "$work/plain.txt"
+printf '$ hsm-kms encrypt --key-id "$key" --plaintext fileb://plain.txt --query CiphertextBlob --output text | base64 -d > secret.enc\n'
+hsm-kms encrypt --key-id "$key" --plaintext "fileb://$work/plain.txt" --query CiphertextBlob --output text | base64 -d > "$work/secret.enc"
+printf '$ hsm-kms decrypt --ciphertext-blob fileb://secret.enc --query Plaintext --output text | base64 -d\n'
+hsm-kms decrypt --ciphertext-blob "fileb://$work/secret.enc" --query Plaintext --output text | base64 -d; echo
+echo "(KMS rotated kmsuser's password at connect and stays logged in as kmsuser: an admin cannot delete it now)"
+run hsm-kms disconnect-custom-key-store --custom-key-store-id "$cks"
+run hsm-kms describe-key --key-id "$key" --query KeyMetadata.KeyState --output text
+run hsm-kms encrypt --key-id "$key" --plaintext "fileb://$work/plain.txt" || echo "(exit $?: the key is unavailable while the store is disconnected)"
 printf '\nThe story is done: the cluster is in sync and the client config lists every HSM.\n'
