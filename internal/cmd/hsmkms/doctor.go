@@ -69,4 +69,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
