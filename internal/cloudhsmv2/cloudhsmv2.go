@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hsmkit/hsmkit/internal/cli/awscli"
 )
 
 // DescribeClustersOutput is describe-clusters' whole output.
@@ -145,14 +147,8 @@ func Parse(name string, data []byte) (*DescribeClustersOutput, error) {
 // Marshal writes the output as the AWS CLI does: 4-space indents, a
 // final newline, no HTML escaping.
 func (o *DescribeClustersOutput) Marshal() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "    ")
-	if err := enc.Encode(o); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	b, err := awscli.JSON(o)
+	return append(b, '\n'), err
 }
 
 // SimulatedID is a stable AWS-shaped id (subnet-, sg-, vpc-, eni- and 8

@@ -245,6 +245,19 @@ func sameCert(a, b string) bool {
 	return pa != nil && pb != nil && pa.Type == "CERTIFICATE" && string(pa.Bytes) == string(pb.Bytes)
 }
 
+// storeFor finds a store and asks the state machine whether r may run in
+// its state; why is the refusal's advice.
+func (s *Service) storeFor(d *db, op, id string, r Request, why string) (*KeyStore, error) {
+	ks, err := s.find(d, op, id)
+	if err != nil {
+		return nil, err
+	}
+	if Allowed(ks.State, r) == Refuse {
+		return nil, fail(ExcInvalidState, op, "The custom key store %s is %s; %s", id, ks.State, why)
+	}
+	return ks, nil
+}
+
 func (s *Service) find(d *db, op, id string) (*KeyStore, error) {
 	if ks := d.store(id); ks != nil {
 		return ks, nil
@@ -525,12 +538,9 @@ func (s *Service) logout(ks *KeyStore) {
 func (s *Service) DisconnectCustomKeyStore(id string) error {
 	const op = "DisconnectCustomKeyStore"
 	return s.run(func(d *db) (bool, error) {
-		ks, err := s.find(d, op, id)
+		ks, err := s.storeFor(d, op, id, ReqDisconnect, "only a store that is CONNECTED, CONNECTING or FAILED can be disconnected")
 		if err != nil {
 			return false, err
-		}
-		if Allowed(ks.State, ReqDisconnect) == Refuse {
-			return false, fail(ExcInvalidState, op, "The custom key store %s is %s; only a store that is CONNECTED, CONNECTING or FAILED can be disconnected", id, ks.State)
 		}
 		ks.State = Disconnecting
 		if err := s.Acct.save(d); err != nil {
@@ -620,12 +630,8 @@ func (s *Service) UpdateCustomKeyStore(in UpdateInput) error {
 func (s *Service) DeleteCustomKeyStore(id string) error {
 	const op = "DeleteCustomKeyStore"
 	return s.run(func(d *db) (bool, error) {
-		ks, err := s.find(d, op, id)
-		if err != nil {
+		if _, err := s.storeFor(d, op, id, ReqDelete, "disconnect it before deleting it"); err != nil {
 			return false, err
-		}
-		if Allowed(ks.State, ReqDelete) == Refuse {
-			return false, fail(ExcInvalidState, op, "The custom key store %s is %s; disconnect it before deleting it", id, ks.State)
 		}
 		for _, k := range d.Keys {
 			if k.StoreID == id {

@@ -142,7 +142,7 @@ func Render(w io.Writer, v any, output, query string) error {
 		return nil
 	}
 	if query == "" && output != "text" {
-		b, err := marshal(v)
+		b, err := JSON(v)
 		if err != nil {
 			return err
 		}
@@ -164,7 +164,7 @@ func Render(w io.Writer, v any, output, query string) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	b, err := marshal(doc)
+	b, err := JSON(doc)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,9 @@ func Render(w io.Writer, v any, output, query string) error {
 	return err
 }
 
-func marshal(v any) ([]byte, error) {
+// JSON is a value as the AWS CLI prints it: 4-space indents, no HTML
+// escaping, no final newline.
+func JSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
