@@ -158,13 +158,12 @@ func checkBackupCerts(name string, cl *state.Cluster) error {
 	if err != nil {
 		return err
 	}
-	if err := checkChain(name+": cluster.certificate", cert, name+": cluster.trust_anchor", anchor, ""); err != nil {
-		return err
-	}
-	if cl.CSR != "" {
-		if err := checkChain(name+": cluster.certificate", cert, name+": cluster.trust_anchor", anchor, cl.CSR); err != nil {
-			return err
+	if err := checkChain(name+": cluster.certificate", cert, name+": cluster.trust_anchor", anchor, cl.CSR); err != nil {
+		var t *TroubleError
+		if errors.As(err, &t) { // a bad CSR is the backup's fault, not the state's
+			return fmt.Errorf("%s: cluster.csr: %v", name, t.Err)
 		}
+		return err
 	}
 	if len(cl.CSRKey) > 0 {
 		k, err := x509.ParsePKCS8PrivateKey(cl.CSRKey)
