@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/policy"
@@ -158,13 +159,12 @@ func checkBackupCerts(name string, cl *state.Cluster) error {
 	if err != nil {
 		return err
 	}
-	if err := checkChain(name+": cluster.certificate", cert, name+": cluster.trust_anchor", anchor, ""); err != nil {
-		return err
-	}
-	if cl.CSR != "" {
-		if err := checkChain(name+": cluster.certificate", cert, name+": cluster.trust_anchor", anchor, cl.CSR); err != nil {
-			return err
+	if err := checkChain(name+": cluster.certificate", cert, name+": cluster.trust_anchor", anchor, cl.CSR); err != nil {
+		var t *TroubleError
+		if errors.As(err, &t) { // a bad CSR is the backup's fault, not the state's
+			return fmt.Errorf("%s: cluster.csr: %v", name, t.Err)
 		}
+		return err
 	}
 	if len(cl.CSRKey) > 0 {
 		k, err := x509.ParsePKCS8PrivateKey(cl.CSRKey)
@@ -259,12 +259,11 @@ func (c *Client) deleteCluster(auth Authenticator) error {
 		whole: func(tx *Tx, _ Principal) error {
 			cl := tx.Cluster
 			if len(cl.HSMs) > 1 {
-				var ids []string
+				e := &HSMsRemainError{Cluster: cl.ID}
 				for _, h := range cl.HSMs[1:] {
-					ids = append(ids, h.ID)
+					e.Others = append(e.Others, h.ID)
 				}
-				return &RefusedError{Err: fmt.Errorf("cluster %s still has %d HSMs; a cluster is deleted once its HSMs are", cl.ID, len(cl.HSMs)),
-					Fix: fmt.Sprintf("remove them first: hsm-sim remove-hsm ID for %v (the last HSM goes with the cluster)", ids)}
+				return e
 			}
 			last = cl.HSMs[0].ID
 			cl.HSMs, cl.State = nil, state.Deleted
@@ -276,14 +275,17 @@ func (c *Client) deleteCluster(auth Authenticator) error {
 	return err
 }
 
-// RefusedError is a refusal with a hint.
-type RefusedError struct {
-	Err error
-	Fix string
+// HSMsRemainError refuses to delete a cluster that has other HSMs.
+type HSMsRemainError struct {
+	Cluster string
+	Others  []string // every HSM but the last, which goes with the cluster
 }
 
-func (e *RefusedError) Error() string { return e.Err.Error() }
-func (e *RefusedError) Unwrap() error { return e.Err }
+func (e *HSMsRemainError) Error() string {
+	return fmt.Sprintf("cluster %s still has %d HSMs; a cluster is deleted once its HSMs are", e.Cluster, len(e.Others)+1)
+}
 
-// Hint says what to do first.
-func (e *RefusedError) Hint() string { return e.Fix }
+// Hint says which to remove.
+func (e *HSMsRemainError) Hint() string {
+	return fmt.Sprintf("remove them first: hsm-sim remove-hsm ID for %s (the last HSM goes with the cluster)", strings.Join(e.Others, ", "))
+}

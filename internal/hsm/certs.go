@@ -35,7 +35,7 @@ type ClusterDescription struct {
 	HSMs                   []state.HSMInfo // with AZ, Status (running/stopped)
 
 	// The rest of the record, for describe-clusters.
-	CSRPEM  string // the cluster CSR, "" once initialized from a backup
+	CSRPEM  string // the cluster CSR ("" for a cluster made before hsmkit kept one)
 	CertPEM string // the cluster certificate, "" until initialized
 	Created time.Time
 	AZs     []string
@@ -196,14 +196,17 @@ func ParseCertPEM(name string, data []byte) (*x509.Certificate, string, error) {
 
 // checkChain is initialize's verification (docs/design.md, "Cluster
 // certificates and backups"): the trust anchor is a self-signed CA
-// certificate, the signed certificate carries the key of the CSR (when
-// there is one to compare with) and its signature chains to the anchor.
+// certificate, the signed certificate's signature chains to it, and it
+// carries the key of the CSR (when there is one to compare with).
 func checkChain(certName string, cert *x509.Certificate, anchorName string, anchor *x509.Certificate, csrPEM string) error {
 	if !anchor.BasicConstraintsValid || !anchor.IsCA {
 		return fmt.Errorf("%s: not a CA certificate (its X509v3 Basic Constraints must be present and say CA:TRUE)", anchorName)
 	}
 	if err := anchor.CheckSignatureFrom(anchor); err != nil || !bytes.Equal(anchor.RawIssuer, anchor.RawSubject) {
 		return fmt.Errorf("%s: not self-signed; the trust anchor must be the self-signed CA certificate that signed the cluster CSR", anchorName)
+	}
+	if err := cert.CheckSignatureFrom(anchor); err != nil {
+		return fmt.Errorf("%s: not signed by the trust anchor %s: %v", certName, anchorName, err)
 	}
 	if csrPEM != "" {
 		b, _ := pem.Decode([]byte(csrPEM))
@@ -217,9 +220,6 @@ func checkChain(certName string, cert *x509.Certificate, anchorName string, anch
 		if !sameKey(csr.PublicKey, cert.PublicKey) {
 			return fmt.Errorf("%s: its public key is not the cluster CSR's; sign the CSR that hsm-sim csr prints", certName)
 		}
-	}
-	if err := cert.CheckSignatureFrom(anchor); err != nil {
-		return fmt.Errorf("%s: not signed by the trust anchor %s: %v", certName, anchorName, err)
 	}
 	return nil
 }
