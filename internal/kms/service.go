@@ -363,6 +363,20 @@ var faultCodes = []struct{ fault, code string }{
 	{hsm.FaultInternal, CodeInternal},
 }
 
+// FaultEffect says what a fault switch does to a key store's connect,
+// for hsm-sim fault list.
+func FaultEffect(fault string) string {
+	if fault == hsm.FaultHoldConnect {
+		return "a connect stays CONNECTING until the switch is cleared"
+	}
+	for _, fc := range faultCodes {
+		if fc.fault == fault {
+			return "a connect fails with " + fc.code
+		}
+	}
+	return ""
+}
+
 // attempt connects a CONNECTING store: CONNECTED, or FAILED with the code
 // of the first cause found, in the order KMS would meet them.
 func (s *Service) attempt(d *db, ks *KeyStore) {

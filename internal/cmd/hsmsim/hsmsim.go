@@ -25,7 +25,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := cli.NewEnv(args, stdin, stdout, stderr)
 	app := &ucli.App{
 		Usage:       "create and run a simulated CloudHSM cluster in a state directory",
-		Description: "Plays the AWS account that owns a simulated CloudHSM cluster kept in a state directory: creates the cluster, adds, removes, stops, starts and zeroizes HSMs, sets the cluster's clock and dumps the records. It holds no HSM user.",
+		Description: "Plays the AWS account that owns a simulated CloudHSM cluster kept in a state directory: creates the cluster, adds, removes, stops, starts and zeroizes HSMs, sets the cluster's clock and fault switches, and dumps the records. It holds no HSM user.",
 		UsageText:   "hsm-sim init --state ./state --hsms 2\nhsm-sim list",
 		Commands: []*ucli.Command{
 			{
@@ -88,6 +88,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					})},
 				},
 			},
+			faultCommand(env),
 			dumpCommand(env),
 			migrateCommand(env),
 		},
