@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -533,18 +534,35 @@ func newPassword() string {
 	return string(b)
 }
 
-// logout ends KMS's kmsuser session, where it can; the session file goes.
+// logout ends KMS's kmsuser sessions: the current one, and any earlier
+// one left on an HSM that could not be reached then. A session on an
+// unreachable HSM stays open there (docs/design.md, "Fault switches and
+// the ConnectionErrorCode scenarios"), so its file is kept aside, not
+// dropped: once the HSM is back, the next connect or disconnect ends it,
+// and KMS's own old session does not pin kmsuser as logged in
+// (USER_LOGGED_IN) for ever.
 func (s *Service) logout(ks *KeyStore) {
-	path := s.Acct.sessionPath(ks.ID)
-	sf, err := hsm.LoadSession(path)
-	if err != nil || sf == nil {
-		_ = removeIfExists(path)
-		return
+	cur := s.Acct.sessionPath(ks.ID)
+	cl, cerr := s.openStore(ks)
+	for _, path := range append([]string{cur}, s.Acct.leftovers(ks.ID)...) {
+		sf, err := hsm.LoadSession(path)
+		if err != nil || sf == nil || cerr != nil || sf.Cluster != cl.Cluster.ID {
+			// Unreadable, or of a cluster KMS no longer reaches: nothing to end.
+			_ = removeIfExists(path)
+			continue
+		}
+		_, open, err := cl.Logout(sf)
+		var none *hsm.NoSessionError
+		if err == nil && len(open) == 0 || errors.As(err, &none) {
+			_ = removeIfExists(path) // ended everywhere (gone already), or it opens nothing
+			continue
+		}
+		// Still open somewhere: the engine rewrote the file to name
+		// those HSMs. The current path must be free for the next login.
+		if path == cur {
+			_ = os.Rename(path, s.Acct.leftoverPath(ks.ID, sf.ID))
+		}
 	}
-	if cl, err := s.openStore(ks); err == nil {
-		_, _, _ = cl.Logout(sf)
-	}
-	_ = removeIfExists(path)
 }
 
 // DisconnectCustomKeyStore logs KMS out of the cluster; the store is

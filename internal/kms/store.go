@@ -25,7 +25,8 @@ import (
 //
 //	<root>/<account>/<region>/kms.json      key stores and keys (0600)
 //	<root>/<account>/<region>/root.key      the key that seals kmsuser's password (0600)
-//	<root>/<account>/<region>/sessions/     KMS's kmsuser sessions while connected
+//	<root>/<account>/<region>/sessions/     KMS's kmsuser sessions while connected, and
+//	                                        those left open on an HSM unreachable at logout
 //
 // Every command takes the directory's lock, then (if it needs it) the
 // cluster's: always in that order.
@@ -273,6 +274,18 @@ func (a Account) gcm() (cipher.AEAD, error) {
 
 func (a Account) sessionPath(storeID string) string {
 	return filepath.Join(a.dir(), "sessions", storeID+".json")
+}
+
+// leftoverPath keeps a session KMS could not end on every HSM (see
+// Service.logout), one file per session.
+func (a Account) leftoverPath(storeID, sessionID string) string {
+	return filepath.Join(a.dir(), "sessions", storeID+".left-"+sessionID+".json")
+}
+
+// leftovers are a store's sessions still open on some HSM, oldest first.
+func (a Account) leftovers(storeID string) []string {
+	m, _ := filepath.Glob(filepath.Join(a.dir(), "sessions", storeID+".left-*.json"))
+	return m
 }
 
 func removeIfExists(path string) error {
