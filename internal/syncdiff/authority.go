@@ -401,14 +401,16 @@ func decideReachable(cells []Cell, present, absent []int, ignoreHash bool) Autho
 // rotationReason explains a password a KMS key store's connect rotated
 // on the HSMs it reached (docs/design.md, "The KMS custom key store"):
 // the others hold the password from before, which the key store no
-// longer knows.
+// longer knows. A record of the same second counts as missed: a fixed
+// clock (docs/design.md, "The clock") stamps the rotation with the time
+// of the record it replaced; a later one is another change.
 func rotationReason(cells []Cell, present, same []int, v User) string {
 	if v.Kind != KindKMSRotate {
 		return ""
 	}
 	var missed []int
 	for _, i := range present {
-		if !slices.Contains(same, i) && cells[i].User.Changed.Before(v.Changed) {
+		if !slices.Contains(same, i) && !cells[i].User.Changed.After(v.Changed) {
 			missed = append(missed, i)
 		}
 	}

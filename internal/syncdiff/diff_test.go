@@ -26,6 +26,7 @@ func op(o string) opt            { return func(u *User) { u.Op = o } }
 func captured() opt              { return func(u *User) { u.PasswordHash, u.Changed, u.Seq = "", time.Time{}, 0 } }
 func withID(id int) opt          { return func(u *User) { u.ID = id } }
 func drift(fields ...string) opt { return func(u *User) { u.Drift = fields } }
+func kind(k string) opt          { return func(u *User) { u.Kind = k } }
 
 func usr(name string, opts ...opt) User {
 	u := User{Name: name, Role: RoleCryptoUser, PasswordHash: "h-" + name, Changed: t0, Seq: 1}
@@ -122,6 +123,12 @@ func TestDiffAuthority(t *testing.T) {
 				[]string{"no majority (hsm-a vs hsm-b); the version on hsm-b changed last (2025-03-01T12:03:00Z), so it wins"}}}},
 		{"1-1 tie at the same time broken by sequence", cluster(hsm(a, 0, usr("erin", seq(7))), hsm(b, 1, usr("erin", hash("new"), seq(4)))),
 			map[string]wantUser{"erin": {DecisionUpdate, a, []string{"hsm-b:password"}, []string{"latest change sequence (7)"}}}},
+		{"key store rotation that missed an HSM: explained", cluster(hsm(a, 0, usr("kmsuser", hash("rotated"), kind(KindKMSRotate), changed(5), op("op-r"))), hsm(b, 1, usr("kmsuser", hash("rotated"), kind(KindKMSRotate), changed(5), op("op-r"))), hsm(c, 2, usr("kmsuser"))),
+			map[string]wantUser{"kmsuser": {DecisionUpdate, a, []string{"hsm-c:password"},
+				[]string{"(2 of 3) is the majority; kmsuser's password was rotated by the key store's connect while hsm-c was unreachable, so the key store cannot log in there: copying the record completes the rotation"}}}},
+		{"key store rotation in the same second as the record it missed (a fixed clock): explained", cluster(hsm(a, 0, usr("kmsuser", hash("rotated"), kind(KindKMSRotate), op("op-r"))), hsm(b, 1, usr("kmsuser", hash("rotated"), kind(KindKMSRotate), op("op-r"))), hsm(c, 2, usr("kmsuser", seq(3)))),
+			map[string]wantUser{"kmsuser": {DecisionUpdate, a, []string{"hsm-c:password"},
+				[]string{"kmsuser's password was rotated by the key store's connect while hsm-c was unreachable"}}}},
 		{"exact tie", cluster(hsm(a, 0, usr("erin")), hsm(b, 1, usr("erin", hash("new")))),
 			map[string]wantUser{"erin": {DecisionUndecidable, "", []string{"hsm-b:password"},
 				[]string{"no majority (hsm-a vs hsm-b) and they changed at the same time (2025-03-01T12:00:00Z) with the same change sequence (1)", "nothing is planned"}}}},
@@ -364,5 +371,21 @@ func TestShellWord(t *testing.T) {
 		if got := shellWord(in); got != want {
 			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A record changed on the missed HSM after the key store's rotation is a
+// later change, not a rotation that missed it: no rotation explanation.
+func TestRotationReasonNotForLaterChange(t *testing.T) {
+	a, b, c := "hsm-a", "hsm-b", "hsm-c"
+	r := Diff(cluster(hsm(a, 0, usr("kmsuser", hash("rotated"), kind(KindKMSRotate), op("op-r"))),
+		hsm(b, 1, usr("kmsuser", hash("rotated"), kind(KindKMSRotate), op("op-r"))),
+		hsm(c, 2, usr("kmsuser", hash("reset"), kind(KindReset), changed(9)))))
+	if len(r.Users) != 1 {
+		t.Fatalf("users %+v, want kmsuser alone", r.Users)
+	}
+	why := r.Users[0].Authority.Reason
+	if !strings.Contains(why, "the later change on hsm-c") || strings.Contains(why, "rotated by the key store") {
+		t.Errorf("reason %q: want the later change undone, no rotation explanation", why)
 	}
 }
