@@ -58,13 +58,18 @@ func (s *Service) run(fn func(d *db) (bool, error)) error {
 	})
 }
 
-// advance finishes what earlier calls began: the next hsm-kms command
-// finds a connect finished (CONNECTED or FAILED) unless the hold-connect
-// fault keeps it CONNECTING, a disconnect finished, and keys whose
-// deletion date passed deleted.
+// advance finishes what earlier calls began: KMS's sessions left on
+// HSMs that are reachable again ended, a connect finished (CONNECTED or
+// FAILED) unless the hold-connect fault keeps it CONNECTING, a
+// disconnect finished, and keys whose deletion date passed deleted.
 func (s *Service) advance(d *db) bool {
 	changed := false
 	for _, ks := range d.KeyStores {
+		// Sessions left on HSMs that were unreachable (see logout): never
+		// the current one, so they end in any state.
+		if left := s.Acct.leftovers(ks.ID); len(left) > 0 {
+			s.endSessions(ks, left)
+		}
 		switch ks.State {
 		case Connecting:
 			if cl, err := s.openStore(ks); err == nil {
@@ -538,13 +543,17 @@ func newPassword() string {
 // one left on an HSM that could not be reached then. A session on an
 // unreachable HSM stays open there (docs/design.md, "Fault switches and
 // the ConnectionErrorCode scenarios"), so its file is kept aside, not
-// dropped: once the HSM is back, the next connect or disconnect ends it,
-// and KMS's own old session does not pin kmsuser as logged in
+// dropped: once the HSM is back, the next hsm-kms command ends it (see
+// advance), and KMS's own old session does not pin kmsuser as logged in
 // (USER_LOGGED_IN) for ever.
 func (s *Service) logout(ks *KeyStore) {
+	s.endSessions(ks, append([]string{s.Acct.sessionPath(ks.ID)}, s.Acct.leftovers(ks.ID)...))
+}
+
+func (s *Service) endSessions(ks *KeyStore, paths []string) {
 	cur := s.Acct.sessionPath(ks.ID)
 	cl, cerr := s.openStore(ks)
-	for _, path := range append([]string{cur}, s.Acct.leftovers(ks.ID)...) {
+	for _, path := range paths {
 		sf, err := hsm.LoadSession(path)
 		if err != nil || sf == nil || cerr != nil || sf.Cluster != cl.Cluster.ID {
 			// Unreadable, or of a cluster KMS no longer reaches: nothing to end.
