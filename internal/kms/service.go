@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -84,6 +85,9 @@ func (s *Service) advance(d *db) bool {
 			ks.State, ks.ErrorCode, ks.HSMs = Disconnected, "", nil
 			changed = true
 		}
+	}
+	if len(d.Orphans) > 0 && s.endOrphans(d) {
+		changed = true
 	}
 	now := s.clock()
 	for _, k := range slices.Clone(d.Keys) {
@@ -554,24 +558,62 @@ func (s *Service) endSessions(ks *KeyStore, paths []string) {
 	cur := s.Acct.sessionPath(ks.ID)
 	cl, cerr := s.openStore(ks)
 	for _, path := range paths {
-		sf, err := hsm.LoadSession(path)
-		if err != nil || sf == nil || cerr != nil || sf.Cluster != cl.Cluster.ID {
-			// Unreadable, or of a cluster KMS no longer reaches: nothing to end.
-			_ = removeIfExists(path)
-			continue
-		}
-		_, open, err := cl.Logout(sf)
-		var none *hsm.NoSessionError
-		if err == nil && len(open) == 0 || errors.As(err, &none) {
-			_ = removeIfExists(path) // ended everywhere (gone already), or it opens nothing
-			continue
-		}
-		// Still open somewhere: the engine rewrote the file to name
-		// those HSMs. The current path must be free for the next login.
-		if path == cur {
-			_ = os.Rename(path, s.Acct.leftoverPath(ks.ID, sf.ID))
+		// Still open somewhere, the engine rewrote the file to name those
+		// HSMs; the current path must be free for the next login.
+		if !endSession(cl, cerr, path) && path == cur {
+			sf, err := hsm.LoadSession(path)
+			if err == nil && sf != nil {
+				_ = os.Rename(path, s.Acct.leftoverPath(ks.ID, sf.ID))
+			}
 		}
 	}
+}
+
+// endSession ends the session in path where cl (opened with cerr)
+// reaches it; true when nothing of it is left open and the file is gone.
+func endSession(cl *hsm.Client, cerr error, path string) bool {
+	sf, err := hsm.LoadSession(path)
+	if err != nil || sf == nil || cerr != nil || sf.Cluster != cl.Cluster.ID {
+		// Unreadable, or of a cluster KMS no longer reaches: nothing to end.
+		_ = removeIfExists(path)
+		return true
+	}
+	_, open, err := cl.Logout(sf)
+	var none *hsm.NoSessionError
+	if err == nil && len(open) == 0 || errors.As(err, &none) {
+		_ = removeIfExists(path) // ended everywhere (gone already), or it opens nothing
+		return true
+	}
+	return false
+}
+
+// orphanLeftovers hands a store's leftover sessions to the account when
+// the store stops naming their cluster (deleted, or moved to another
+// cluster): each keeps the client config that reaches it, so advance
+// still ends it once its HSM is back.
+func (s *Service) orphanLeftovers(d *db, ks *KeyStore) {
+	for _, path := range s.Acct.leftovers(ks.ID) {
+		to := filepath.Join(filepath.Dir(path), "orphan-"+filepath.Base(path))
+		if err := os.Rename(path, to); err == nil {
+			d.Orphans = append(d.Orphans, Orphan{Config: ks.Config, Session: to})
+		}
+	}
+}
+
+// endOrphans ends the orphaned sessions it can; true when one went. An
+// entry naming a file outside the sessions directory is dropped and its
+// file left alone: kms.json does not choose what KMS removes.
+func (s *Service) endOrphans(d *db) bool {
+	n := len(d.Orphans)
+	dir := filepath.Dir(s.Acct.sessionPath(""))
+	d.Orphans = slices.DeleteFunc(d.Orphans, func(o Orphan) bool {
+		if filepath.Dir(o.Session) != dir || !strings.HasPrefix(filepath.Base(o.Session), "orphan-") {
+			return true
+		}
+		cl, err := s.Open(o.Config)
+		return endSession(cl, err, o.Session)
+	})
+	return len(d.Orphans) != n
 }
 
 // DisconnectCustomKeyStore logs KMS out of the cluster; the store is
@@ -655,6 +697,7 @@ func (s *Service) UpdateCustomKeyStore(in UpdateInput) error {
 			ks.Pending = nil
 		}
 		if desc != nil {
+			s.orphanLeftovers(d, ks)
 			ks.ClusterID, ks.Config = desc.ID, cfg
 			for _, k := range d.Keys {
 				if k.StoreID == ks.ID {
@@ -679,6 +722,7 @@ func (s *Service) DeleteCustomKeyStore(id string) error {
 				return false, fail(ExcHasCMKs, op, "Custom key store %s contains KMS keys; schedule their deletion and wait until they are deleted", id)
 			}
 		}
+		s.orphanLeftovers(d, d.store(id))
 		d.KeyStores = slices.DeleteFunc(d.KeyStores, func(o *KeyStore) bool { return o.ID == id })
 		return true, nil
 	})

@@ -66,9 +66,19 @@ type db struct {
 	Next      uint64      `json:"next"`
 	KeyStores []*KeyStore `json:"key_stores"`
 	Keys      []*Key      `json:"keys"`
+	// Orphans are KMS's sessions left open on HSMs that were unreachable
+	// when their store was deleted or moved to another cluster
+	// (Service.orphanLeftovers): ended once reachable.
+	Orphans []Orphan `json:"orphan_sessions,omitempty"`
 	// Deleted records the backing keys KMS deleted, or failed to, as
 	// CloudTrail's DeleteKey event does (backingKeysDeletionStatus).
 	Deleted []Deletion `json:"deleted,omitempty"`
+}
+
+// Orphan is a session file and the client config that reaches its cluster.
+type Orphan struct {
+	Config  string `json:"config"`
+	Session string `json:"session_file"`
 }
 
 // Deletion is the end of a KMS key: whether its backing key went too.
