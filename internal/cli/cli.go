@@ -151,13 +151,48 @@ func commonFlagsBut(own []ucli.Flag) []ucli.Flag {
 // Flag returns a string flag's value, preferring the innermost command on
 // which it was given: the common flags are accepted both before and after
 // the subcommand's name.
+//
+// A value the environment gave (HSM_CONFIG, HSM_OUTPUT) counts as set on
+// every command that has the flag, so a value typed on the command line
+// at an outer level must win over the environment's copy at an inner one.
 func Flag(c *ucli.Context, name string) string {
+	envVal, fromEnv := envValue(c, name)
 	for _, ctx := range c.Lineage() {
-		if slices.Contains(localFlagNames(ctx), name) {
-			return ctx.String(name)
+		if !slices.Contains(localFlagNames(ctx), name) {
+			continue
+		}
+		if v := ctx.String(name); !fromEnv || v != envVal {
+			return v
 		}
 	}
 	return c.String(name)
+}
+
+// envValue is the value the environment gives the flag called name, if
+// one of its variables is set.
+func envValue(c *ucli.Context, name string) (string, bool) {
+	for _, ctx := range c.Lineage() {
+		var flags []ucli.Flag
+		switch {
+		case ctx.Command != nil && ctx.Command.Name != "":
+			flags = ctx.Command.Flags
+		case ctx.App != nil:
+			flags = ctx.App.Flags
+		}
+		for _, f := range flags {
+			ef, ok := f.(interface{ GetEnvVars() []string })
+			if !ok || !slices.Contains(f.Names(), name) {
+				continue
+			}
+			for _, v := range ef.GetEnvVars() {
+				if val, ok := os.LookupEnv(v); ok {
+					return val, true
+				}
+			}
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // localFlagNames is ctx.LocalFlagNames, which panics on a context whose
