@@ -314,14 +314,18 @@ func (s *Service) usable(d *db, op string, k *Key) (*hsm.Client, *hsm.SessionFil
 	if err != nil {
 		return nil, nil, 0, fail(ExcInternal, op, "%v", err)
 	}
-	found, _, err := cl.ListKeys(sf, hsm.KeyFilter{Ref: &ref})
-	if err != nil {
-		return nil, nil, 0, cannot
-	}
-	if len(found) == 0 {
-		return nil, nil, 0, fail(ExcKMSInvalidState, op, "%s is unavailable.", k.ARN)
-	}
 	return cl, sf, ref, nil
+}
+
+// failedUse names why the cluster refused to use k's backing key: gone
+// from every HSM KMS reaches (the key is unavailable), or the cluster out
+// of reach. Asked only after a failure, so a use is one engine call.
+func failedUse(cl *hsm.Client, sf *hsm.SessionFile, ref uint64, op string, k *Key) error {
+	found, _, err := cl.ListKeys(sf, hsm.KeyFilter{Ref: &ref})
+	if err == nil && len(found) == 0 {
+		return fail(ExcKMSInvalidState, op, "%s is unavailable.", k.ARN)
+	}
+	return fail(ExcKMSInvalidState, op, "KMS cannot communicate with your CloudHSM cluster")
 }
 
 func keyIDBytes(id string) [16]byte {
@@ -346,7 +350,7 @@ func (s *Service) encryptWith(d *db, op string, k *Key, plain []byte, ctx map[st
 	id := keyIDBytes(k.ID)
 	ct, err := cl.Encrypt(sf, hsm.KeyFilter{Ref: &ref}, hsm.CipherSpec{Mech: "aes-gcm", AAD: AAD(id, ctx)}, plain)
 	if err != nil {
-		return nil, fail(ExcKMSInvalidState, op, "KMS cannot communicate with your CloudHSM cluster")
+		return nil, failedUse(cl, sf, ref, op, k)
 	}
 	return (&Blob{KeyID: id, IV: ct.IV, Data: ct.Data}).Bytes(), nil
 }
@@ -381,7 +385,11 @@ func (s *Service) decryptBlob(d *db, op string, blob []byte, ctx map[string]stri
 	}
 	plain, err := cl.Decrypt(sf, hsm.KeyFilter{Ref: &ref}, hsm.CipherSpec{Mech: "aes-gcm", AAD: AAD(bl.KeyID, ctx)}, &hsm.Ciphertext{IV: bl.IV, Data: bl.Data})
 	if err != nil {
-		return nil, nil, fail(ExcInvalidCiphertext, op, "The ciphertext or its encryption context is invalid")
+		// The key there and the blob refused: the blob or its context.
+		if found, _, lerr := cl.ListKeys(sf, hsm.KeyFilter{Ref: &ref}); lerr == nil && len(found) > 0 {
+			return nil, nil, fail(ExcInvalidCiphertext, op, "The ciphertext or its encryption context is invalid")
+		}
+		return nil, nil, failedUse(cl, sf, ref, op, k)
 	}
 	return k, plain, nil
 }

@@ -36,12 +36,31 @@ type Service struct {
 	Wait time.Duration
 	// Now is the time KMS uses: the cluster's clock when one is known.
 	now time.Time
+	// clients are the clusters this command opened, by config: one
+	// command opens each once.
+	clients map[string]*hsm.Client
+}
+
+// open opens a cluster's client once per command.
+func (s *Service) open(config string) (*hsm.Client, error) {
+	if cl, ok := s.clients[config]; ok {
+		return cl, nil
+	}
+	cl, err := s.Open(config)
+	if err != nil {
+		return nil, err
+	}
+	if s.clients == nil {
+		s.clients = map[string]*hsm.Client{}
+	}
+	s.clients[config] = cl
+	return cl, nil
 }
 
 func (s *Service) clock() time.Time {
 	if s.now.IsZero() {
 		s.now = time.Now().UTC()
-		if cl, err := s.Open(s.Config); err == nil {
+		if cl, err := s.open(s.Config); err == nil {
 			s.now = cl.Now().UTC()
 		}
 	}
@@ -102,7 +121,7 @@ func (s *Service) advance(d *db) bool {
 // openStore opens the cluster of a key store; a cluster that is gone, or
 // whose config now reaches another cluster, is not found.
 func (s *Service) openStore(ks *KeyStore) (*hsm.Client, error) {
-	cl, err := s.Open(ks.Config)
+	cl, err := s.open(ks.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +232,7 @@ func checkPassword(op, pw string) error {
 // cloudhsm:DescribeClusters would in the account.
 func (s *Service) cluster(op, id string) (*hsm.ClusterDescription, string, error) {
 	notFound := fail(ExcClusterNotFound, op, "AWS KMS cannot find the CloudHSM cluster with the specified cluster ID %s", id)
-	cl, err := s.Open(s.Config)
+	cl, err := s.open(s.Config)
 	if err != nil || cl.Cluster.ID != id {
 		return nil, "", notFound
 	}
@@ -610,7 +629,7 @@ func (s *Service) endOrphans(d *db) bool {
 		if filepath.Dir(o.Session) != dir || !strings.HasPrefix(filepath.Base(o.Session), "orphan-") {
 			return true
 		}
-		cl, err := s.Open(o.Config)
+		cl, err := s.open(o.Config)
 		return endSession(cl, err, o.Session)
 	})
 	return len(d.Orphans) != n
