@@ -14,6 +14,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsim"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsync"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmuser"
+	"github.com/hsmkit/hsmkit/internal/cmd/lunash"
 )
 
 // All maps each binary's name (cmd/<name>) to its Main.
@@ -25,6 +26,7 @@ var All = map[string]cli.MainFunc{
 	"hsm-sim":      hsmsim.Main,
 	"hsm-sync":     hsmsync.Main,
 	"hsm-user":     hsmuser.Main,
+	"lunash":       lunash.Main,
 }
 
 // Names are the commands' names, sorted.

@@ -17,19 +17,32 @@ import (
 	"github.com/hsmkit/hsmkit/internal/state"
 )
 
-// MaxFailures locks an account: five wrong passwords, counted per HSM.
-const MaxFailures = 5
+// MaxFailures locks a CloudHSM account: five wrong passwords, counted per
+// HSM. It is CloudHSM's lockout threshold (policy.CloudHSM's data), named
+// here for its tests and messages.
+var MaxFailures = policy.CloudHSM.DefaultLockout.Threshold
 
-// locked reports whether u has reached the lockout.
-func locked(u *state.User) bool { return u.Failures >= MaxFailures }
+// isLocked reports whether u has reached its role's lockout in the
+// profile t (with h's policy values), or was locked with another role.
+func isLocked(t *policy.Table, h *state.HSMTx, u *state.User) bool {
+	var pol map[string]int
+	if h != nil {
+		pol = h.Meta.Policies
+	}
+	th := t.LockThreshold(policy.Role(u.Role), pol)
+	return u.Locked || th > 0 && u.Failures >= th
+}
 
-// Principal is who acts on one HSM. The gate (tx.resolve) fills Role and
-// Locked from that HSM's record of User.
+// Principal is who acts on one HSM. The gate (tx.resolve) fills Role,
+// Locked, Expired and a custom role's commands from that HSM's record of
+// User.
 type Principal struct {
 	User    string
 	Role    policy.Role
 	Session string // "" for a one-shot login
 	Locked  bool
+	Expired bool     // its password must be changed first
+	Custom  []string // the commands of its custom role, on that HSM
 }
 
 // Authenticator says who claims to act on an HSM: a session, a one-shot
@@ -238,14 +251,17 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 	if u == nil {
 		return "", fmt.Errorf("login failed: no user %s", user)
 	}
+	t := tx.c.Policy()
 	actual := policy.Role(u.Role)
 	switch {
 	case actual == policy.Appliance:
 		return "", fmt.Errorf("login failed: %s is an internal user", user)
-	case role != actual && !(role == policy.Admin && actual == policy.Unactivated):
+	case role != "" && role != actual && !(role == policy.Admin && actual == policy.Unactivated):
 		return "", fmt.Errorf("login failed: %s is not a %s (its role is %s)", user, role, actual)
-	case locked(u):
-		return "", &LockedError{User: user, Role: actual}
+	case u.Disabled:
+		return "", fmt.Errorf("login failed: %s is disabled", user)
+	case isLocked(t, h, u):
+		return "", tx.lockedError(h, u)
 	}
 	key := HashDigest(u.Hash)
 	ok, seen := tx.pw[key]
@@ -261,10 +277,18 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		if err := h.PutUser(u); err != nil {
 			return "", err
 		}
-		if locked(u) {
-			return "", keepErr{fmt.Errorf("login failed: wrong password for %s; the account is now locked after %d failed logins", user, MaxFailures)}
+		th := t.LockThreshold(actual, h.Meta.Policies)
+		switch {
+		case th == 0:
+			return "", keepErr{fmt.Errorf("login failed: wrong password for %s", user)}
+		case u.Failures < th:
+			return "", keepErr{fmt.Errorf("login failed: wrong password for %s (%d failed; it locks at %d)", user, u.Failures, th)}
 		}
-		return "", keepErr{fmt.Errorf("login failed: wrong password for %s (%d failed; it locks at %d)", user, u.Failures, MaxFailures)}
+		what, err := tx.lockout(h, u)
+		if err != nil {
+			return "", err
+		}
+		return "", keepErr{fmt.Errorf("login failed: wrong password for %s; %s after %d failed logins", user, what, th)}
 	}
 	if u.Failures != 0 {
 		u.Failures = 0
@@ -280,4 +304,55 @@ func removeFile(path string) error {
 		return err
 	}
 	return nil
+}
+
+// lockout applies what the profile says a role's lockout does, in the
+// role's scope (docs/design.md, "The Luna 7 profile"): lock the roles
+// that go with it, or erase a level. CloudHSM's locks the account alone.
+func (tx *Tx) lockout(h *state.HSMTx, u *state.User) (string, error) {
+	t := tx.c.Policy()
+	l := t.Spec(policy.Role(u.Role)).Lockout
+	_, scope, _ := policy.SplitRecord(u.Name)
+	if l.Zeroize != "" {
+		var gone []string
+		err := h.ForEachUser(func(o *state.User) error {
+			_, s, ok := policy.SplitRecord(o.Name)
+			lv := t.Spec(policy.Role(o.Role)).Level
+			if ok && (l.Zeroize == policy.LevelHSM && (lv == policy.LevelHSM || lv == policy.LevelPartition) || lv == l.Zeroize && s == scope) {
+				gone = append(gone, o.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		for _, name := range gone {
+			if err := h.DeleteUser(name); err != nil {
+				return "", err
+			}
+		}
+		if l.Zeroize == policy.LevelHSM {
+			return fmt.Sprintf("the HSM %s is zeroized", h.ID()), nil
+		}
+		return fmt.Sprintf("the %s %s of %s is zeroized", l.Zeroize, scope, h.ID()), nil
+	}
+	locked := []string{u.Name}
+	for _, r := range l.Also {
+		o, err := h.User(policy.RecordName(r, scope))
+		if err != nil {
+			return "", err
+		}
+		if o == nil {
+			continue
+		}
+		o.Locked = true
+		if err := h.PutUser(o); err != nil {
+			return "", err
+		}
+		locked = append(locked, o.Name)
+	}
+	if len(locked) == 1 {
+		return "the account is now locked", nil
+	}
+	return "now locked: " + strings.Join(locked, ", "), nil
 }

@@ -26,10 +26,12 @@ type InitOptions struct {
 	Seed       *int64
 	KDF        state.KDF
 	Clock      *simclock.Clock // the new cluster's clock (nil: real); its time stamps the cluster's creation
+	Profile    string          // the role profile (policy.ByName); "" is cloudhsm
 }
 
-// Init creates a cluster: the first HSM holds the unactivated admin and
-// app_user, the others are clones of it. It writes the client config
+// Init creates a cluster: the first HSM holds the profile's initial users
+// (CloudHSM's unactivated admin and app_user; Luna's predefined appliance
+// users), the others are clones of it. It writes the client config
 // listing every HSM and refuses to overwrite a state or a config.
 func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if o.HSMs < 1 || o.HSMs > MaxHSMs {
@@ -43,9 +45,16 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 		return nil, nil, err
 	}
 	now := clock.Now()
+	table, err := policy.ByName(o.Profile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--profile: %v", err)
+	}
 	r := newRand(o.Seed, 0, "init")
 	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
 		MaskingKey: r.Secret(32)}
+	if table != policy.CloudHSM {
+		cl.Profile = table.Name // absent is cloudhsm: its clusters stay as they were
+	}
 	if cl.ID == "" {
 		cl.ID = r.ID("cluster-")
 	}
@@ -60,7 +69,7 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if fi, err := os.Stat(filepath.Dir(o.ConfigPath)); err != nil || !fi.IsDir() {
 		return nil, nil, fmt.Errorf("--config %s: its directory %s does not exist; nothing was created", o.ConfigPath, filepath.Dir(o.ConfigPath))
 	}
-	if err := policy.CloudHSM.Check(policy.Account, policy.InitCluster); err != nil {
+	if err := table.Check(policy.Account, policy.InitCluster); err != nil {
 		return nil, nil, err
 	}
 	st, err := state.Create(o.StateDir)
@@ -76,11 +85,16 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	defer unlock()
 	first := &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
 	first.History = state.Stamp(nil, now, 0, first.Quorum)
-	admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init",
-		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
-	app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init",
-		Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
-	first.Users, first.NextUserID = []state.User{admin, app}, 2
+	first.Users = []state.User{}
+	for i, iu := range table.Initial {
+		pw := iu.Password
+		if pw == "" {
+			pw = string(r.Bytes(24)) // nobody's to know
+		}
+		first.Users = append(first.Users, state.User{ID: i + 1, Name: iu.Name, Role: string(iu.Role), Hash: hashPassword(cl, iu.Name, pw), Changed: now, Op: "op-init",
+			Lineage: "op-init", Kind: state.KindInit, Approvals: 1, Disabled: iu.Disabled, Expired: iu.Expired})
+	}
+	first.NextUserID = len(first.Users)
 	for i := 0; i < o.HSMs; i++ {
 		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], now)
 		cl.HSMs = append(cl.HSMs, info)
@@ -300,11 +314,18 @@ func (c *Client) Zeroize(auth Authenticator, id string) error {
 			if err != nil {
 				return err
 			}
-			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{}}
+			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{},
+				Roles: h.Meta.Roles}
 			// What it enforced before is gone with its users.
 			z.History = state.Stamp(nil, tx.Now, h.Meta.Seq+1, z.Quorum)
-			err = h.UsersWithRole(string(policy.Appliance), func(u *state.User) error {
-				z.Users = append(z.Users, *u)
+			// What is not the HSM's stays: the users that come with the
+			// cluster and stay (CloudHSM's app_user), and the appliance's
+			// own users (Luna's LunaSH users and custom roles).
+			t := c.Policy()
+			err = h.ForEachUser(func(u *state.User) error {
+				if t.Undeletable(u.Name) || t.Spec(policy.Role(u.Role)).Level == policy.LevelAppliance {
+					z.Users = append(z.Users, *u)
+				}
 				return nil
 			})
 			if err != nil {

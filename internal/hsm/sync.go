@@ -20,9 +20,9 @@ func policyOf(h *state.HSMTx) syncdiff.Policy {
 }
 
 // syncUser maps one stored user to the drift model.
-func syncUser(u *state.User) syncdiff.User {
+func syncUser(t *policy.Table, h *state.HSMTx, u *state.User) syncdiff.User {
 	su := syncdiff.User{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: HashDigest(u.Hash),
-		Locked: locked(u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op,
+		Locked: isLocked(t, h, u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op,
 		Lineage: u.Lineage, Kind: u.Kind, Approvals: u.Approvals}
 	if u.QuorumKey != nil {
 		su.QuorumKey = u.QuorumKey.Fingerprint
@@ -141,7 +141,7 @@ func (c *Client) snapshotUsers(tx *Tx) (syncdiff.Snapshot, error) {
 					return err
 				}
 				if u != nil {
-					v.Users = append(v.Users, syncUser(u))
+					v.Users = append(v.Users, syncUser(tx.c.Policy(), h, u))
 					continue
 				}
 				d, err := h.Tombstone(name)
@@ -189,10 +189,10 @@ func (e *UndecidedError) Hint() string {
 	return "decide by hand (hsm-sync plan explains why), or pass --skip USER for each to repair the rest"
 }
 
-func hasUnlockedAdmin(h *state.HSMTx) (bool, error) {
+func hasUnlockedAdmin(t *policy.Table, h *state.HSMTx) (bool, error) {
 	found := false
 	err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
-		found = found || !locked(u)
+		found = found || !isLocked(t, h, u)
 		return nil
 	})
 	return found, err
@@ -227,15 +227,15 @@ func skipKeepsWeakRecord(r syncdiff.Report, p syncdiff.Plan, skip []string) erro
 // the repair touches it.
 type guarded struct{ runnerAdmin, runnerUnlocked, unlockedAdmin bool }
 
-func takeGuard(h *state.HSMTx, runner string) (guarded, error) {
+func takeGuard(t *policy.Table, h *state.HSMTx, runner string) (guarded, error) {
 	u, err := h.User(runner)
 	if err != nil {
 		return guarded{}, err
 	}
-	ua, err := hasUnlockedAdmin(h)
+	ua, err := hasUnlockedAdmin(t, h)
 	return guarded{
 		runnerAdmin:    u != nil && policy.Role(u.Role) == policy.Admin,
-		runnerUnlocked: u != nil && !locked(u),
+		runnerUnlocked: u != nil && !isLocked(t, h, u),
 		unlockedAdmin:  ua,
 	}, err
 }
@@ -296,7 +296,7 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 					return nil, err
 				}
 				if _, ok := before[id]; !ok {
-					if before[id], err = takeGuard(h, runner.User); err != nil {
+					if before[id], err = takeGuard(tx.c.Policy(), h, runner.User); err != nil {
 						return nil, err
 					}
 				}
@@ -417,10 +417,10 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 				}
 				// The strictest lock state spreads; it must not lock out the
 				// admins who could unlock it.
-				if b.runnerUnlocked && u != nil && locked(u) {
+				if b.runnerUnlocked && u != nil && isLocked(tx.c.Policy(), h, u) {
 					return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or run it as another admin, or reset %s's password first", runner.User, info.ID, hint, runner.User)
 				}
-				ua, err := hasUnlockedAdmin(h)
+				ua, err := hasUnlockedAdmin(tx.c.Policy(), h)
 				if err != nil {
 					return err
 				}

@@ -189,27 +189,45 @@ func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) {
 	if u == nil {
 		return Principal{}, fmt.Errorf("user %s no longer exists on %s: its session grants nothing there (hsm-user logout)", p.User, h.ID())
 	}
-	p.Role, p.Locked = policy.Role(u.Role), locked(u)
+	t := tx.c.Policy()
+	// A disabled user is refused as a locked one is: it may do only what
+	// needs no login.
+	p.Role, p.Locked, p.Expired = policy.Role(u.Role), isLocked(t, h, u) || u.Disabled, u.Expired
+	if !t.IsRole(p.Role) {
+		// A custom role's commands are data of the HSM's records.
+		for _, r := range h.Meta.Roles {
+			if r.Name == u.Role {
+				p.Custom = r.Commands
+			}
+		}
+	}
 	return p, nil
 }
 
 // check asks the permission table; a locked user may do only what needs
 // no login at all.
 func (tx *Tx) check(p Principal, perm policy.Op) error {
-	if p.Locked && !tx.c.Policy().Allowed(policy.Unauthenticated, perm) {
-		return &LockedError{User: p.User, Role: p.Role}
+	t := tx.c.Policy()
+	if p.Locked && !t.Allowed(policy.Unauthenticated, perm) {
+		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, nil)}
 	}
-	return tx.c.Policy().Check(p.Role, perm)
+	return t.CheckCaller(policy.Caller{User: p.User, Role: p.Role, Custom: p.Custom, Expired: p.Expired}, perm)
+}
+
+// lockedError is the refusal of a locked user's login on h.
+func (tx *Tx) lockedError(h *state.HSMTx, u *state.User) error {
+	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: tx.c.Policy().LockThreshold(policy.Role(u.Role), h.Meta.Policies)}
 }
 
 // LockedError refuses a locked user everything a login is needed for.
 type LockedError struct {
-	User string
-	Role policy.Role
+	User      string
+	Role      policy.Role
+	Threshold int // the failed logins that lock its role
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, MaxFailures, e.User, e.Role)
+	return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, e.Threshold, e.User, e.Role)
 }
 
 // run is the one transaction path.

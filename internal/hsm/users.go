@@ -107,7 +107,7 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 }
 
 func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin) (*SessionFile, *Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,6 +271,9 @@ type UserView struct {
 	MFA      []Strategy `json:"mfa"`
 	Quorum   []Strategy `json:"quorum"`
 	Coverage string     `json:"cluster-coverage"`
+	// Disabled is "true", "inconsistent" across HSMs, or absent: only a
+	// profile with optional users (Luna's) disables any.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // Strategy is an MFA or quorum registration.
@@ -289,6 +292,7 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			first          state.User
 			order, present int
 			locked         int
+			disabled       int
 			roles, mfa, qk map[string]bool
 		}
 		// One entry per username, as cloudhsm-cli shows it: a property the
@@ -311,8 +315,11 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 					byName[u.Name] = a
 				}
 				a.present++
-				if locked(u) {
+				if isLocked(c.Policy(), h, u) {
 					a.locked++
+				}
+				if u.Disabled {
+					a.disabled++
 				}
 				a.roles[u.Role], a.mfa[fp(u.MFA)], a.qk[fp(u.QuorumKey)] = true, true, true
 				return nil
@@ -358,6 +365,12 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			case a.locked > 0:
 				v.Locked = "inconsistent"
 			}
+			switch {
+			case a.disabled == a.present:
+				v.Disabled = "true"
+			case a.disabled > 0:
+				v.Disabled = "inconsistent"
+			}
 			if a.present != len(cl.HSMs) {
 				v.Coverage = "inconsistent"
 			}
@@ -375,14 +388,14 @@ func (e *ExistsError) Error() string { return fmt.Sprintf("user %s already exist
 
 // CreateUser adds a user on every target HSM.
 func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval) (*Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.Policy().CanAssign(role); err != nil {
 		return nil, err
 	}
-	if err := policy.CheckPassword(pw); err != nil {
+	if err := c.Policy().Passwords(pw); err != nil {
 		return nil, err
 	}
 	var hash *state.Hash
@@ -403,7 +416,9 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 				}
 			}
 			h.Meta.NextUserID++
-			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash, Lineage: tx.OpID}
+			// A profile may make a password set by another valid for the
+			// first login only.
+			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash, Lineage: tx.OpID, Expired: c.Policy().ResetExpires}
 			tx.touch(h, u, state.KindCreate)
 			if err := h.PutUser(u); err != nil {
 				return err
@@ -414,7 +429,7 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 
 // DeleteUser removes a user on every target HSM, leaving a tombstone.
 func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role policy.Role, approval *Approval) (*Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +453,9 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 				return fmt.Errorf("no user %s", user)
 			case policy.Role(u.Role) == policy.Appliance:
 				return fmt.Errorf("%s is an internal user and cannot be deleted", user)
-			case policy.Role(u.Role) != role:
+			case c.Policy().Undeletable(user):
+				return fmt.Errorf("%s is a predefined user and cannot be deleted", user)
+			case role != "" && policy.Role(u.Role) != role:
 				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
 			case u.Role == string(policy.Admin) && admins == 1:
 				return fmt.Errorf("%s is the last admin; create another admin first", user)
@@ -483,11 +500,11 @@ type PasswordOptions struct {
 // anyone's), and removing a quorum key is refused when it would leave a
 // quorum value without enough approvers.
 func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval, opts PasswordOptions) (*Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
-	if err := policy.CheckPassword(pw); err != nil {
+	if err := c.Policy().Passwords(pw); err != nil {
 		return nil, err
 	}
 	var hash *state.Hash
@@ -522,12 +539,15 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			switch {
 			case policy.Role(u.Role) == policy.Appliance && !isSelf(p, user):
 				return fmt.Errorf("%s is an internal user; its password is not yours to change", user)
-			case policy.Role(u.Role) != role && !(isSelf(p, user) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
+			case role != "" && policy.Role(u.Role) != role && !(isSelf(p, user) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
 				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
 			case !isSelf(p, user) && in:
 				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
 			}
-			u.Hash, u.Failures = hash, 0
+			u.Hash, u.Failures, u.Locked = hash, 0, false
+			// A profile may make a password set by another valid for the
+			// first login only (Luna's user password USER).
+			u.Expired = !isSelf(p, user) && c.Policy().ResetExpires
 			kind := state.KindReset
 			if isSelf(p, user) {
 				kind = state.KindSelfPassword

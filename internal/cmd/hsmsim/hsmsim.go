@@ -16,6 +16,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/simclock"
 )
 
@@ -38,6 +39,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					&ucli.StringFlag{Name: "seed", Usage: "make ids and random values reproducible from this integer"},
 					&ucli.StringFlag{Name: "kdf", Value: "default", Usage: "password hashing cost: default, test (cheap, for tests), or t=N,m=KIB,p=N"},
 					&ucli.StringFlag{Name: "clock", Usage: "fix the cluster's clock at `TIME` (RFC 3339, such as " + simclock.Example + "; default: the real clock)"},
+					&ucli.StringFlag{Name: "profile", Value: "cloudhsm", Usage: "role `PROFILE`: cloudhsm, or luna (Thales Luna 7: each HSM is an appliance member with LunaSH users)"},
 				},
 				Action: func(c *ucli.Context) error { return initCluster(c, env) },
 			},
@@ -99,7 +101,7 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 	if _, err := cli.Output(c); err != nil {
 		return err
 	}
-	o := hsm.InitOptions{StateDir: c.String("state"), ConfigPath: cli.ConfigPath(c), HSMs: c.Int("hsms"), ClusterID: c.String("cluster-id")}
+	o := hsm.InitOptions{StateDir: c.String("state"), ConfigPath: cli.ConfigPath(c), HSMs: c.Int("hsms"), ClusterID: c.String("cluster-id"), Profile: c.String("profile")}
 	if o.StateDir == "" {
 		return cli.Usagef("init needs --state DIR")
 	}
@@ -114,6 +116,10 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 			return cli.Usagef("--seed %q: want an integer", s)
 		}
 		o.Seed = &n
+	}
+	table, err := policy.ByName(o.Profile)
+	if err != nil {
+		return cli.Usagef("--profile: %v", err)
 	}
 	kdf, err := hsm.ParseKDF(c.String("kdf"))
 	if err != nil {
@@ -137,8 +143,8 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 	}
 	data := map[string]any{"cluster-id": cl.ID, "config": cfg.Path, "state": o.StateDir, "hsms": ids}
 	return cli.Emit(c, data, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "created cluster %s with %d HSM(s): %s\nstate: %s\nconfig: %s\nnext: hsm-user activate\n",
-			cl.ID, len(ids), strings.Join(ids, ", "), o.StateDir, cfg.Path)
+		_, err := fmt.Fprintf(w, "created cluster %s with %d HSM(s): %s\nstate: %s\nconfig: %s\nnext: %s\n",
+			cl.ID, len(ids), strings.Join(ids, ", "), o.StateDir, cfg.Path, table.FirstStep)
 		return err
 	})
 }

@@ -1,0 +1,278 @@
+// Package lunash is the lunash command: LunaSH, the shell of a Thales
+// Luna Network HSM 7 appliance, over a simulated Luna cluster (hsm-sim
+// init --profile luna). It takes LunaSH's command lines (user add
+// -username james) and prints LunaSH's outputs; the engine decides
+// everything (docs/design.md, "The Luna 7 profile").
+package lunash
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
+)
+
+// success is how LunaSH ends every command that worked.
+const success = "\nCommand Result : 0 (Success)\n"
+
+// Main runs lunash and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	username := func() ucli.Flag {
+		return &ucli.StringFlag{Name: "username", Usage: "appliance user `NAME`"}
+	}
+	withPassword := func(flags ...ucli.Flag) []ucli.Flag { return append(flags, cli.PasswordFlags()...) }
+	app := &ucli.App{
+		Usage:       "LunaSH, the appliance shell of a simulated Thales Luna 7 cluster",
+		Description: "Runs one LunaSH command on every member of a simulated Luna cluster (hsm-sim init --profile luna) as the appliance user LUNASH_USER, whose password is LUNASH_PASSWORD: the appliance login every command needs. New passwords come from -password (as LunaSH takes it), -password-stdin or HSM_PASSWORD. The predefined admin's first password is PASSWORD, valid until it is changed with my password set.",
+		UsageText:   "LUNASH_USER=admin LUNASH_PASSWORD=\"$PW\" lunash user add -username james -password-stdin < pw\nLUNASH_USER=admin LUNASH_PASSWORD=\"$PW\" lunash user list",
+		Commands: []*ucli.Command{
+			{Name: "user", Usage: "manage the appliance's users (admin only)", Description: "LunaSH's user commands: add, delete, enable, disable, list, password, role. Users without the admin role run none of them.", UsageText: "lunash user list",
+				Subcommands: []*ucli.Command{
+					{Name: "add", Usage: "add an appliance user, without a role", Description: "Adds a user on every member. It can do nothing until the original admin gives it a role (user role add); its password is valid for its first login only.", UsageText: "lunash user add -username james -password-stdin < pw",
+						Flags: withPassword(username()), Action: func(c *ucli.Context) error { return add(c, env) }},
+					{Name: "delete", Usage: "delete an appliance user", Description: "Deletes a user from every member; the predefined admin, operator, monitor and audit stay.", UsageText: "lunash user delete -username james",
+						Flags: []ucli.Flag{username()}, Action: func(c *ucli.Context) error { return deleteUser(c, env) }},
+					{Name: "enable", Usage: "enable an appliance user", Description: "Lets a disabled user (the predefined operator, monitor and audit start disabled) log in.", UsageText: "lunash user enable -username audit",
+						Flags: []ucli.Flag{username()}, Action: func(c *ucli.Context) error { return enable(c, env, true) }},
+					{Name: "disable", Usage: "disable an appliance user", Description: "Stops a user from logging in; a session it holds grants nothing that needs a login.", UsageText: "lunash user disable -username monitor",
+						Flags: []ucli.Flag{username()}, Action: func(c *ucli.Context) error { return enable(c, env, false) }},
+					{Name: "list", Usage: "list the appliance users", Description: "Lists the appliance users with their role and status, as LunaSH does.", UsageText: "lunash user list",
+						Action: func(c *ucli.Context) error { return list(c, env) }},
+					{Name: "password", Usage: "set a user's password (expired: changed at its next login), or your own", Description: "With a username, sets that user's password, which it must change at its next login; without, your own.", UsageText: "lunash user password james -password-stdin < pw", ArgsUsage: "[USERNAME]",
+						Flags: withPassword(), Action: func(c *ucli.Context) error { return password(c, env, true) }},
+					{Name: "role", Usage: "give users roles; import custom roles", Description: "LunaSH's user role commands.", UsageText: "lunash user role add -username james -role operator",
+						Subcommands: []*ucli.Command{
+							{Name: "add", Usage: "give a user a role (the original admin only)", Description: "Gives a user one of admin, operator, monitor, audit, or a custom role; the predefined users keep theirs.", UsageText: "lunash user role add -username james -role operator",
+								Flags: []ucli.Flag{username(), &ucli.StringFlag{Name: "role", Usage: "`ROLE`"}}, Action: func(c *ucli.Context) error { return roleAdd(c, env) }},
+							{Name: "import", Usage: "import a custom role from a file of LunaSH commands", Description: "Makes a custom role from a file of LunaSH commands, one per line, UNIX line endings, exact case. The role gets those commands and nothing else; the file is refused whole, naming every rejected command, when a line is unknown, in the wrong case, or an audit command.", UsageText: "lunash user role import -file rolefile1 -role readers",
+								Flags: []ucli.Flag{&ucli.StringFlag{Name: "file", Usage: "role `FILE`"}, &ucli.StringFlag{Name: "role", Usage: "the new role's `NAME`"}}, Action: func(c *ucli.Context) error { return roleImport(c, env) }},
+						}},
+				}},
+			{Name: "my", Usage: "your own account", Description: "Commands about the logged-in user.", UsageText: "lunash my password set -password-stdin < pw",
+				Subcommands: []*ucli.Command{
+					{Name: "password", Usage: "your own password", Description: "Your own password.", UsageText: "lunash my password set -password-stdin < pw",
+						Subcommands: []*ucli.Command{
+							{Name: "set", Usage: "change your own password", Description: "Changes your own password: what every appliance user (operator and monitor too) does, and what a first login must do.", UsageText: "lunash my password set -password-stdin < pw",
+								Flags: withPassword(), Action: func(c *ucli.Context) error { return password(c, env, false) }},
+						}},
+				}},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+// applianceLogin is who runs the command: LUNASH_USER with LUNASH_PASSWORD,
+// the appliance login every LunaSH command needs. The role is the
+// user's own, whatever it is.
+func applianceLogin(env cli.Env) (*hsm.PIN, error) {
+	user, pw := env.Getenv("LUNASH_USER"), env.Getenv("LUNASH_PASSWORD")
+	if user == "" || pw == "" {
+		return nil, cli.Usagef("log in to the appliance first: set LUNASH_USER and LUNASH_PASSWORD")
+	}
+	return &hsm.PIN{User: user, Password: pw}, nil
+}
+
+// request opens the cluster as the appliance user.
+func request(c *ucli.Context, env cli.Env, args int, argNames ...string) (*hsm.Client, *hsm.PIN, error) {
+	if err := cli.ExactArgs(c, args, argNames...); err != nil {
+		return nil, nil, err
+	}
+	login, err := applianceLogin(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := clustercli.EngineOptions(c, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := hsm.Open(cli.ConfigPath(c), opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cl.Policy().Commands == nil {
+		return nil, nil, cli.Trouble(fmt.Errorf("cluster %s has the %s profile, not an appliance shell (hsm-sim init --profile luna)", cl.Cluster.ID, cl.Policy().Name), "")
+	}
+	return cl, login, nil
+}
+
+func needFlag(c *ucli.Context, name string) (string, error) {
+	v := c.String(name)
+	if v == "" {
+		return "", cli.Usagef("-%s is required", name)
+	}
+	return v, nil
+}
+
+// done prints LunaSH's lines and its success line.
+func done(env cli.Env, lines ...string) error {
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(env.Stdout, l); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(env.Stdout, success)
+	return err
+}
+
+func add(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	name, err := needFlag(c, "username")
+	if err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "Password: ", true)
+	if err != nil {
+		return err
+	}
+	if _, err := req.CreateUser(hsm.Targeting{}, login, name, policy.NoRole, pw, nil); err != nil {
+		return err
+	}
+	// LunaSH 7.4 restarts sshd to take the new account.
+	return done(env, "Stopping sshd: [ OK ]", "Starting sshd: [ OK ]")
+}
+
+func deleteUser(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	name, err := needFlag(c, "username")
+	if err != nil {
+		return err
+	}
+	if _, err := req.DeleteUser(hsm.Targeting{}, login, name, "", nil); err != nil {
+		return err
+	}
+	return done(env, fmt.Sprintf("User %s was successfully deleted.", name))
+}
+
+func enable(c *ucli.Context, env cli.Env, on bool) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	name, err := needFlag(c, "username")
+	if err != nil {
+		return err
+	}
+	if _, err := req.SetUserEnabled(hsm.Targeting{}, login, name, on); err != nil {
+		return err
+	}
+	what := "disabled"
+	if on {
+		what = "enabled"
+	}
+	return done(env, fmt.Sprintf("%s was %s successfully.", name, what))
+}
+
+func password(c *ucli.Context, env cli.Env, other bool) error {
+	n := 0
+	if other && c.Args().Len() > 0 {
+		n = 1
+	}
+	req, login, err := request(c, env, n, "USERNAME")
+	if err != nil {
+		return err
+	}
+	name := login.User
+	if n == 1 {
+		name = c.Args().First()
+	}
+	pw, err := cli.ReadPassword(c, env, "New password: ", true)
+	if err != nil {
+		return err
+	}
+	if _, err := req.ChangePassword(hsm.Targeting{}, login, name, "", pw, nil); err != nil {
+		return err
+	}
+	return done(env, "passwd: all authentication tokens updated successfully.")
+}
+
+func roleAdd(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	name, err := needFlag(c, "username")
+	if err != nil {
+		return err
+	}
+	role, err := needFlag(c, "role")
+	if err != nil {
+		return err
+	}
+	if _, err := req.AssignRole(hsm.Targeting{}, login, name, role); err != nil {
+		return err
+	}
+	return done(env, fmt.Sprintf("User %s was successfully modified.", name))
+}
+
+func roleImport(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	file, err := needFlag(c, "file")
+	if err != nil {
+		return err
+	}
+	role, err := needFlag(c, "role")
+	if err != nil {
+		return err
+	}
+	data, err := cli.ReadInput("-file", file)
+	if err != nil {
+		return err
+	}
+	if _, err := req.ImportRole(hsm.Targeting{}, login, role, data); err != nil {
+		var rf *policy.RoleFileError
+		if errors.As(err, &rf) {
+			return cli.Refused(err, "fix or remove the rejected lines; a custom role gets exactly the commands its file names")
+		}
+		return err
+	}
+	return done(env, fmt.Sprintf("%q was successfully imported.", role))
+}
+
+// list prints LunaSH's user list table: the appliance's users (not the
+// HSM's and partitions' role records), by name.
+func list(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	users, warnings, err := req.ListUsers(login)
+	if err != nil {
+		return err
+	}
+	env.Warn(warnings)
+	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
+	w := env.Stdout
+	fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", "Users", "Roles", "Status", "RADIUS")
+	fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", "--------------------", "--------", "--------", "--------")
+	for _, u := range users {
+		if _, _, ok := policy.SplitRecord(u.Username); ok {
+			continue
+		}
+		status := "enabled"
+		switch u.Disabled {
+		case "true":
+			status = "disabled"
+		case "inconsistent":
+			status = "inconsistent"
+		}
+		fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", u.Username, u.Role, status, "no")
+	}
+	return done(env)
+}

@@ -1,0 +1,189 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Thales Luna Network HSM 7's roles (docs/design.md, "The Luna 7
+// profile"). The appliance's admin is the same string as CloudHSM's
+// admin, so HSM_PIN's role admin names it too.
+const (
+	Operator Role = "operator"
+	Monitor  Role = "monitor"
+	Audit    Role = "audit"
+	// NoRole is an appliance user added but not yet given a role: it
+	// "cannot do anything in LunaSH until the admin user assigns it a role".
+	NoRole Role = "none"
+
+	HSMSO    Role = "so"
+	Auditor  Role = "au"
+	PartSO   Role = "po"
+	CryptoOf Role = "co"
+	LimitCO  Role = "lco"
+	CryptoU  Role = "cu"
+	KRSO     Role = "krso"
+	KRCO     Role = "krco"
+)
+
+// Luna's operations beyond those CloudHSM shares.
+const (
+	AssignRole Op = "give an appliance user a role"
+	EnableUser Op = "enable, disable an appliance user"
+	ImportRole Op = "import a custom appliance role"
+	AuditLog   Op = "manage HSM audit logging"
+)
+
+// DefaultLunaPassword is every predefined appliance user's first password,
+// changed at the first login.
+const DefaultLunaPassword = "PASSWORD"
+
+var lunaAppliance = []Role{Admin, Operator, Monitor, Audit}
+
+// Luna is Luna 7's permission table: the appliance's LunaSH roles. A
+// custom role's column is the commands it was imported with (CheckCaller).
+var Luna = NewTableRules("luna",
+	[]Role{Admin, Operator, Monitor, Audit, NoRole, Unauthenticated, Account},
+	[]Rule{
+		{Op: ClusterInfo, Allow: []Role{Admin, Operator, Monitor, Audit, Unauthenticated, Account}, Note: "hsm show; the members' addresses are no secret"},
+		{Op: Login, Allow: lunaAppliance, Note: "a user without a role cannot do anything"},
+		{Op: Logout, Allow: []Role{Admin, Operator, Monitor, Audit, NoRole, Unauthenticated}, WhileExpired: true},
+		{Op: ChangeOwnPassword, Allow: lunaAppliance, Note: "my password set", WhileExpired: true},
+		{Op: ChangeAnyPassword, Allow: []Role{Admin}, Note: "user password USER: expires it"},
+		{Op: ManageUsers, Allow: []Role{Admin}, Note: "user add, user delete"},
+		{Op: AssignRole, Allow: []Role{Admin}, Note: "user role add", Only: "admin"},
+		{Op: EnableUser, Allow: []Role{Admin}, Note: "user enable, user disable"},
+		{Op: ListUsers, Allow: []Role{Admin}, Note: "user list: non-admins run no user command"},
+		{Op: ImportRole, Allow: []Role{Admin}, Note: "user role import"},
+		{Op: SyncStatus, Allow: []Role{Admin, Operator, Monitor}, Note: "hsm-sync diff: drift between members"},
+		{Op: SyncUsers, Allow: []Role{Admin}, Note: "the cluster's users are the authority"},
+		{Op: Zeroize, Allow: []Role{Admin}, Note: "hsm zeroize"},
+		{Op: InitCluster, Allow: []Role{Account}},
+		{Op: AddHSM, Allow: []Role{Account}, Note: "a member joins"},
+		{Op: RemoveHSM, Allow: []Role{Account}},
+		{Op: Reachability, Allow: []Role{Account}},
+		{Op: SetClock, Allow: []Role{Account}, Note: "the simulator's own"},
+		{Op: DumpState, Allow: []Role{Account}, Note: "hashes are shown as digests"},
+	})
+
+func init() {
+	Luna.Assignable = []Role{NoRole}
+	Luna.Limits = Limits{}
+	appliance := RoleSpec{Level: LevelAppliance}
+	Luna.Profile = Profile{
+		Specs: map[Role]RoleSpec{
+			Admin: appliance, Operator: appliance, Monitor: appliance, Audit: appliance, NoRole: appliance,
+		},
+		// Thales documents no LunaSH login lockout for 7.x.
+		DefaultLockout: Lockout{},
+		FirstStep:      "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
+		Usernames:      LunaUsername,
+		Passwords:      LunaPassword,
+		RoleNames:      LunaRoleName,
+		Initial: []InitialUser{
+			{Name: "admin", Role: Admin, Password: DefaultLunaPassword, Expired: true, Undeletable: true},
+			{Name: "operator", Role: Operator, Password: DefaultLunaPassword, Expired: true, Disabled: true, Undeletable: true},
+			{Name: "monitor", Role: Monitor, Password: DefaultLunaPassword, Expired: true, Disabled: true, Undeletable: true},
+			{Name: "audit", Role: Audit, Password: DefaultLunaPassword, Expired: true, Disabled: true, Undeletable: true},
+		},
+		ResetExpires: true,
+		CustomBase:   []Op{Login, Logout, ChangeOwnPassword},
+		Commands: []Command{
+			{Name: "exit", Op: Logout},
+			{Name: "help", Op: ClusterInfo},
+			{Name: "hsm show", Op: ClusterInfo},
+			{Name: "hsm zeroize", Op: Zeroize},
+			{Name: "my password set", Op: ChangeOwnPassword},
+			{Name: "user add", Op: ManageUsers},
+			{Name: "user delete", Op: ManageUsers},
+			{Name: "user disable", Op: EnableUser},
+			{Name: "user enable", Op: EnableUser},
+			{Name: "user list", Op: ListUsers},
+			{Name: "user password", Op: ChangeAnyPassword},
+			{Name: "user role add", Op: AssignRole},
+			{Name: "user role import", Op: ImportRole},
+			{Name: "audit init", Op: AuditLog, Audit: true},
+			{Name: "audit login", Op: AuditLog, Audit: true},
+			{Name: "audit logout", Op: AuditLog, Audit: true},
+			{Name: "audit config", Op: AuditLog, Audit: true},
+			{Name: "audit show", Op: AuditLog, Audit: true},
+			{Name: "audit changepw", Op: AuditLog, Audit: true},
+		},
+	}
+}
+
+// lunaReserved are names the appliance's system keeps (LunaSH refuses
+// them from 7.7.1: "'sshd' is reserved for system use").
+var lunaReserved = []string{"root", "sshd", "bin", "daemon", "nobody", "recover"}
+
+// LunaUsername checks a LunaSH username: 1 to 32 of a-z A-Z 0-9 - . _,
+// not starting with a dot, dash or digit, not a name the system keeps.
+// Names are kept as given (the appliance's are case-sensitive).
+func LunaUsername(s string) (string, error) {
+	if !lunaName(s, 32, true) {
+		return "", fmt.Errorf("invalid username %q: 1 to 32 characters a-z A-Z 0-9 - . _, not starting with a dot, dash or digit", shorten(s))
+	}
+	if slices.Contains(lunaReserved, s) {
+		return "", fmt.Errorf("'%s' is reserved for system use and cannot be added", s)
+	}
+	return s, nil
+}
+
+// LunaRoleName checks a custom role's name: 1 to 255 of a-z A-Z 0-9 - .
+// _, not starting with a dot or dash, and not a role of the profile.
+func LunaRoleName(s string) error {
+	if !lunaName(s, 255, false) {
+		return fmt.Errorf("invalid role name %q: 1 to 255 characters a-z A-Z 0-9 - . _, not starting with a dot or dash", shorten(s))
+	}
+	if Luna.IsRole(Role(s)) {
+		return fmt.Errorf("role %q is a predefined role", s)
+	}
+	return nil
+}
+
+func lunaName(s string, maxLen int, noDigit bool) bool {
+	if len(s) == 0 || len(s) > maxLen || s[0] == '.' || s[0] == '-' || noDigit && '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// LunaPassword checks a Luna password: 8 to 255 characters from at
+// least three of lowercase, uppercase, digits and others.
+func LunaPassword(pw string) error {
+	if n := utf8.RuneCountInString(pw); n < 8 || n > 255 {
+		return errors.New("invalid password: 8 to 255 characters")
+	}
+	var classes [4]bool
+	for _, r := range pw {
+		switch {
+		case unicode.IsLower(r):
+			classes[0] = true
+		case unicode.IsUpper(r):
+			classes[1] = true
+		case unicode.IsDigit(r):
+			classes[2] = true
+		default:
+			classes[3] = true
+		}
+	}
+	n := 0
+	for _, c := range classes {
+		if c {
+			n++
+		}
+	}
+	if n < 3 {
+		return errors.New("invalid password: use at least three of lowercase letters, uppercase letters, digits and other characters")
+	}
+	return nil
+}

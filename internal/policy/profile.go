@@ -1,0 +1,231 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// A role profile beyond its permission table (docs/design.md, "Adding a
+// role profile" and "The Luna 7 profile"): where each role acts, what a
+// run of wrong passwords does, who initializes whom, which users exist
+// from the start, the name and password rules, and the commands a custom
+// role may be given. The engine reads these; it never names a profile.
+
+// Level is where a role acts.
+type Level string
+
+const (
+	LevelCluster   Level = "cluster"   // CloudHSM: every user is every HSM's
+	LevelAppliance Level = "appliance" // Luna's LunaSH users
+	LevelHSM       Level = "hsm"       // Luna's HSM SO and Auditor
+	LevelPartition Level = "partition" // Luna's PO, CO, LCO, CU
+	LevelKeyring   Level = "keyring"   // Luna's KRSO, KRCO
+)
+
+// Lockout is what consecutive wrong passwords do to a role.
+type Lockout struct {
+	Threshold int // wrong passwords in a row; 0: never locked
+	// Policy names the policy value that may lower (never raise) the
+	// threshold, "" when it is fixed.
+	Policy string
+	// Also are the roles of the same scope locked with it.
+	Also []Role
+	// Zeroize is the level erased, in the role's scope, when the
+	// threshold is reached ("": the role is locked, nothing erased).
+	Zeroize Level
+}
+
+// RoleSpec is one role of a profile.
+type RoleSpec struct {
+	Level Level
+	// InitBy is the role that initializes this one ("" when users are
+	// created with ManageUsers, or the role comes with the cluster).
+	InitBy Role
+	// FirstPasswordExpires: the password set by another is valid for the
+	// first login only, which must change it.
+	FirstPasswordExpires bool
+	Lockout              Lockout
+	Desc                 string
+}
+
+// InitialUser is a user every HSM of a new cluster holds.
+type InitialUser struct {
+	Name        string
+	Role        Role
+	Password    string // "": a random one nobody knows
+	Disabled    bool
+	Expired     bool
+	Undeletable bool
+}
+
+// Command is a command of the profile's own shell that a custom role may
+// be given, and the operation of the table it runs.
+type Command struct {
+	Name  string
+	Op    Op
+	Audit bool // the audit role's: never given to a custom role
+}
+
+// Profile is the part of a Table that is not who-may-run-what.
+type Profile struct {
+	Specs          map[Role]RoleSpec
+	FirstStep      string  // what a new cluster's owner does first (hsm-sim init says it)
+	DefaultLockout Lockout // of a role without a spec
+	Usernames      func(string) (string, error)
+	Passwords      func(string) error
+	RoleNames      func(string) error // a custom role's name (nil: no custom roles)
+	Initial        []InitialUser
+	// ResetExpires: a password set by another must be changed at the
+	// user's next login (Luna's user password USER).
+	ResetExpires bool
+	// Commands a custom role may hold; none: the profile has no custom
+	// roles. CustomBase are the operations every custom role may run.
+	Commands   []Command
+	CustomBase []Op
+	// Policies are the profile's adjustable policy values and their
+	// defaults (a lockout's Policy names one).
+	Policies map[string]int
+}
+
+// Rule is a row with a profile's extra conditions.
+type Rule struct {
+	Op    Op
+	Allow []Role
+	Note  string
+	// Only is the one user who may run it, whatever others hold its role
+	// (Luna: only the original admin account assigns roles).
+	Only string
+	// WhileExpired: a caller whose password expired may run it (changing
+	// that password; logging out).
+	WhileExpired bool
+}
+
+// Caller is what the gate knows of who acts on an HSM.
+type Caller struct {
+	User    string
+	Role    Role
+	Custom  []string // the commands of a custom role, from the HSM's records
+	Expired bool
+}
+
+// Spec is a role's spec; a role without one acts at the profile's
+// default level with its default lockout.
+func (t *Table) Spec(r Role) RoleSpec {
+	if s, ok := t.Specs[r]; ok {
+		return s
+	}
+	return RoleSpec{Level: LevelCluster, Lockout: t.DefaultLockout}
+}
+
+// IsRole says whether r is one of the table's own roles (not a custom one).
+func (t *Table) IsRole(r Role) bool { return slices.Contains(t.Roles, r) }
+
+// Expired refuses an operation to a caller whose password expired.
+type Expired struct {
+	User string
+	Op   Op
+}
+
+func (e *Expired) Error() string {
+	return fmt.Sprintf("the password of %s has expired: change it before you %s", e.User, e.Op)
+}
+
+// CheckCaller asks the table about a caller: its role's column, or for a
+// custom role the commands it holds; then the rule's own conditions.
+func (t *Table) CheckCaller(c Caller, op Op) error {
+	ok := t.Allowed(c.Role, op)
+	if !t.IsRole(c.Role) && c.Role != "" && len(t.Commands) > 0 {
+		ok = slices.Contains(t.CustomBase, op) || slices.ContainsFunc(c.Custom, func(name string) bool {
+			cmd, known := t.Command(name)
+			return known && cmd.Op == op && !cmd.Audit
+		})
+	}
+	r := t.rule[op]
+	if c.Expired && !r.WhileExpired {
+		// The first thing to do, whatever the role may do after.
+		return &Expired{User: c.User, Op: op}
+	}
+	if !ok {
+		return &Denied{Role: c.Role, Op: op}
+	}
+	if r.Only != "" && c.User != r.Only {
+		return &Denied{Role: c.Role, Op: op, Why: "only the " + r.Only + " account may"}
+	}
+	return nil
+}
+
+// Command finds a command of the profile's shell by its exact name.
+func (t *Table) Command(name string) (Command, bool) {
+	for _, c := range t.Commands {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Command{}, false
+}
+
+// Undeletable says whether a user of that name came with the cluster and
+// stays.
+func (t *Table) Undeletable(name string) bool {
+	return slices.ContainsFunc(t.Initial, func(u InitialUser) bool { return u.Undeletable && u.Name == name })
+}
+
+// RecordName is the name of the record a role of a level above the
+// appliance is kept under, in its scope (a partition's name, "hsm"):
+// "co@par1". LunaSH names never hold '@', so these never meet a user.
+func RecordName(r Role, scope string) string { return string(r) + "@" + scope }
+
+// SplitRecord reads a record name back: the role and its scope, or ok
+// false for an ordinary user's name.
+func SplitRecord(name string) (Role, string, bool) {
+	r, scope, ok := strings.Cut(name, "@")
+	return Role(r), scope, ok
+}
+
+// LockThreshold is the number of wrong passwords that lock role, with
+// the HSM's policy values (a value may only lower the default).
+func (t *Table) LockThreshold(r Role, policies map[string]int) int {
+	l := t.Spec(r).Lockout
+	if l.Policy != "" {
+		if v, ok := policies[l.Policy]; ok && v >= 1 && v < l.Threshold {
+			return v
+		}
+	}
+	return l.Threshold
+}
+
+// ByName is the profile a cluster names (cluster.json's profile; "" is
+// CloudHSM's).
+func ByName(name string) (*Table, error) {
+	for _, t := range Profiles() {
+		if t.Name == name || name == "" && t == CloudHSM {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown role profile %q (want %s)", name, strings.Join(ProfileNames(), " or "))
+}
+
+// Profiles are the role profiles hsmkit knows.
+func Profiles() []*Table { return []*Table{CloudHSM, Luna} }
+
+// ProfileNames are their names.
+func ProfileNames() []string {
+	var n []string
+	for _, t := range Profiles() {
+		n = append(n, t.Name)
+	}
+	return n
+}
+
+// Username checks a name as the profile's rule wants it, returning its
+// stored form; a role record's name (RecordName) of one of the profile's
+// roles above the appliance is taken as it is.
+func (t *Table) Username(s string) (string, error) {
+	if r, scope, ok := SplitRecord(s); ok {
+		if spec, has := t.Specs[r]; has && spec.Level != LevelAppliance && lunaName(scope, 32, false) {
+			return s, nil
+		}
+	}
+	return t.Usernames(s)
+}
