@@ -262,7 +262,8 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 	)
 	res, err := c.run(op{name: "repair", scope: scopeCluster, perm: policy.SyncUsers, auth: auth, write: true,
 		whole: func(tx *Tx, runner Principal) error {
-			if err := tx.check(Principal{User: "app_user", Role: policy.Appliance}, policy.MaskedObjects); err != nil {
+			cp := c.Policy().Copier
+			if err := tx.check(Principal{User: cp.User, Role: cp.Role}, policy.MaskedObjects); err != nil {
 				return err
 			}
 			if approval != nil {

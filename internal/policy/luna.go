@@ -18,6 +18,10 @@ const (
 	// NoRole is an appliance user added but not yet given a role: it
 	// "cannot do anything in LunaSH until the admin user assigns it a role".
 	NoRole Role = "none"
+	// ClusterService is the cluster's own service: it copies the appliance
+	// users and roles between members (seed 002: "synchronized via the
+	// cluster"). Nobody logs in as it.
+	ClusterService Role = "cluster"
 
 	HSMSO    Role = "so"
 	Auditor  Role = "au"
@@ -46,7 +50,7 @@ var lunaAppliance = []Role{Admin, Operator, Monitor, Audit}
 // Luna is Luna 7's permission table: the appliance's LunaSH roles. A
 // custom role's column is the commands it was imported with (CheckCaller).
 var Luna = NewTableRules("luna",
-	[]Role{Admin, Operator, Monitor, Audit, NoRole, Unauthenticated, Account},
+	[]Role{Admin, Operator, Monitor, Audit, NoRole, ClusterService, Unauthenticated, Account},
 	[]Rule{
 		{Op: ClusterInfo, Allow: []Role{Admin, Operator, Monitor, Audit, Unauthenticated, Account}, Note: "hsm show; the members' addresses are no secret"},
 		{Op: Login, Allow: lunaAppliance, Note: "a user without a role cannot do anything"},
@@ -60,6 +64,7 @@ var Luna = NewTableRules("luna",
 		{Op: ImportRole, Allow: []Role{Admin}, Note: "user role import"},
 		{Op: SyncStatus, Allow: []Role{Admin, Operator, Monitor}, Note: "hsm-sync diff: drift between members"},
 		{Op: SyncUsers, Allow: []Role{Admin}, Note: "the cluster's users are the authority"},
+		{Op: MaskedObjects, Allow: []Role{ClusterService}, Note: "the cluster copies users and roles between members"},
 		{Op: Zeroize, Allow: []Role{Admin}, Note: "hsm zeroize"},
 		{Op: InitCluster, Allow: []Role{Account}},
 		{Op: AddHSM, Allow: []Role{Account}, Note: "a member joins"},
@@ -75,10 +80,11 @@ func init() {
 	appliance := RoleSpec{Level: LevelAppliance}
 	Luna.Profile = Profile{
 		Specs: map[Role]RoleSpec{
-			Admin: appliance, Operator: appliance, Monitor: appliance, Audit: appliance, NoRole: appliance,
+			Admin: appliance, Operator: appliance, Monitor: appliance, Audit: appliance, NoRole: appliance, ClusterService: appliance,
 		},
 		// Thales documents no LunaSH login lockout for 7.x.
 		DefaultLockout: Lockout{},
+		Copier:         Caller{User: "cluster", Role: ClusterService},
 		FirstStep:      "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
 		Usernames:      LunaUsername,
 		Passwords:      LunaPassword,

@@ -69,8 +69,11 @@ type Command struct {
 
 // Profile is the part of a Table that is not who-may-run-what.
 type Profile struct {
-	Specs          map[Role]RoleSpec
-	FirstStep      string  // what a new cluster's owner does first (hsm-sim init says it)
+	Specs     map[Role]RoleSpec
+	FirstStep string // what a new cluster's owner does first (hsm-sim init says it)
+	// Copier is who inserts the records a repair copies between HSMs
+	// (CloudHSM's appliance user; Luna's cluster service).
+	Copier         Caller
 	DefaultLockout Lockout // of a role without a spec
 	Usernames      func(string) (string, error)
 	Passwords      func(string) error
