@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= bin
 PREFIX ?= /usr/local
-CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync hsm-key cloudhsm-cli lunash
+CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync hsm-key cloudhsm-cli lunash lunacm
 FUZZTIME ?= 10s
 
 .PHONY: build test lint demo bench bench-report fuzz install install-cloudhsm-cli vet clean man examples

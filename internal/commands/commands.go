@@ -14,6 +14,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsim"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsync"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmuser"
+	"github.com/hsmkit/hsmkit/internal/cmd/lunacm"
 	"github.com/hsmkit/hsmkit/internal/cmd/lunash"
 )
 
@@ -26,6 +27,7 @@ var All = map[string]cli.MainFunc{
 	"hsm-sim":      hsmsim.Main,
 	"hsm-sync":     hsmsync.Main,
 	"hsm-user":     hsmuser.Main,
+	"lunacm":       lunacm.Main,
 	"lunash":       lunash.Main,
 }
 

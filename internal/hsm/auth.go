@@ -29,7 +29,7 @@ func isLocked(t *policy.Table, h *state.HSMTx, u *state.User) bool {
 	if h != nil {
 		pol = h.Meta.Policies
 	}
-	th := t.LockThreshold(policy.Role(u.Role), pol)
+	th := t.LockThreshold(policy.Role(u.Role), u.Name, pol)
 	return u.Locked || th > 0 && u.Failures >= th
 }
 
@@ -159,6 +159,8 @@ type PIN struct {
 	// mfa is the second factor a login carries (LoginMFA, BeginMFALogin);
 	// nil for HSM_PIN, so a user with MFA never logs in one-shot.
 	mfa *mfaLogin
+	// Via is the login a role's profile wants first (RoleSpec.Via).
+	Via Authenticator
 }
 
 // ParsePIN reads HSM_PIN and HSM_ROLE. No part of a malformed PIN is
@@ -188,6 +190,9 @@ func ParsePINVars(pinVar, roleVar, pin, role string) (*PIN, error) {
 }
 
 func (p *PIN) On(tx *Tx, h *state.HSMTx) (Principal, error) {
+	if err := tx.checkVia(h, p.User, p.Via); err != nil {
+		return Principal{}, err
+	}
 	if _, err := tx.checkLogin(h, p.User, p.Role, p.Password); err != nil {
 		return Principal{}, err
 	}
@@ -277,7 +282,7 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		if err := h.PutUser(u); err != nil {
 			return "", err
 		}
-		th := t.LockThreshold(actual, h.Meta.Policies)
+		th := t.LockThreshold(actual, user, h.Meta.Policies)
 		switch {
 		case th == 0:
 			return "", keepErr{fmt.Errorf("login failed: wrong password for %s", user)}
@@ -314,22 +319,8 @@ func (tx *Tx) lockout(h *state.HSMTx, u *state.User) (string, error) {
 	l := t.Spec(policy.Role(u.Role)).Lockout
 	_, scope, _ := policy.SplitRecord(u.Name)
 	if l.Zeroize != "" {
-		var gone []string
-		err := h.ForEachUser(func(o *state.User) error {
-			_, s, ok := policy.SplitRecord(o.Name)
-			lv := t.Spec(policy.Role(o.Role)).Level
-			if ok && (l.Zeroize == policy.LevelHSM && (lv == policy.LevelHSM || lv == policy.LevelPartition) || lv == l.Zeroize && s == scope) {
-				gone = append(gone, o.Name)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := erase(t, h, l.Zeroize, scope); err != nil {
 			return "", err
-		}
-		for _, name := range gone {
-			if err := h.DeleteUser(name); err != nil {
-				return "", err
-			}
 		}
 		if l.Zeroize == policy.LevelHSM {
 			return fmt.Sprintf("the HSM %s is zeroized", h.ID()), nil
@@ -355,4 +346,57 @@ func (tx *Tx) lockout(h *state.HSMTx, u *state.User) (string, error) {
 		return "the account is now locked", nil
 	}
 	return "now locked: " + strings.Join(locked, ", "), nil
+}
+
+// checkVia asks, before a password is tried, for the login the profile
+// wants before a role's (RoleSpec.Via): the caller it proves, resolved from
+// h's records, must be allowed that operation. A wrong password is not
+// counted against a role nobody could have tried yet.
+func (tx *Tx) checkVia(h *state.HSMTx, user string, via Authenticator) error {
+	r, _, ok := policy.SplitRecord(user)
+	if !ok {
+		return nil
+	}
+	need := tx.c.Policy().Spec(r).Via
+	if need == "" {
+		return nil
+	}
+	if via == nil {
+		return &policy.Denied{Role: r, Op: need, Why: fmt.Sprintf("the %s role logs in only after an appliance login allowed to", r)}
+	}
+	vp, err := tx.resolveAuth(h, via)
+	if err != nil {
+		return err
+	}
+	return tx.check(vp, need)
+}
+
+// erase removes a level's role records: the HSM's (and so every
+// partition's with it), or one partition's (scope), and the policy values
+// kept for them.
+func erase(t *policy.Table, h *state.HSMTx, level policy.Level, scope string) error {
+	var gone []string
+	err := h.ForEachUser(func(o *state.User) error {
+		_, s, ok := policy.SplitRecord(o.Name)
+		lv := t.Spec(policy.Role(o.Role)).Level
+		if ok && (level == policy.LevelHSM && (lv == policy.LevelHSM || lv == policy.LevelPartition) || lv == level && s == scope) {
+			gone = append(gone, o.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range gone {
+		if err := h.DeleteUser(name); err != nil {
+			return err
+		}
+	}
+	for k := range h.Meta.Policies {
+		_, s, scoped := policy.SplitRecord(k)
+		if level == policy.LevelHSM || scoped && s == scope {
+			delete(h.Meta.Policies, k)
+		}
+	}
+	return nil
 }

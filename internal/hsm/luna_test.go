@@ -289,7 +289,7 @@ func TestLunaProfileIsData(t *testing.T) {
 			t.Errorf("command %q runs %q, which is no row of the table", cmd.Name, cmd.Op)
 		}
 	}
-	if MaxFailures != 5 || policy.CloudHSM.LockThreshold(policy.Admin, nil) != 5 {
+	if MaxFailures != 5 || policy.CloudHSM.LockThreshold(policy.Admin, "admin", nil) != 5 {
 		t.Errorf("CloudHSM's lockout is no longer five failures")
 	}
 }

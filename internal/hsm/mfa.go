@@ -220,7 +220,7 @@ func (c *Client) LoginMFA(t Targeting, sessionPath, user string, role policy.Rol
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.login(t, sessionPath, user, role, pw, &mfaLogin{path: signed.Path, file: rf})
+	return c.login(t, sessionPath, user, role, pw, &mfaLogin{path: signed.Path, file: rf}, nil)
 }
 
 // ChangeMFARequest is one user change-mfa token-sign.

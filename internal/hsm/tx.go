@@ -177,8 +177,11 @@ func (o *op) permOf(p Principal) policy.Op {
 // state from h's current record of that user, never from what a session
 // remembered: a user deleted, demoted or locked since it logged in keeps
 // nothing it no longer has.
-func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) {
-	p, err := tx.auth.On(tx, h)
+func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) { return tx.resolveAuth(h, tx.auth) }
+
+// resolveAuth is resolve for a given authenticator.
+func (tx *Tx) resolveAuth(h *state.HSMTx, auth Authenticator) (Principal, error) {
+	p, err := auth.On(tx, h)
 	if err != nil || p.User == "" {
 		return p, err
 	}
@@ -209,14 +212,14 @@ func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) {
 func (tx *Tx) check(p Principal, perm policy.Op) error {
 	t := tx.c.Policy()
 	if p.Locked && !t.Allowed(policy.Unauthenticated, perm) {
-		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, nil)}
+		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, p.User, nil)}
 	}
 	return t.CheckCaller(policy.Caller{User: p.User, Role: p.Role, Custom: p.Custom, Expired: p.Expired}, perm)
 }
 
 // lockedError is the refusal of a locked user's login on h.
 func (tx *Tx) lockedError(h *state.HSMTx, u *state.User) error {
-	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: tx.c.Policy().LockThreshold(policy.Role(u.Role), h.Meta.Policies)}
+	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: tx.c.Policy().LockThreshold(policy.Role(u.Role), u.Name, h.Meta.Policies)}
 }
 
 // LockedError refuses a locked user everything a login is needed for.

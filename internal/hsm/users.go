@@ -103,17 +103,24 @@ func (unactivatedAdmin) On(tx *Tx, h *state.HSMTx) (Principal, error) {
 // lock, so logins racing on one session file leave exactly one session.
 // A user with MFA logs in with BeginMFALogin and LoginMFA instead.
 func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, pw string) (*SessionFile, *Result, error) {
-	return c.login(t, sessionPath, user, role, pw, nil)
+	return c.login(t, sessionPath, user, role, pw, nil, nil)
 }
 
-func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin) (*SessionFile, *Result, error) {
+// LoginVia is a login to a role whose profile wants another login first
+// (RoleSpec.Via: Luna's HSM SO logs in only after an appliance login whose
+// role may do so); via proves that one, on each HSM, before the password.
+func (c *Client) LoginVia(t Targeting, sessionPath, user string, pw string, via Authenticator) (*SessionFile, *Result, error) {
+	return c.login(t, sessionPath, user, "", pw, nil, via)
+}
+
+func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin, via Authenticator) (*SessionFile, *Result, error) {
 	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, nil, err
 	}
 	sf := &SessionFile{Cluster: c.Cluster.ID, Username: user, Path: sessionPath}
 	var opened []string
-	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role, mfa: mfa}, target: t, write: true,
+	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role, mfa: mfa, Via: via}, target: t, write: true,
 		locked: func(tx *Tx) error {
 			// Under the lock, so racing logins on one file cannot both
 			// pass; before the password, so this costs no failure.

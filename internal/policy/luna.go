@@ -39,6 +39,25 @@ const (
 	EnableUser Op = "enable, disable an appliance user"
 	ImportRole Op = "import a custom appliance role"
 	AuditLog   Op = "manage HSM audit logging"
+
+	InitHSM         Op = "initialize the HSM"
+	LoginHSM        Op = "log in to the HSM as its SO"
+	InitRole        Op = "initialize a partition role"
+	ResetRole       Op = "reset a role's password"
+	ShowRoles       Op = "show the roles of a partition"
+	HSMPolicy       Op = "change an HSM policy"
+	PartitionPolicy Op = "change a partition policy"
+)
+
+// The policies Luna's rules read (Table.Policies holds their defaults).
+const (
+	// PolicySOReset is HSM policy 15, "Enable SO reset of partition PIN":
+	// the PO may reset the CO's password. Off by default; turning it on
+	// erases every partition.
+	PolicySOReset = "hsm-policy-15"
+	// PolicyMaxFailures is partition policy 20, "Max failed user logins
+	// allowed": the PO may lower it, never raise it.
+	PolicyMaxFailures = "partition-policy-20"
 )
 
 // DefaultLunaPassword is every predefined appliance user's first password,
@@ -47,15 +66,26 @@ const DefaultLunaPassword = "PASSWORD"
 
 var lunaAppliance = []Role{Admin, Operator, Monitor, Audit}
 
+// lunaHSM are the HSM's and partitions' roles, which log in with LunaCM.
+var lunaHSM = []Role{HSMSO, Auditor, PartSO, CryptoOf, LimitCO, CryptoU}
+
+func roles(sets ...[]Role) []Role {
+	var out []Role
+	for _, s := range sets {
+		out = append(out, s...)
+	}
+	return out
+}
+
 // Luna is Luna 7's permission table: the appliance's LunaSH roles. A
 // custom role's column is the commands it was imported with (CheckCaller).
 var Luna = NewTableRules("luna",
-	[]Role{Admin, Operator, Monitor, Audit, NoRole, ClusterService, Unauthenticated, Account},
+	roles(lunaAppliance, []Role{NoRole, ClusterService}, lunaHSM, []Role{Unauthenticated, Account}),
 	[]Rule{
 		{Op: ClusterInfo, Allow: []Role{Admin, Operator, Monitor, Audit, Unauthenticated, Account}, Note: "hsm show; the members' addresses are no secret"},
-		{Op: Login, Allow: lunaAppliance, Note: "a user without a role cannot do anything"},
-		{Op: Logout, Allow: []Role{Admin, Operator, Monitor, Audit, NoRole, Unauthenticated}, WhileExpired: true},
-		{Op: ChangeOwnPassword, Allow: lunaAppliance, Note: "my password set", WhileExpired: true},
+		{Op: Login, Allow: roles(lunaAppliance, lunaHSM), Note: "a user without a role cannot do anything; so and au after an appliance login; a first password's login must then change it", WhileExpired: true},
+		{Op: Logout, Allow: roles(lunaAppliance, []Role{NoRole}, lunaHSM, []Role{Unauthenticated}), WhileExpired: true},
+		{Op: ChangeOwnPassword, Allow: roles(lunaAppliance, lunaHSM), Note: "my password set; role changepw", WhileExpired: true},
 		{Op: ChangeAnyPassword, Allow: []Role{Admin}, Note: "user password USER: expires it"},
 		{Op: ManageUsers, Allow: []Role{Admin}, Note: "user add, user delete"},
 		{Op: AssignRole, Allow: []Role{Admin}, Note: "user role add", Only: "admin"},
@@ -66,6 +96,14 @@ var Luna = NewTableRules("luna",
 		{Op: SyncUsers, Allow: []Role{Admin}, Note: "the cluster's users are the authority"},
 		{Op: MaskedObjects, Allow: []Role{ClusterService}, Note: "the cluster copies users and roles between members"},
 		{Op: Zeroize, Allow: []Role{Admin}, Note: "hsm zeroize"},
+		{Op: InitHSM, Allow: []Role{Admin}, Note: "hsm init: makes the SO, erases every partition"},
+		{Op: LoginHSM, Allow: []Role{Admin}, Note: "the appliance login the SO's needs"},
+		{Op: AuditLog, Allow: []Role{Audit}, Note: "audit init; the appliance login the Auditor's needs"},
+		{Op: InitRole, Allow: []Role{HSMSO, PartSO, CryptoOf}, Note: "partition init (po by so); role init: co by po, lco and cu by co"},
+		{Op: ResetRole, Allow: []Role{PartSO, CryptoOf}, Note: "role resetpw: co by po under HSM policy 15; lco and cu by co"},
+		{Op: ShowRoles, Allow: lunaHSM, Note: "role list, role show"},
+		{Op: HSMPolicy, Allow: []Role{HSMSO}, Note: "hsm changepolicy: policy 15 on erases every partition"},
+		{Op: PartitionPolicy, Allow: []Role{PartSO}, Note: "partition changepolicy: policy 20 lower only"},
 		{Op: InitCluster, Allow: []Role{Account}},
 		{Op: AddHSM, Allow: []Role{Account}, Note: "a member joins"},
 		{Op: RemoveHSM, Allow: []Role{Account}},
@@ -78,10 +116,24 @@ func init() {
 	Luna.Assignable = []Role{NoRole}
 	Luna.Limits = Limits{}
 	appliance := RoleSpec{Level: LevelAppliance}
+	user := Lockout{Threshold: 10, Policy: PolicyMaxFailures}
 	Luna.Profile = Profile{
 		Specs: map[Role]RoleSpec{
 			Admin: appliance, Operator: appliance, Monitor: appliance, Audit: appliance, NoRole: appliance, ClusterService: appliance,
+			// Three bad SO logins zeroize the HSM; not adjustable.
+			HSMSO: {Level: LevelHSM, Via: LoginHSM, Lockout: Lockout{Threshold: 3, Zeroize: LevelHSM}, Desc: "HSM Security Officer"},
+			// Open question: 3 (7 audit_login) or 10 (7.3 failed_logins);
+			// hsmkit takes 3 (docs/design.md, "The Luna 7 profile").
+			Auditor: {Level: LevelHSM, Via: AuditLog, Lockout: Lockout{Threshold: 3}, Desc: "Auditor"},
+			// Ten bad PO logins zeroize the partition.
+			PartSO: {Level: LevelPartition, InitBy: HSMSO, Lockout: Lockout{Threshold: 10, Zeroize: LevelPartition}, Desc: "Partition Security Officer"},
+			// Ten bad CO logins (partition policy 20, lower only) lock the CO and the CU.
+			CryptoOf: {Level: LevelPartition, InitBy: PartSO, FirstPasswordExpires: true, ResetBy: PartSO, ResetPolicy: PolicySOReset,
+				Lockout: Lockout{Threshold: 10, Policy: PolicyMaxFailures, Also: []Role{CryptoU}}, Desc: "Crypto Officer"},
+			LimitCO: {Level: LevelPartition, InitBy: CryptoOf, FirstPasswordExpires: true, ResetBy: CryptoOf, Lockout: user, Desc: "Limited Crypto Officer"},
+			CryptoU: {Level: LevelPartition, InitBy: CryptoOf, FirstPasswordExpires: true, ResetBy: CryptoOf, Lockout: user, Desc: "Crypto User"},
 		},
+		Policies: map[string]int{PolicySOReset: 0, PolicyMaxFailures: 10},
 		// Thales documents no LunaSH login lockout for 7.x.
 		DefaultLockout: Lockout{},
 		Copier:         Caller{User: "cluster", Role: ClusterService},
@@ -102,6 +154,8 @@ func init() {
 			{Name: "help", Op: ClusterInfo},
 			{Name: "hsm show", Op: ClusterInfo},
 			{Name: "hsm zeroize", Op: Zeroize},
+			{Name: "hsm init", Op: InitHSM},
+			{Name: "hsm login", Op: LoginHSM},
 			{Name: "my password set", Op: ChangeOwnPassword},
 			{Name: "user add", Op: ManageUsers},
 			{Name: "user delete", Op: ManageUsers},

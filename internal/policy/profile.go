@@ -46,7 +46,15 @@ type RoleSpec struct {
 	// first login only, which must change it.
 	FirstPasswordExpires bool
 	Lockout              Lockout
-	Desc                 string
+	// Via is the operation the caller of another login must be allowed
+	// before this role logs in (Luna: the appliance login before the HSM's).
+	Via Op
+	// ResetBy is the role that resets this one's password without the
+	// current one, and ResetPolicy the HSM policy that must be on for it
+	// ("" always).
+	ResetBy     Role
+	ResetPolicy string
+	Desc        string
 }
 
 // InitialUser is a user every HSM of a new cluster holds.
@@ -186,12 +194,14 @@ func SplitRecord(name string) (Role, string, bool) {
 	return Role(r), scope, ok
 }
 
-// LockThreshold is the number of wrong passwords that lock role, with
-// the HSM's policy values (a value may only lower the default).
-func (t *Table) LockThreshold(r Role, policies map[string]int) int {
+// LockThreshold is the number of wrong passwords that lock the role
+// recorded under name (a user's, or a role's record), with the HSM's
+// policy values (a value may only lower the default).
+func (t *Table) LockThreshold(r Role, name string, policies map[string]int) int {
 	l := t.Spec(r).Lockout
 	if l.Policy != "" {
-		if v, ok := policies[l.Policy]; ok && v >= 1 && v < l.Threshold {
+		_, scope, _ := SplitRecord(name)
+		if v, ok := policies[PolicyKey(l.Policy, scope)]; ok && v >= 1 && v < l.Threshold {
 			return v
 		}
 	}
@@ -231,4 +241,39 @@ func (t *Table) Username(s string) (string, error) {
 		}
 	}
 	return t.Usernames(s)
+}
+
+// CheckInit refuses a role initializing one it does not initialize
+// (RoleSpec.InitBy).
+func (t *Table) CheckInit(by, r Role) error {
+	s, ok := t.Specs[r]
+	if !ok || s.InitBy == "" {
+		return fmt.Errorf("role %q is not one that is initialized", r)
+	}
+	if s.InitBy != by {
+		return &Denied{Role: by, Op: InitRole, Why: fmt.Sprintf("only the %s initializes the %s; the %s may not", s.InitBy, r, by)}
+	}
+	return nil
+}
+
+// CheckReset refuses a role resetting a password it may not reset
+// (RoleSpec.ResetBy, under its ResetPolicy when it names one).
+func (t *Table) CheckReset(by, r Role, policies map[string]int) error {
+	s := t.Spec(r)
+	if s.ResetBy == "" || s.ResetBy != by {
+		return &Denied{Role: by, Op: ResetRole, Why: fmt.Sprintf("the %s may not reset the %s's password:", by, r)}
+	}
+	if s.ResetPolicy != "" && policies[s.ResetPolicy] == 0 {
+		return &Denied{Role: by, Op: ResetRole, Why: fmt.Sprintf("%s is off, so the %s may not", s.ResetPolicy, by)}
+	}
+	return nil
+}
+
+// PolicyKey is where an HSM keeps a policy value: a partition's own, or
+// the HSM's (scope "").
+func PolicyKey(name, scope string) string {
+	if scope == "" {
+		return name
+	}
+	return RecordName(Role(name), scope)
 }

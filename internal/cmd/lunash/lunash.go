@@ -56,6 +56,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 								Flags: []ucli.Flag{&ucli.StringFlag{Name: "file", Usage: "role `FILE`"}, &ucli.StringFlag{Name: "role", Usage: "the new role's `NAME`"}}, Action: func(c *ucli.Context) error { return roleImport(c, env) }},
 						}},
 				}},
+			{Name: "hsm", Usage: "the member HSMs", Description: "LunaSH's hsm commands.", UsageText: "lunash hsm init -label myHSM -password-stdin < sopw",
+				Subcommands: []*ucli.Command{
+					{Name: "init", Usage: "initialize each member's HSM, setting its SO password (admin)", Description: "Initializes the HSM of every member: the HSM Security Officer's password is set (-password, -password-stdin or HSM_PASSWORD). A member whose HSM is initialized is refused: zeroize it first (hsm zeroize).", UsageText: "lunash hsm init -label myHSM -password-stdin < sopw",
+						Flags: withPassword(&ucli.StringFlag{Name: "label", Usage: "the HSM's `LABEL`"}), Action: func(c *ucli.Context) error { return hsmInit(c, env) }},
+					{Name: "zeroize", Usage: "zeroize each member's HSM (admin)", Description: "Erases the HSM of every member: its SO, Auditor, partitions and their roles and policies. The appliance's users and roles stay.", UsageText: "lunash hsm zeroize",
+						Action: func(c *ucli.Context) error { return hsmZeroize(c, env) }},
+				}},
+			{Name: "audit", Usage: "the HSM's audit role", Description: "LunaSH's audit commands, the audit user's alone.", UsageText: "lunash audit init -password-stdin < aupw",
+				Subcommands: []*ucli.Command{
+					{Name: "init", Usage: "initialize the Auditor role (the audit user only)", Description: "Initializes the HSM's Auditor (au) role with a password, replacing an existing one.", UsageText: "lunash audit init -password-stdin < aupw",
+						Flags: withPassword(), Action: func(c *ucli.Context) error { return auditInit(c, env) }},
+				}},
 			{Name: "my", Usage: "your own account", Description: "Commands about the logged-in user.", UsageText: "lunash my password set -password-stdin < pw",
 				Subcommands: []*ucli.Command{
 					{Name: "password", Usage: "your own password", Description: "Your own password.", UsageText: "lunash my password set -password-stdin < pw",
@@ -273,6 +285,52 @@ func list(c *ucli.Context, env cli.Env) error {
 			status = "inconsistent"
 		}
 		fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", u.Username, u.Role, status, "no")
+	}
+	return done(env)
+}
+
+func hsmInit(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := needFlag(c, "label"); err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "Please enter a password for the security officer: ", true)
+	if err != nil {
+		return err
+	}
+	if _, err := req.InitHSM(hsm.Targeting{}, login, pw); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+func hsmZeroize(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	for _, info := range req.Cluster.HSMs {
+		if err := req.Zeroize(login, info.ID); err != nil {
+			return err
+		}
+	}
+	return done(env)
+}
+
+func auditInit(c *ucli.Context, env cli.Env) error {
+	req, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "Please enter a password for the Auditor: ", true)
+	if err != nil {
+		return err
+	}
+	if _, err := req.InitAuditor(hsm.Targeting{}, login, pw); err != nil {
+		return err
 	}
 	return done(env)
 }

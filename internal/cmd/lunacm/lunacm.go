@@ -1,0 +1,332 @@
+// Package lunacm is the lunacm command: LunaCM, the client tool for the
+// HSM's and partitions' roles of a simulated Luna 7 cluster (hsm-sim init
+// --profile luna). It takes LunaCM's command lines (role login -name co)
+// and prints its outputs; the engine decides everything (docs/design.md,
+// "The Luna 7 profile").
+package lunacm
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
+	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
+)
+
+// success is how LunaCM ends a command that worked.
+const success = "\nCommand Result : No Error\n"
+
+// Main runs lunacm and returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := cli.NewEnv(args, stdin, stdout, stderr)
+	name := func() ucli.Flag { return &ucli.StringFlag{Name: "name", Usage: "`ROLE`: so, au, po, co, lco or cu"} }
+	partition := func() ucli.Flag {
+		return &ucli.StringFlag{Name: "partition", Usage: "the partition `NAME` (LunaCM's slot); the session's own when logged in to one"}
+	}
+	session := &ucli.StringFlag{Name: "session", Usage: "session `FILE` (default .lunacm-session beside the config)", EnvVars: []string{"LUNACM_SESSION"}}
+	withPassword := func(flags ...ucli.Flag) []ucli.Flag {
+		return append(append(flags, session), cli.PasswordFlags()...)
+	}
+	app := &ucli.App{
+		Usage:       "LunaCM, the HSM and partition roles of a simulated Thales Luna 7 cluster",
+		Description: "Logs the HSM's roles (so, au) and a partition's (po, co, lco, cu) in and out on every member of a simulated Luna cluster, keeping the session in --session FILE (default .lunacm-session beside the config, mode 0600), and runs LunaCM's role commands with it. The HSM SO and the Auditor log in only after an appliance login: LUNASH_USER and LUNASH_PASSWORD of an appliance user whose role allows it (admin for so, audit for au). Passwords come from -password (as LunaCM takes it), -password-stdin or HSM_PASSWORD.",
+		UsageText:   "LUNASH_USER=admin LUNASH_PASSWORD=\"$PW\" lunacm role login -name so -password-stdin < sopw\nlunacm partition init -label par1 -password-stdin < popw",
+		Commands: []*ucli.Command{
+			{Name: "role", Usage: "log roles in and out, initialize them, change and reset their passwords", Description: "LunaCM's role commands.", UsageText: "lunacm role login -name co -partition par1 -password-stdin < pw",
+				Subcommands: []*ucli.Command{
+					{Name: "login", Usage: "log a role in on every member and keep the session", Description: "Logs the role in on every member. Wrong passwords count: 3 for the SO zeroize the HSM, 10 for a PO zeroize its partition, 10 for a CO (partition policy 20, which its PO may lower) lock the CO and the CU.", UsageText: "lunacm role login -name co -partition par1 -password-stdin < pw",
+						Flags: withPassword(name(), partition()), Action: func(c *ucli.Context) error { return login(c, env) }},
+					{Name: "logout", Usage: "end the session", Description: "Ends the session on every member it reached and removes the session file.", UsageText: "lunacm role logout",
+						Flags: []ucli.Flag{session}, Action: func(c *ucli.Context) error { return logout(c, env) }},
+					{Name: "init", Usage: "initialize a role: co by the po, lco and cu by the co", Description: "Initializes a role of the session's partition in the documented order; its password is valid for its first login only, which must change it (role changepw).", UsageText: "lunacm role init -name co -password-stdin < copw",
+						Flags: withPassword(name()), Action: func(c *ucli.Context) error { return initRole(c, env) }},
+					{Name: "changepw", Usage: "change the logged-in role's password", Description: "Changes the password of the role the session is logged in as.", UsageText: "lunacm role changepw -name co -password-stdin < newpw",
+						Flags: withPassword(name()), Action: func(c *ucli.Context) error { return changepw(c, env) }},
+					{Name: "resetpw", Usage: "reset a role's password: cu and lco by the co, co by the po under HSM policy 15", Description: "Sets a role's password without its current one, unlocking it; the new password is valid for the first login only.", UsageText: "lunacm role resetpw -name cu -password-stdin < pw",
+						Flags: withPassword(name()), Action: func(c *ucli.Context) error { return resetpw(c, env) }},
+					{Name: "show", Usage: "show a role's state", Description: "Shows whether a role is initialized, and whether it is locked out or its first password still expired.", UsageText: "lunacm role show -name co",
+						Flags: []ucli.Flag{name(), partition(), session}, Action: func(c *ucli.Context) error { return show(c, env, true) }},
+					{Name: "list", Usage: "list the roles of the HSM and of the partition", Description: "Lists the HSM's roles and the partition's, with their state.", UsageText: "lunacm role list",
+						Flags: []ucli.Flag{partition(), session}, Action: func(c *ucli.Context) error { return show(c, env, false) }},
+				}},
+			{Name: "partition", Usage: "initialize partitions, change their policies", Description: "LunaCM's partition commands.", UsageText: "lunacm partition init -label par1 -password-stdin < popw",
+				Subcommands: []*ucli.Command{
+					{Name: "init", Usage: "make a partition and its PO (the HSM SO)", Description: "Makes a partition on every member with its Partition Security Officer's password (LunaCM's partition create and partition init as one).", UsageText: "lunacm partition init -label par1 -password-stdin < popw",
+						Flags: withPassword(&ucli.StringFlag{Name: "label", Usage: "the partition's `NAME`"}), Action: func(c *ucli.Context) error { return partitionInit(c, env) }},
+					{Name: "changepolicy", Usage: "change a partition policy (the PO): 20, the CO's failed logins, lower only", Description: "Sets partition policy 20 (\"Max failed user logins allowed\") of the session's partition: 1 to 10.", UsageText: "lunacm partition changepolicy -policy 20 -value 3",
+						Flags: []ucli.Flag{&ucli.IntFlag{Name: "policy", Usage: "policy `NUMBER`"}, &ucli.IntFlag{Name: "value", Usage: "new `VALUE`"}, session}, Action: func(c *ucli.Context) error { return changePolicy(c, env, "partition-policy-") }},
+				}},
+			{Name: "hsm", Usage: "the HSM's policies", Description: "LunaCM's hsm commands.", UsageText: "lunacm hsm changehsmpolicy -policy 15 -value 1",
+				Subcommands: []*ucli.Command{
+					{Name: "changehsmpolicy", Usage: "change an HSM policy (the SO): 15, the PO's reset of the CO's password", Description: "Sets HSM policy 15 (\"Enable SO reset of partition PIN\"): turning it on erases every partition.", UsageText: "lunacm hsm changehsmpolicy -policy 15 -value 1",
+						Flags: []ucli.Flag{&ucli.IntFlag{Name: "policy", Usage: "policy `NUMBER`"}, &ucli.IntFlag{Name: "value", Usage: "new `VALUE`"}, session}, Action: func(c *ucli.Context) error { return changePolicy(c, env, "hsm-policy-") }},
+				}},
+		},
+	}
+	return cli.Run(app, env, args)
+}
+
+func sessionPath(c *ucli.Context) string {
+	if p := c.String("session"); p != "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(cli.ConfigPath(c)), ".lunacm-session")
+}
+
+// open checks the arguments and opens the cluster.
+func open(c *ucli.Context, env cli.Env) (*hsm.Client, error) {
+	if err := cli.NoArgs(c); err != nil {
+		return nil, err
+	}
+	cl, err := clustercli.OpenClient(c, env)
+	if err != nil {
+		return nil, err
+	}
+	if len(cl.Policy().Specs) == 0 {
+		return nil, cli.Trouble(fmt.Errorf("cluster %s has the %s profile, which has no HSM or partition roles (hsm-sim init --profile luna)", cl.Cluster.ID, cl.Policy().Name), "")
+	}
+	return cl, nil
+}
+
+// loggedIn is the session the command acts with; without one, LunaCM's
+// own refusal.
+func loggedIn(c *ucli.Context, env cli.Env) (*hsm.SessionFile, error) {
+	return loggedInTo(c, env, "run this command")
+}
+
+// loggedInTo is loggedIn, saying what the role must be logged in for
+// (Luna 6.2's role changepw: "A role must be logged in to change password.").
+func loggedInTo(c *ucli.Context, env cli.Env, what string) (*hsm.SessionFile, error) {
+	sf, err := hsm.LoadSession(sessionPath(c))
+	if err != nil {
+		return nil, cli.Trouble(err, "")
+	}
+	if sf == nil {
+		fmt.Fprintf(env.Stdout, "A role must be logged in to %s.\n", what)
+		fmt.Fprintln(env.Stdout, "Error in execution: command cancelled.")
+		fmt.Fprintln(env.Stdout, "\nCommand Result : 0xb (User Cancelled Operation)")
+		return nil, cli.QuietExit(cli.ExitFailed)
+	}
+	return sf, nil
+}
+
+// role reads -name: LunaCM's options are case-insensitive.
+func role(c *ucli.Context) (policy.Role, error) {
+	r := strings.ToLower(c.String("name"))
+	if r == "" {
+		return "", cli.Usagef("-name is required (so, au, po, co, lco or cu)")
+	}
+	return policy.Role(r), nil
+}
+
+func done(env cli.Env) error {
+	_, err := io.WriteString(env.Stdout, success)
+	return err
+}
+
+func login(c *ucli.Context, env cli.Env) error {
+	cl, err := open(c, env)
+	if err != nil {
+		return err
+	}
+	r, err := role(c)
+	if err != nil {
+		return err
+	}
+	spec, ok := cl.Policy().Specs[r]
+	if !ok || spec.Level != policy.LevelHSM && spec.Level != policy.LevelPartition {
+		return cli.Usagef("-name %s: want so, au, po, co, lco or cu", r)
+	}
+	scope := hsm.HSMScope
+	if spec.Level == policy.LevelPartition {
+		if scope = c.String("partition"); scope == "" {
+			return cli.Usagef("-partition is required for the %s", r)
+		}
+	}
+	var via hsm.Authenticator
+	if u, pw := env.Getenv("LUNASH_USER"), env.Getenv("LUNASH_PASSWORD"); u != "" {
+		via = &hsm.PIN{User: u, Password: pw}
+	}
+	pw, err := cli.ReadPassword(c, env, "enter password: ", false)
+	if err != nil {
+		return err
+	}
+	if _, _, err := cl.LoginVia(hsm.Targeting{}, sessionPath(c), policy.RecordName(r, scope), pw, via); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+func logout(c *ucli.Context, env cli.Env) error {
+	cl, err := open(c, env)
+	if err != nil {
+		return err
+	}
+	sf, err := loggedIn(c, env)
+	if err != nil {
+		return err
+	}
+	if _, _, err := cl.Logout(sf); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+// acting opens the cluster with the session and reads -name and a new
+// password.
+func acting(c *ucli.Context, env cli.Env, what string) (*hsm.Client, *hsm.SessionFile, policy.Role, string, error) {
+	cl, err := open(c, env)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	r, err := role(c)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	sf, err := loggedInTo(c, env, what)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	pw, err := cli.ReadPassword(c, env, "enter new password: ", true)
+	return cl, sf, r, pw, err
+}
+
+func initRole(c *ucli.Context, env cli.Env) error {
+	cl, sf, r, pw, err := acting(c, env, "initialize a role")
+	if err != nil {
+		return err
+	}
+	if _, err := cl.InitRole(hsm.Targeting{}, sf, r, "", pw); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+func partitionInit(c *ucli.Context, env cli.Env) error {
+	cl, err := open(c, env)
+	if err != nil {
+		return err
+	}
+	label := c.String("label")
+	if label == "" {
+		return cli.Usagef("-label is required")
+	}
+	sf, err := loggedIn(c, env)
+	if err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "enter new password: ", true)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.InitRole(hsm.Targeting{}, sf, policy.PartSO, label, pw); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+func changepw(c *ucli.Context, env cli.Env) error {
+	cl, sf, r, pw, err := acting(c, env, "change password")
+	if err != nil {
+		return err
+	}
+	// The logged-in role's own: a session of another role is refused by
+	// the table (it may not change another's password).
+	_, scope, _ := policy.SplitRecord(sf.Username)
+	if _, err := cl.ChangePassword(hsm.Targeting{}, sf, policy.RecordName(r, scope), "", pw, nil); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+func resetpw(c *ucli.Context, env cli.Env) error {
+	cl, sf, r, pw, err := acting(c, env, "reset a password")
+	if err != nil {
+		return err
+	}
+	if _, err := cl.ResetRole(hsm.Targeting{}, sf, r, pw); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+func changePolicy(c *ucli.Context, env cli.Env, prefix string) error {
+	cl, err := open(c, env)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("policy") || !c.IsSet("value") {
+		return cli.Usagef("-policy and -value are required")
+	}
+	sf, err := loggedIn(c, env)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.ChangePolicy(hsm.Targeting{}, sf, fmt.Sprintf("%s%d", prefix, c.Int("policy")), c.Int("value")); err != nil {
+		return err
+	}
+	return done(env)
+}
+
+// show prints role show (one role) or role list (every role of the HSM
+// and the partition). Thales documents neither output: this is hsmkit's,
+// in LunaCM's style (README, "Luna 7").
+func show(c *ucli.Context, env cli.Env, one bool) error {
+	cl, err := open(c, env)
+	if err != nil {
+		return err
+	}
+	var r policy.Role
+	if one {
+		if r, err = role(c); err != nil {
+			return err
+		}
+	}
+	sf, err := loggedIn(c, env)
+	if err != nil {
+		return err
+	}
+	part := c.String("partition")
+	if _, scope, _ := policy.SplitRecord(sf.Username); scope != hsm.HSMScope {
+		part = scope
+	}
+	views, err := cl.Roles(sf, part)
+	if err != nil {
+		return err
+	}
+	w := env.Stdout
+	if one {
+		for _, v := range views {
+			if v.Role != string(r) {
+				continue
+			}
+			fmt.Fprintf(w, "Role: %s (%s)\nScope: %s\nInitialized: %s\nStatus: %s\nFailed logins: %d\n", v.Name, v.Role, v.Scope, v.Initialized, status(v.Status), v.Failures)
+			return done(env)
+		}
+		return cli.Usagef("-name %s: no such role here (want so, au, or with a partition po, co, lco, cu)", r)
+	}
+	fmt.Fprintf(w, "%-6s %-28s %-8s %-12s %s\n", "Role", "Name", "Scope", "Initialized", "Status")
+	for _, v := range views {
+		fmt.Fprintf(w, "%-6s %-28s %-8s %-12s %s\n", v.Role, v.Name, v.Scope, v.Initialized, status(v.Status))
+	}
+	return done(env)
+}
+
+// status says a role's state in LunaCM's words where it has them.
+func status(s string) string {
+	switch s {
+	case "locked out":
+		return "Locked out"
+	case "expired":
+		return "Password expired (change it: role changepw)"
+	case "ok":
+		return "OK"
+	}
+	return s
+}
