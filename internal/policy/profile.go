@@ -260,8 +260,11 @@ func (t *Table) CheckInit(by, r Role) error {
 // (RoleSpec.ResetBy, under its ResetPolicy when it names one).
 func (t *Table) CheckReset(by, r Role, policies map[string]int) error {
 	s := t.Spec(r)
-	if s.ResetBy == "" || s.ResetBy != by {
-		return &Denied{Role: by, Op: ResetRole, Why: fmt.Sprintf("the %s may not reset the %s's password:", by, r)}
+	if s.ResetBy == "" {
+		return &Denied{Role: by, Op: ResetRole, Why: fmt.Sprintf("nobody resets the %s's password; the %s may not", r, by)}
+	}
+	if s.ResetBy != by {
+		return &Denied{Role: by, Op: ResetRole, Why: fmt.Sprintf("only the %s resets the %s's; the %s may not", s.ResetBy, r, by)}
 	}
 	if s.ResetPolicy != "" && policies[s.ResetPolicy] == 0 {
 		return &Denied{Role: by, Op: ResetRole, Why: fmt.Sprintf("%s is off, so the %s may not", s.ResetPolicy, by)}
