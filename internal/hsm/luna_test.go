@@ -75,6 +75,24 @@ func lunaTemplate(dir string) error {
 		_, err := c.SetUserEnabled(Targeting{}, admin, "off", false)
 		return err
 	})
+	// The HSM's roles, and partition par1's, with HSM policy 15 on (it
+	// erases partitions when turned on: first).
+	so := &PIN{User: "so@hsm", Password: lunaPW, Via: admin}
+	po := &PIN{User: "po@par1", Password: lunaPW}
+	co := &PIN{User: "co@par1", Password: lunaPW}
+	steps = append(steps,
+		func() error { _, err := c.InitHSM(Targeting{}, admin, lunaPW); return err },
+		func() error {
+			_, err := c.InitAuditor(Targeting{}, &PIN{User: "audit", Password: lunaPW}, lunaPW)
+			return err
+		},
+		func() error { _, err := c.ChangePolicy(Targeting{}, so, policy.PolicySOReset, 1); return err },
+		func() error { _, err := c.InitRole(Targeting{}, so, policy.PartSO, "par1", lunaPW); return err },
+		func() error { _, err := c.InitRole(Targeting{}, po, policy.CryptoOf, "", "First-pass1"); return err },
+		func() error { return self("co@par1", "First-pass1") },
+		func() error { _, err := c.InitRole(Targeting{}, co, policy.CryptoU, "", "First-pass1"); return err },
+		func() error { return self("cu@par1", "First-pass1") },
+	)
 	for _, s := range steps {
 		if err := s(); err != nil {
 			return err
@@ -114,6 +132,22 @@ func newLunaCluster(t *testing.T, src string) *Client {
 	return c
 }
 
+// lunaEdit deletes a record on every HSM behind the engine's back.
+func lunaEdit(c *Client, name string) {
+	for _, info := range c.Cluster.HSMs {
+		h, err := c.Store.Begin(info.ID, true)
+		if err != nil {
+			panic(err)
+		}
+		if err := h.DeleteUser(name); err != nil {
+			panic(err)
+		}
+		if err := h.Commit(); err != nil {
+			panic(err)
+		}
+	}
+}
+
 // lunaCaller is one caller of the walk: its credentials, and what the
 // gate should know of it (the table decides from that).
 type lunaCaller struct {
@@ -123,6 +157,7 @@ type lunaCaller struct {
 	caller policy.Caller
 	locked bool // may do only what needs no login
 	auth   Authenticator
+	via    Authenticator // the appliance login before its own (RoleSpec.Via)
 }
 
 var lunaCallers = []lunaCaller{
@@ -135,6 +170,11 @@ var lunaCallers = []lunaCaller{
 	{name: "no-role", user: "blank", pw: "First-pass1", caller: policy.Caller{User: "blank", Role: policy.NoRole, Expired: true}},
 	{name: "expired-admin", user: "stale", pw: "First-pass1", caller: policy.Caller{User: "stale", Role: policy.Admin, Expired: true}},
 	{name: "disabled", user: "off", pw: lunaPW, caller: policy.Caller{User: "off", Role: policy.Monitor}, locked: true},
+	{name: "hsm-so", user: "so@hsm", pw: lunaPW, caller: policy.Caller{User: "so@hsm", Role: policy.HSMSO}, via: &PIN{User: "admin", Password: lunaPW}},
+	{name: "auditor", user: "au@hsm", pw: lunaPW, caller: policy.Caller{User: "au@hsm", Role: policy.Auditor}, via: &PIN{User: "audit", Password: lunaPW}},
+	{name: "partition-so", user: "po@par1", pw: lunaPW, caller: policy.Caller{User: "po@par1", Role: policy.PartSO}},
+	{name: "crypto-officer", user: "co@par1", pw: lunaPW, caller: policy.Caller{User: "co@par1", Role: policy.CryptoOf}},
+	{name: "crypto-user", user: "cu@par1", pw: lunaPW, caller: policy.Caller{User: "cu@par1", Role: policy.CryptoU}},
 	{name: "unauthenticated", caller: policy.Caller{Role: policy.Unauthenticated}, auth: Nobody{}},
 	{name: "owner", caller: policy.Caller{Role: policy.Account}, auth: Account{}},
 }
@@ -145,7 +185,65 @@ var lunaOps = map[policy.Op]func(c *Client, w lunaCaller, auth Authenticator) er
 		return err
 	},
 	policy.Login: func(c *Client, w lunaCaller, _ Authenticator) error {
-		_, _, err := c.Login(Targeting{}, filepath.Join(filepath.Dir(c.Config.Path), "walk.session"), w.user, "", w.pw)
+		_, _, err := c.LoginVia(Targeting{}, filepath.Join(filepath.Dir(c.Config.Path), "walk.session"), w.user, w.pw, w.via)
+		return err
+	},
+	policy.InitHSM: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		// The HSM is initialized: a caller the gate lets through is told
+		// so, and then tries again on a zeroized one.
+		_, err := c.InitHSM(Targeting{}, auth, "New-so-pass1")
+		if err == nil || !strings.Contains(err.Error(), "is initialized") {
+			return err
+		}
+		for _, info := range c.Cluster.HSMs {
+			if err := c.Zeroize(&PIN{User: "admin", Password: lunaPW}, info.ID); err != nil {
+				return err
+			}
+		}
+		_, err = c.InitHSM(Targeting{}, auth, "New-so-pass1")
+		return err
+	},
+	policy.LoginHSM: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		// The caller is the appliance login the SO's needs.
+		_, _, err := c.LoginVia(Targeting{}, filepath.Join(filepath.Dir(c.Config.Path), "so.session"), "so@hsm", lunaPW, auth)
+		return err
+	},
+	policy.AuditLog: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		_, err := c.InitAuditor(Targeting{}, auth, "New-au-pass1")
+		return err
+	},
+	policy.InitRole: func(c *Client, w lunaCaller, auth Authenticator) error {
+		// Each caller the role it would initialize, where it would.
+		switch w.caller.Role {
+		case policy.HSMSO:
+			_, err := c.InitRole(Targeting{}, auth, policy.PartSO, "par2", "New-po-pass1")
+			return err
+		case policy.PartSO:
+			lunaEdit(c, "co@par1") // the PO's one role to initialize: gone, behind the gate's back
+			_, err := c.InitRole(Targeting{}, auth, policy.CryptoOf, "", "New-co-pass1")
+			return err
+		}
+		_, err := c.InitRole(Targeting{}, auth, policy.LimitCO, "par1", "New-lco-pass1")
+		return err
+	},
+	policy.ResetRole: func(c *Client, w lunaCaller, auth Authenticator) error {
+		r := policy.CryptoU
+		if w.caller.Role == policy.PartSO {
+			r = policy.CryptoOf // under HSM policy 15, which the template turned on
+		}
+		_, err := c.ResetRole(Targeting{}, auth, r, "Reset-pass1")
+		return err
+	},
+	policy.ShowRoles: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		_, err := c.Roles(auth, "par1")
+		return err
+	},
+	policy.HSMPolicy: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		_, err := c.ChangePolicy(Targeting{}, auth, policy.PolicySOReset, 1)
+		return err
+	},
+	policy.PartitionPolicy: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		_, err := c.ChangePolicy(Targeting{}, auth, policy.PolicyMaxFailures, 5)
 		return err
 	},
 	policy.ChangeOwnPassword: func(c *Client, w lunaCaller, auth Authenticator) error {
@@ -240,7 +338,7 @@ func TestLunaGateWalk(t *testing.T) {
 				c := newLunaCluster(t, src)
 				auth := w.auth
 				if auth == nil {
-					auth = &PIN{User: w.user, Password: w.pw}
+					auth = &PIN{User: w.user, Password: w.pw, Via: w.via}
 				}
 				err := run(c, w, auth)
 				want := table.CheckCaller(w.caller, op)

@@ -136,6 +136,7 @@ func init() {
 		Policies: map[string]int{PolicySOReset: 0, PolicyMaxFailures: 10},
 		// Thales documents no LunaSH login lockout for 7.x.
 		DefaultLockout: Lockout{},
+		DefaultLevel:   LevelAppliance, // custom roles are the appliance's
 		Copier:         Caller{User: "cluster", Role: ClusterService},
 		FirstStep:      "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
 		Usernames:      LunaUsername,

@@ -10,29 +10,53 @@ import (
 // TestLunaTable pins every cell of Luna's table so that a change to the
 // data is a deliberate one.
 func TestLunaTable(t *testing.T) {
-	y, n := true, false
-	// admin, operator, monitor, audit, none, cluster, unauthenticated, owner
-	want := map[Op][8]bool{
-		ClusterInfo:       {y, y, y, y, n, n, y, y},
-		Login:             {y, y, y, y, n, n, n, n},
-		Logout:            {y, y, y, y, y, n, y, n},
-		ChangeOwnPassword: {y, y, y, y, n, n, n, n},
-		ChangeAnyPassword: {y, n, n, n, n, n, n, n},
-		ManageUsers:       {y, n, n, n, n, n, n, n},
-		AssignRole:        {y, n, n, n, n, n, n, n},
-		EnableUser:        {y, n, n, n, n, n, n, n},
-		ListUsers:         {y, n, n, n, n, n, n, n},
-		ImportRole:        {y, n, n, n, n, n, n, n},
-		SyncStatus:        {y, y, y, n, n, n, n, n},
-		SyncUsers:         {y, n, n, n, n, n, n, n},
-		MaskedObjects:     {n, n, n, n, n, y, n, n},
-		Zeroize:           {y, n, n, n, n, n, n, n},
-		InitCluster:       {n, n, n, n, n, n, n, y},
-		AddHSM:            {n, n, n, n, n, n, n, y},
-		RemoveHSM:         {n, n, n, n, n, n, n, y},
-		Reachability:      {n, n, n, n, n, n, n, y},
-		SetClock:          {n, n, n, n, n, n, n, y},
-		DumpState:         {n, n, n, n, n, n, n, y},
+	// admin, operator, monitor, audit, none, cluster | so, au | po, co, lco, cu | unauthenticated, owner
+	o := func(idx ...int) [14]bool {
+		var r [14]bool
+		for _, i := range idx {
+			r[i] = true
+		}
+		return r
+	}
+	const (
+		admin, operator, monitor, audit, none, cluster = 0, 1, 2, 3, 4, 5
+		so, au, po, co, lco, cu, unauth, owner         = 6, 7, 8, 9, 10, 11, 12, 13
+	)
+	hsmRoles := []int{so, au, po, co, lco, cu}
+	appliance := []int{admin, operator, monitor, audit}
+	both := append(append([]int{}, appliance...), hsmRoles...)
+	want := map[Op][14]bool{
+		ClusterInfo:       o(admin, operator, monitor, audit, unauth, owner),
+		Login:             o(both...),
+		Logout:            o(append(both, none, unauth)...),
+		ChangeOwnPassword: o(both...),
+		ChangeAnyPassword: o(admin),
+		ManageUsers:       o(admin),
+		AssignRole:        o(admin),
+		EnableUser:        o(admin),
+		ListUsers:         o(admin),
+		ImportRole:        o(admin),
+		SyncStatus:        o(admin, operator, monitor),
+		SyncUsers:         o(admin),
+		MaskedObjects:     o(cluster),
+		Zeroize:           o(admin),
+		InitHSM:           o(admin),
+		LoginHSM:          o(admin),
+		AuditLog:          o(audit),
+		InitRole:          o(so, po, co),
+		ResetRole:         o(po, co),
+		ShowRoles:         o(hsmRoles...),
+		HSMPolicy:         o(so),
+		PartitionPolicy:   o(po),
+		InitCluster:       o(owner),
+		AddHSM:            o(owner),
+		RemoveHSM:         o(owner),
+		Reachability:      o(owner),
+		SetClock:          o(owner),
+		DumpState:         o(owner),
+	}
+	if len(Luna.Roles) != 14 {
+		t.Fatalf("table has %d roles, test pins 14", len(Luna.Roles))
 	}
 	if len(want) != len(Luna.Ops) {
 		t.Fatalf("table has %d operations, test pins %d", len(Luna.Ops), len(want))

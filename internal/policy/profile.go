@@ -83,6 +83,7 @@ type Profile struct {
 	// (CloudHSM's appliance user; Luna's cluster service).
 	Copier         Caller
 	DefaultLockout Lockout // of a role without a spec
+	DefaultLevel   Level   // of a role without a spec (a custom role); "" is LevelCluster
 	Usernames      func(string) (string, error)
 	Passwords      func(string) error
 	RoleNames      func(string) error // a custom role's name (nil: no custom roles)
@@ -126,7 +127,11 @@ func (t *Table) Spec(r Role) RoleSpec {
 	if s, ok := t.Specs[r]; ok {
 		return s
 	}
-	return RoleSpec{Level: LevelCluster, Lockout: t.DefaultLockout}
+	lv := t.DefaultLevel
+	if lv == "" {
+		lv = LevelCluster
+	}
+	return RoleSpec{Level: lv, Lockout: t.DefaultLockout}
 }
 
 // IsRole says whether r is one of the table's own roles (not a custom one).
