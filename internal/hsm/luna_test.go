@@ -293,7 +293,7 @@ var lunaOps = map[policy.Op]func(c *Client, w lunaCaller, auth Authenticator) er
 		return c.Zeroize(auth, c.Cluster.HSMs[1].ID)
 	},
 	policy.AddHSM: func(c *Client, _ lunaCaller, auth Authenticator) error {
-		_, err := c.addHSM(auth, "")
+		_, err := c.addHSM(auth, "", nil, nil)
 		return err
 	},
 	policy.RemoveHSM: func(c *Client, _ lunaCaller, auth Authenticator) error {

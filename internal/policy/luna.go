@@ -137,11 +137,14 @@ func init() {
 		// Thales documents no LunaSH login lockout for 7.x.
 		DefaultLockout: Lockout{},
 		DefaultLevel:   LevelAppliance, // custom roles are the appliance's
-		Copier:         Caller{User: "cluster", Role: ClusterService},
-		FirstStep:      "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
-		Usernames:      LunaUsername,
-		Passwords:      LunaPassword,
-		RoleNames:      LunaRoleName,
+		// Seed 002: the users/roles configuration stored in the cluster is
+		// the authority when an appliance joins.
+		Synced:    []Level{LevelAppliance},
+		Copier:    Caller{User: "cluster", Role: ClusterService},
+		FirstStep: "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
+		Usernames: LunaUsername,
+		Passwords: LunaPassword,
+		RoleNames: LunaRoleName,
 		Initial: []InitialUser{
 			{Name: "admin", Role: Admin, Password: DefaultLunaPassword, Expired: true, Undeletable: true},
 			{Name: "operator", Role: Operator, Password: DefaultLunaPassword, Expired: true, Disabled: true, Undeletable: true},

@@ -172,6 +172,7 @@ func init() {
 		// Five wrong passwords lock any user, counted per HSM.
 		DefaultLockout: Lockout{Threshold: 5},
 		FirstStep:      "hsm-user activate",
+		Synced:         []Level{LevelCluster},
 		Copier:         Caller{User: "app_user", Role: Appliance},
 		Usernames:      NormalizeUsername,
 		Passwords:      CheckPassword,

@@ -84,10 +84,13 @@ type Profile struct {
 	Copier         Caller
 	DefaultLockout Lockout // of a role without a spec
 	DefaultLevel   Level   // of a role without a spec (a custom role); "" is LevelCluster
-	Usernames      func(string) (string, error)
-	Passwords      func(string) error
-	RoleNames      func(string) error // a custom role's name (nil: no custom roles)
-	Initial        []InitialUser
+	// Synced are the levels whose records are the cluster's, the same on
+	// every HSM: a joining member's own are overwritten by the cluster's.
+	Synced    []Level
+	Usernames func(string) (string, error)
+	Passwords func(string) error
+	RoleNames func(string) error // a custom role's name (nil: no custom roles)
+	Initial   []InitialUser
 	// ResetExpires: a password set by another must be changed at the
 	// user's next login (Luna's user password USER).
 	ResetExpires bool

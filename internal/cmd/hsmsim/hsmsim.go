@@ -48,6 +48,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Flags:  []ucli.Flag{&ucli.StringFlag{Name: "az", Usage: "availability `ZONE` (default: the next in turn)"}},
 				Action: func(c *ucli.Context) error { return addHSM(c, env) },
 			},
+			{
+				Name: "join", Description: "Adds an HSM that brings its own records: HSM ID of another cluster's state (--from-state), such as a Luna appliance with its own users and custom roles. The cluster is the authority: the records the profile keeps the same on every member (Luna's appliance users and roles) are the cluster's, and the member's own are overwritten (each one named on stderr); its HSM's own roles stay. Prints the new HSM's id.", UsageText: "id=$(hsm-sim join --from-state ../other/st --member hsm-abc123)",
+				Usage: "add an HSM of another cluster's state; the cluster's users and roles overwrite its own",
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "from-state", Usage: "the other cluster's state `DIR`"},
+					&ucli.StringFlag{Name: "member", Usage: "the `ID` of its HSM that joins"},
+					&ucli.StringFlag{Name: "az", Usage: "availability `ZONE` (default: the next in turn)"},
+				},
+				Action: func(c *ucli.Context) error { return join(c, env) },
+			},
 			{Name: "remove-hsm", Description: "Removes an HSM and its database from the cluster.", UsageText: "hsm-sim remove-hsm hsm-abc123", Usage: "remove an HSM from the cluster", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
 				return "removed " + id, cl.RemoveHSM(id)
 			})},
@@ -160,6 +170,31 @@ func addHSM(c *ucli.Context, env cli.Env) error {
 	}
 	// The id alone on stdout, so id=$(hsm-sim add-hsm) works.
 	return req.Emit(info, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, info.ID)
+		return err
+	})
+}
+
+func join(c *ucli.Context, env cli.Env) error {
+	req, err := clustercli.Parse(c, env, 0)
+	if err != nil {
+		return err
+	}
+	if c.String("from-state") == "" || c.String("member") == "" {
+		return cli.Usagef("join needs --from-state DIR and --member ID")
+	}
+	member, err := req.Client.LoadMember(c.String("from-state"), c.String("member"))
+	if err != nil {
+		return err
+	}
+	info, overwritten, err := req.Client.JoinMember(c.String("az"), member)
+	if err != nil {
+		return err
+	}
+	for _, o := range overwritten {
+		env.Warnf("the cluster's users and roles are the authority: the member's %s", o)
+	}
+	return req.Emit(map[string]any{"hsm": info, "overwritten": overwritten}, func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, info.ID)
 		return err
 	})
