@@ -18,7 +18,10 @@ import (
 // against what the table's data says (CheckCaller), as TestGateWalk does
 // for CloudHSM's.
 
-const lunaPW = "Luna-pass1!"
+const (
+	lunaPW = "Luna-pass1!"
+	ringPW = "Ring-pass1!"
+)
 
 // lunaTemplate makes the walk's cluster once, in dir; each cell of the
 // walk copies it.
@@ -92,6 +95,12 @@ func lunaTemplate(dir string) error {
 		func() error { return self("co@par1", "First-pass1") },
 		func() error { _, err := c.InitRole(Targeting{}, co, policy.CryptoU, "", "First-pass1"); return err },
 		func() error { return self("cu@par1", "First-pass1") },
+		// A keyring: its password is not the PO's (they are kept apart).
+		func() error { _, err := c.CreateKeyring(Targeting{}, po, "kr1", "Ring-first1"); return err },
+		func() error {
+			_, err := c.ChangePassword(Targeting{}, &PIN{User: "krso@kr1", Password: "Ring-first1"}, "krso@kr1", "", ringPW, nil)
+			return err
+		},
 	)
 	for _, s := range steps {
 		if err := s(); err != nil {
@@ -175,6 +184,8 @@ var lunaCallers = []lunaCaller{
 	{name: "partition-so", user: "po@par1", pw: lunaPW, caller: policy.Caller{User: "po@par1", Role: policy.PartSO}},
 	{name: "crypto-officer", user: "co@par1", pw: lunaPW, caller: policy.Caller{User: "co@par1", Role: policy.CryptoOf}},
 	{name: "crypto-user", user: "cu@par1", pw: lunaPW, caller: policy.Caller{User: "cu@par1", Role: policy.CryptoU}},
+	{name: "keyring-so", user: "krso@kr1", pw: ringPW, caller: policy.Caller{User: "krso@kr1", Role: policy.KRSO}},
+	{name: "keyring-co", user: "krco@kr1", pw: ringPW, caller: policy.Caller{User: "krco@kr1", Role: policy.KRCO}},
 	{name: "unauthenticated", caller: policy.Caller{Role: policy.Unauthenticated}, auth: Nobody{}},
 	{name: "owner", caller: policy.Caller{Role: policy.Account}, auth: Account{}},
 }
@@ -240,6 +251,10 @@ var lunaOps = map[policy.Op]func(c *Client, w lunaCaller, auth Authenticator) er
 	},
 	policy.HSMPolicy: func(c *Client, _ lunaCaller, auth Authenticator) error {
 		_, err := c.ChangePolicy(Targeting{}, auth, policy.PolicySOReset, 1)
+		return err
+	},
+	policy.CreateKeyring: func(c *Client, _ lunaCaller, auth Authenticator) error {
+		_, err := c.CreateKeyring(Targeting{}, auth, "walkring", "Walk-ring-pass1")
 		return err
 	},
 	policy.PartitionPolicy: func(c *Client, _ lunaCaller, auth Authenticator) error {

@@ -290,3 +290,100 @@ func (c *Client) Roles(auth Authenticator, partition string) ([]RoleView, error)
 	})
 	return out, err
 }
+
+// separated refuses, for a role the profile keeps apart from another
+// (RoleSpec.SeparateFrom), a password that role's holder has: the
+// cluster partition's PO may not hold a keyring role.
+func separated(t *policy.Table, h *state.HSMTx, name, pw string) error {
+	r, _, ok := policy.SplitRecord(name)
+	if !ok || t.Spec(r).SeparateFrom == "" {
+		return nil
+	}
+	other := t.Spec(r).SeparateFrom
+	for k := range h.Meta.Policies {
+		key, scope, scoped := policy.SplitRecord(k)
+		if !scoped || string(key) != policy.ClusterPartition {
+			continue
+		}
+		u, err := h.User(policy.RecordName(other, scope))
+		if err != nil {
+			return err
+		}
+		if u != nil && verifyPassword(u.Hash, pw) {
+			return fmt.Errorf("the %s is kept apart from the %s of %s, the cluster's security officer: choose a password that role does not hold", r, other, scope)
+		}
+	}
+	return nil
+}
+
+// sharePassword gives the roles that share u's password (RoleSpec.SharesPassword)
+// the new one too.
+func sharePassword(tx *Tx, t *policy.Table, h *state.HSMTx, u *state.User, hash *state.Hash) error {
+	r, scope, ok := policy.SplitRecord(u.Name)
+	if !ok {
+		return nil
+	}
+	for _, o := range t.Spec(r).SharesPassword {
+		p, err := h.User(policy.RecordName(o, scope))
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			continue
+		}
+		p.Hash, p.Failures, p.Locked, p.Expired = hash, 0, false, u.Expired
+		tx.touch(h, p, state.KindSelfPassword)
+		if err := h.PutUser(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateKeyring makes a keyring's KRSO and KRCO, holding one password,
+// valid for their first login only (Luna's POST /api/keyrings). Its
+// caller is the PO of the partition that holds the cluster (the first
+// keyring marks its partition so; another's PO is refused), and the
+// password may not be its own: the keyring roles are kept apart from it.
+func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string) (*Result, error) {
+	tb := c.Policy()
+	if err := tb.Passwords(pw); err != nil {
+		return nil, err
+	}
+	if _, err := tb.Username(policy.RecordName(policy.KRSO, label)); err != nil || label == HSMScope {
+		return nil, fmt.Errorf("invalid keyring label %q", label)
+	}
+	var hash *state.Hash
+	return c.run(op{name: "create-keyring", perm: policy.CreateKeyring, auth: auth, target: t, write: true,
+		prepare: func() error { hash = hashPassword(c.Cluster, policy.RecordName(policy.KRSO, label), pw); return nil },
+		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
+			_, par, _ := policy.SplitRecord(p.User)
+			for k := range h.Meta.Policies {
+				if key, scope, ok := policy.SplitRecord(k); ok && string(key) == policy.ClusterPartition && scope != par {
+					return fmt.Errorf("partition %s holds the cluster: its PO creates the keyrings", scope)
+				}
+			}
+			if h.Meta.Policies == nil {
+				h.Meta.Policies = map[string]int{}
+			}
+			h.Meta.Policies[policy.PolicyKey(policy.ClusterPartition, par)] = 1
+			for _, r := range []policy.Role{policy.KRSO, policy.KRCO} {
+				name := policy.RecordName(r, label)
+				if u, err := h.User(name); err != nil {
+					return err
+				} else if u != nil {
+					return fmt.Errorf("keyring %s exists on %s", label, h.ID())
+				}
+				if err := separated(tb, h, name, pw); err != nil {
+					return err
+				}
+				h.Meta.NextUserID++
+				u := &state.User{ID: h.Meta.NextUserID, Name: name, Role: string(r), Hash: hash, Lineage: tx.OpID, Expired: true}
+				tx.touch(h, u, state.KindCreate)
+				if err := h.PutUser(u); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+}

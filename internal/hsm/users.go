@@ -551,10 +551,19 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			case !isSelf(p, user) && in:
 				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
 			}
+			// A role kept apart from another may not take its holder's
+			// password; roles that share a password change together
+			// (docs/design.md, "The Luna 7 profile"). CloudHSM has neither.
+			if err := separated(c.Policy(), h, u.Name, pw); err != nil {
+				return err
+			}
 			u.Hash, u.Failures, u.Locked = hash, 0, false
 			// A profile may make a password set by another valid for the
 			// first login only (Luna's user password USER).
 			u.Expired = !isSelf(p, user) && c.Policy().ResetExpires
+			if err := sharePassword(tx, c.Policy(), h, u, hash); err != nil {
+				return err
+			}
 			kind := state.KindReset
 			if isSelf(p, user) {
 				kind = state.KindSelfPassword

@@ -47,6 +47,7 @@ const (
 	ShowRoles       Op = "show the roles of a partition"
 	HSMPolicy       Op = "change an HSM policy"
 	PartitionPolicy Op = "change a partition policy"
+	CreateKeyring   Op = "create a keyring"
 )
 
 // The policies Luna's rules read (Table.Policies holds their defaults).
@@ -58,6 +59,10 @@ const (
 	// PolicyMaxFailures is partition policy 20, "Max failed user logins
 	// allowed": the PO may lower it, never raise it.
 	PolicyMaxFailures = "partition-policy-20"
+	// ClusterPartition marks (value 1) the partition that holds the
+	// cluster (its SMK): its PO creates the keyrings and is the cluster's
+	// security officer, whom the keyring roles are kept apart from.
+	ClusterPartition = "cluster-smk"
 )
 
 // DefaultLunaPassword is every predefined appliance user's first password,
@@ -68,6 +73,8 @@ var lunaAppliance = []Role{Admin, Operator, Monitor, Audit}
 
 // lunaHSM are the HSM's and partitions' roles, which log in with LunaCM.
 var lunaHSM = []Role{HSMSO, Auditor, PartSO, CryptoOf, LimitCO, CryptoU}
+
+var lunaKeyring = []Role{KRSO, KRCO}
 
 func roles(sets ...[]Role) []Role {
 	var out []Role
@@ -80,12 +87,12 @@ func roles(sets ...[]Role) []Role {
 // Luna is Luna 7's permission table: the appliance's LunaSH roles. A
 // custom role's column is the commands it was imported with (CheckCaller).
 var Luna = NewTableRules("luna",
-	roles(lunaAppliance, []Role{NoRole, ClusterService}, lunaHSM, []Role{Unauthenticated, Account}),
+	roles(lunaAppliance, []Role{NoRole, ClusterService}, lunaHSM, lunaKeyring, []Role{Unauthenticated, Account}),
 	[]Rule{
 		{Op: ClusterInfo, Allow: []Role{Admin, Operator, Monitor, Audit, Unauthenticated, Account}, Note: "hsm show; the members' addresses are no secret"},
-		{Op: Login, Allow: roles(lunaAppliance, lunaHSM), Note: "a user without a role cannot do anything; so and au after an appliance login; a first password's login must then change it", WhileExpired: true},
-		{Op: Logout, Allow: roles(lunaAppliance, []Role{NoRole}, lunaHSM, []Role{Unauthenticated}), WhileExpired: true},
-		{Op: ChangeOwnPassword, Allow: roles(lunaAppliance, lunaHSM), Note: "my password set; role changepw", WhileExpired: true},
+		{Op: Login, Allow: roles(lunaAppliance, lunaHSM, lunaKeyring), Note: "a user without a role cannot do anything; so and au after an appliance login; a first password's login must then change it", WhileExpired: true},
+		{Op: Logout, Allow: roles(lunaAppliance, []Role{NoRole}, lunaHSM, lunaKeyring, []Role{Unauthenticated}), WhileExpired: true},
+		{Op: ChangeOwnPassword, Allow: roles(lunaAppliance, lunaHSM, lunaKeyring), Note: "my password set; role changepw (a keyring's KRSO and KRCO share theirs)", WhileExpired: true},
 		{Op: ChangeAnyPassword, Allow: []Role{Admin}, Note: "user password USER: expires it"},
 		{Op: ManageUsers, Allow: []Role{Admin}, Note: "user add, user delete"},
 		{Op: AssignRole, Allow: []Role{Admin}, Note: "user role add", Only: "admin"},
@@ -104,6 +111,7 @@ var Luna = NewTableRules("luna",
 		{Op: ShowRoles, Allow: lunaHSM, Note: "role list, role show"},
 		{Op: HSMPolicy, Allow: []Role{HSMSO}, Note: "hsm changepolicy: policy 15 on erases every partition"},
 		{Op: PartitionPolicy, Allow: []Role{PartSO}, Note: "partition changepolicy: policy 20 lower only"},
+		{Op: CreateKeyring, Allow: []Role{PartSO}, Note: "the PO of the partition that holds the cluster sets the first KRSO/KRCO password"},
 		{Op: InitCluster, Allow: []Role{Account}},
 		{Op: AddHSM, Allow: []Role{Account}, Note: "a member joins"},
 		{Op: RemoveHSM, Allow: []Role{Account}},
@@ -132,14 +140,20 @@ func init() {
 				Lockout: Lockout{Threshold: 10, Policy: PolicyMaxFailures, Also: []Role{CryptoU}}, Desc: "Crypto Officer"},
 			LimitCO: {Level: LevelPartition, InitBy: CryptoOf, FirstPasswordExpires: true, ResetBy: CryptoOf, Lockout: user, Desc: "Limited Crypto Officer"},
 			CryptoU: {Level: LevelPartition, InitBy: CryptoOf, FirstPasswordExpires: true, ResetBy: CryptoOf, Lockout: user, Desc: "Crypto User"},
+			// One holder, one password; kept apart from the cluster's PO.
+			// Their lockout is not documented: hsmkit locks both after 10.
+			KRSO: {Level: LevelKeyring, FirstPasswordExpires: true, SharesPassword: []Role{KRCO}, SeparateFrom: PartSO,
+				Lockout: Lockout{Threshold: 10, Also: []Role{KRCO}}, Desc: "Keyring Security Officer"},
+			KRCO: {Level: LevelKeyring, FirstPasswordExpires: true, SharesPassword: []Role{KRSO}, SeparateFrom: PartSO,
+				Lockout: Lockout{Threshold: 10, Also: []Role{KRSO}}, Desc: "Keyring Crypto Officer"},
 		},
 		Policies: map[string]int{PolicySOReset: 0, PolicyMaxFailures: 10},
 		// Thales documents no LunaSH login lockout for 7.x.
 		DefaultLockout: Lockout{},
 		DefaultLevel:   LevelAppliance, // custom roles are the appliance's
 		// Seed 002: the users/roles configuration stored in the cluster is
-		// the authority when an appliance joins.
-		Synced:    []Level{LevelAppliance},
+		// the authority when an appliance joins; keyrings are synchronized too.
+		Synced:    []Level{LevelAppliance, LevelKeyring},
 		Copier:    Caller{User: "cluster", Role: ClusterService},
 		FirstStep: "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
 		Usernames: LunaUsername,

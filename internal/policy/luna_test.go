@@ -10,9 +10,9 @@ import (
 // TestLunaTable pins every cell of Luna's table so that a change to the
 // data is a deliberate one.
 func TestLunaTable(t *testing.T) {
-	// admin, operator, monitor, audit, none, cluster | so, au | po, co, lco, cu | unauthenticated, owner
-	o := func(idx ...int) [14]bool {
-		var r [14]bool
+	// admin, operator, monitor, audit, none, cluster | so, au | po, co, lco, cu | krso, krco | unauthenticated, owner
+	o := func(idx ...int) [16]bool {
+		var r [16]bool
 		for _, i := range idx {
 			r[i] = true
 		}
@@ -20,12 +20,13 @@ func TestLunaTable(t *testing.T) {
 	}
 	const (
 		admin, operator, monitor, audit, none, cluster = 0, 1, 2, 3, 4, 5
-		so, au, po, co, lco, cu, unauth, owner         = 6, 7, 8, 9, 10, 11, 12, 13
+		so, au, po, co, lco, cu, krso, krco            = 6, 7, 8, 9, 10, 11, 12, 13
+		unauth, owner                                  = 14, 15
 	)
 	hsmRoles := []int{so, au, po, co, lco, cu}
 	appliance := []int{admin, operator, monitor, audit}
-	both := append(append([]int{}, appliance...), hsmRoles...)
-	want := map[Op][14]bool{
+	both := append(append(append([]int{}, appliance...), hsmRoles...), krso, krco)
+	want := map[Op][16]bool{
 		ClusterInfo:       o(admin, operator, monitor, audit, unauth, owner),
 		Login:             o(both...),
 		Logout:            o(append(both, none, unauth)...),
@@ -48,6 +49,7 @@ func TestLunaTable(t *testing.T) {
 		ShowRoles:         o(hsmRoles...),
 		HSMPolicy:         o(so),
 		PartitionPolicy:   o(po),
+		CreateKeyring:     o(po),
 		InitCluster:       o(owner),
 		AddHSM:            o(owner),
 		RemoveHSM:         o(owner),
@@ -55,8 +57,8 @@ func TestLunaTable(t *testing.T) {
 		SetClock:          o(owner),
 		DumpState:         o(owner),
 	}
-	if len(Luna.Roles) != 14 {
-		t.Fatalf("table has %d roles, test pins 14", len(Luna.Roles))
+	if len(Luna.Roles) != 16 {
+		t.Fatalf("table has %d roles, test pins 16", len(Luna.Roles))
 	}
 	if len(want) != len(Luna.Ops) {
 		t.Fatalf("table has %d operations, test pins %d", len(Luna.Ops), len(want))

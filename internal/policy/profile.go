@@ -54,7 +54,14 @@ type RoleSpec struct {
 	// ("" always).
 	ResetBy     Role
 	ResetPolicy string
-	Desc        string
+	// SharesPassword are the roles of the same scope that hold this one's
+	// password: changing one changes them all (Luna's KRSO and KRCO).
+	SharesPassword []Role
+	// SeparateFrom is the role whose holder may not hold this one: its
+	// password is refused for this role (Luna: the keyring roles and the
+	// PO of the partition that holds the cluster).
+	SeparateFrom Role
+	Desc         string
 }
 
 // InitialUser is a user every HSM of a new cluster holds.

@@ -41,7 +41,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			{Name: "role", Usage: "log roles in and out, initialize them, change and reset their passwords", Description: "LunaCM's role commands.", UsageText: "lunacm role login -name co -partition par1 -password-stdin < pw",
 				Subcommands: []*ucli.Command{
 					{Name: "login", Usage: "log a role in on every member and keep the session", Description: "Logs the role in on every member. Wrong passwords count: 3 for the SO zeroize the HSM, 10 for a PO zeroize its partition, 10 for a CO (partition policy 20, which its PO may lower) lock the CO and the CU.", UsageText: "lunacm role login -name co -partition par1 -password-stdin < pw",
-						Flags: withPassword(name(), partition()), Action: func(c *ucli.Context) error { return login(c, env) }},
+						Flags: withPassword(name(), partition(), &ucli.StringFlag{Name: "keyring", Usage: "the keyring `LABEL` (krso, krco)"}), Action: func(c *ucli.Context) error { return login(c, env) }},
 					{Name: "logout", Usage: "end the session", Description: "Ends the session on every member it reached and removes the session file.", UsageText: "lunacm role logout",
 						Flags: []ucli.Flag{session}, Action: func(c *ucli.Context) error { return logout(c, env) }},
 					{Name: "init", Usage: "initialize a role: co by the po, lco and cu by the co", Description: "Initializes a role of the session's partition in the documented order; its password is valid for its first login only, which must change it (role changepw).", UsageText: "lunacm role init -name co -password-stdin < copw",
@@ -61,6 +61,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 						Flags: withPassword(&ucli.StringFlag{Name: "label", Usage: "the partition's `NAME`"}), Action: func(c *ucli.Context) error { return partitionInit(c, env) }},
 					{Name: "changepolicy", Usage: "change a partition policy (the PO): 20, the CO's failed logins, lower only", Description: "Sets partition policy 20 (\"Max failed user logins allowed\") of the session's partition: 1 to 10.", UsageText: "lunacm partition changepolicy -policy 20 -value 3",
 						Flags: []ucli.Flag{&ucli.IntFlag{Name: "policy", Usage: "policy `NUMBER`"}, &ucli.IntFlag{Name: "value", Usage: "new `VALUE`"}, session}, Action: func(c *ucli.Context) error { return changePolicy(c, env, "partition-policy-") }},
+				}},
+			{Name: "keyring", Usage: "the cluster's keyrings", Description: "Keyrings of the cluster: each has a KRSO and a KRCO, held by one person with one password (changing either's changes both), kept apart from the PO of the partition that holds the cluster.", UsageText: "lunacm keyring create -label kr1 -password-stdin < krpw",
+				Subcommands: []*ucli.Command{
+					{Name: "create", Usage: "create a keyring (the PO of the partition that holds the cluster)", Description: "Creates a keyring on every member with its KRSO/KRCO password, valid for their first login only; the PO's own password is refused. The first keyring makes the PO's partition the one that holds the cluster.", UsageText: "lunacm keyring create -label kr1 -password-stdin < krpw",
+						Flags: withPassword(&ucli.StringFlag{Name: "label", Usage: "the keyring's `LABEL`"}), Action: func(c *ucli.Context) error { return keyringCreate(c, env) }},
 				}},
 			{Name: "hsm", Usage: "the HSM's policies", Description: "LunaCM's hsm commands.", UsageText: "lunacm hsm changehsmpolicy -policy 15 -value 1",
 				Subcommands: []*ucli.Command{
@@ -140,13 +145,18 @@ func login(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	spec, ok := cl.Policy().Specs[r]
-	if !ok || spec.Level != policy.LevelHSM && spec.Level != policy.LevelPartition {
-		return cli.Usagef("-name %s: want so, au, po, co, lco or cu", r)
+	if !ok || spec.Level != policy.LevelHSM && spec.Level != policy.LevelPartition && spec.Level != policy.LevelKeyring {
+		return cli.Usagef("-name %s: want so, au, po, co, lco, cu, krso or krco", r)
 	}
 	scope := hsm.HSMScope
-	if spec.Level == policy.LevelPartition {
+	switch spec.Level {
+	case policy.LevelPartition:
 		if scope = c.String("partition"); scope == "" {
 			return cli.Usagef("-partition is required for the %s", r)
+		}
+	case policy.LevelKeyring:
+		if scope = c.String("keyring"); scope == "" {
+			return cli.Usagef("-keyring is required for the %s", r)
 		}
 	}
 	var via hsm.Authenticator
@@ -329,4 +339,27 @@ func status(s string) string {
 		return "OK"
 	}
 	return s
+}
+
+func keyringCreate(c *ucli.Context, env cli.Env) error {
+	cl, err := open(c, env)
+	if err != nil {
+		return err
+	}
+	label := c.String("label")
+	if label == "" {
+		return cli.Usagef("-label is required")
+	}
+	sf, err := loggedIn(c, env)
+	if err != nil {
+		return err
+	}
+	pw, err := cli.ReadPassword(c, env, "enter keyring password: ", true)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.CreateKeyring(hsm.Targeting{}, sf, label, pw); err != nil {
+		return err
+	}
+	return done(env)
 }
