@@ -339,11 +339,11 @@ func (c *Client) Zeroize(auth Authenticator, id string) error {
 			// What it enforced before is gone with its users.
 			z.History = state.Stamp(nil, tx.Now, h.Meta.Seq+1, z.Quorum)
 			// What is not the HSM's stays: the users that come with the
-			// cluster and stay (CloudHSM's app_user), and the appliance's
-			// own users (Luna's LunaSH users and custom roles).
+			// cluster and stay (CloudHSM's app_user), the appliance's own
+			// users and custom roles, the cluster's keyrings (Luna's).
 			t := c.Policy()
 			err = h.ForEachUser(func(u *state.User) error {
-				if t.Undeletable(u.Name) || t.Spec(policy.Role(u.Role)).Level == policy.LevelAppliance {
+				if t.Undeletable(u.Name) || !t.Spec(policy.Role(u.Role)).Level.OfHSM() {
 					z.Users = append(z.Users, *u)
 				}
 				return nil

@@ -23,6 +23,11 @@ const (
 	LevelKeyring   Level = "keyring"   // Luna's KRSO, KRCO
 )
 
+// OfHSM says whether records of the level are the HSM's own, which its
+// zeroization erases (CloudHSM's users; Luna's HSM and partition roles),
+// rather than the appliance's or the cluster's.
+func (l Level) OfHSM() bool { return l == LevelCluster || l == LevelHSM || l == LevelPartition }
+
 // Lockout is what consecutive wrong passwords do to a role.
 type Lockout struct {
 	Threshold int // wrong passwords in a row; 0: never locked
