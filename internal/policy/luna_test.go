@@ -137,6 +137,9 @@ func TestRoleFile(t *testing.T) {
 			t.Errorf("%q: got %q, %v; want %q", tc.file, got, err, tc.want)
 		}
 	}
+	if _, err := Luna.ParseRoleFile([]byte(strings.Repeat("help\n", MaxRoleFileLines+1))); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("a role file longer than %d lines: %v", MaxRoleFileLines, err)
+	}
 	if _, err := CloudHSM.ParseRoleFile([]byte("user list\n")); err == nil {
 		t.Error("CloudHSM imported a custom role")
 	}
