@@ -219,18 +219,32 @@ func (tx *Tx) check(p Principal, perm policy.Op) error {
 
 // lockedError is the refusal of a locked user's login on h.
 func (tx *Tx) lockedError(h *state.HSMTx, u *state.User) error {
-	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: tx.c.Policy().LockThreshold(policy.Role(u.Role), u.Name, h.Meta.Policies)}
+	t := tx.c.Policy()
+	th := t.LockThreshold(policy.Role(u.Role), u.Name, h.Meta.Policies)
+	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: th, With: u.Locked && u.Failures < th, ResetBy: t.Spec(policy.Role(u.Role)).ResetBy}
 }
 
 // LockedError refuses a locked user everything a login is needed for.
 type LockedError struct {
 	User      string
 	Role      policy.Role
-	Threshold int // the failed logins that lock its role
+	Threshold int         // the failed logins that lock its role
+	With      bool        // locked with another role's lockout, not its own failures
+	ResetBy   policy.Role // the role that resets it, where the profile names one
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, e.Threshold, e.User, e.Role)
+	if e.ResetBy == "" && !e.With {
+		return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, e.Threshold, e.User, e.Role)
+	}
+	why := fmt.Sprintf("after %d failed logins", e.Threshold)
+	if e.With {
+		why = "with another role's lockout"
+	}
+	if e.ResetBy == "" {
+		return fmt.Sprintf("user %s is locked %s", e.User, why)
+	}
+	return fmt.Sprintf("user %s is locked %s; the %s must reset its password (role resetpw -name %s)", e.User, why, e.ResetBy, e.Role)
 }
 
 // run is the one transaction path.
