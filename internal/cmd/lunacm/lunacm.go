@@ -219,6 +219,15 @@ func initRole(c *ucli.Context, env cli.Env) error {
 }
 
 func partitionInit(c *ucli.Context, env cli.Env) error {
+	return labelled(c, env, func(cl *hsm.Client, sf *hsm.SessionFile, label, pw string) error {
+		_, err := cl.InitRole(hsm.Targeting{}, sf, policy.PartSO, label, pw)
+		return err
+	})
+}
+
+// labelled runs a command that makes something named by -label with a
+// new password, as the session's role.
+func labelled(c *ucli.Context, env cli.Env, fn func(cl *hsm.Client, sf *hsm.SessionFile, label, pw string) error) error {
 	cl, err := open(c, env)
 	if err != nil {
 		return err
@@ -235,7 +244,7 @@ func partitionInit(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cl.InitRole(hsm.Targeting{}, sf, policy.PartSO, label, pw); err != nil {
+	if err := fn(cl, sf, label, pw); err != nil {
 		return err
 	}
 	return done(env)
@@ -342,24 +351,8 @@ func status(s string) string {
 }
 
 func keyringCreate(c *ucli.Context, env cli.Env) error {
-	cl, err := open(c, env)
-	if err != nil {
+	return labelled(c, env, func(cl *hsm.Client, sf *hsm.SessionFile, label, pw string) error {
+		_, err := cl.CreateKeyring(hsm.Targeting{}, sf, label, pw)
 		return err
-	}
-	label := c.String("label")
-	if label == "" {
-		return cli.Usagef("-label is required")
-	}
-	sf, err := loggedIn(c, env)
-	if err != nil {
-		return err
-	}
-	pw, err := cli.ReadPassword(c, env, "enter keyring password: ", true)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.CreateKeyring(hsm.Targeting{}, sf, label, pw); err != nil {
-		return err
-	}
-	return done(env)
+	})
 }

@@ -101,11 +101,7 @@ func request(c *ucli.Context, env cli.Env, args int, argNames ...string) (*hsm.C
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := clustercli.EngineOptions(c, env)
-	if err != nil {
-		return nil, nil, err
-	}
-	cl, err := hsm.Open(cli.ConfigPath(c), opts)
+	cl, err := clustercli.OpenClient(c, env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,58 +130,55 @@ func done(env cli.Env, lines ...string) error {
 	return err
 }
 
+// command runs a LunaSH command with no argument: the appliance login,
+// the flags it needs (each required), fn's engine call; then fn's lines
+// and LunaSH's success line.
+func command(c *ucli.Context, env cli.Env, need []string, fn func(cl *hsm.Client, login *hsm.PIN, v map[string]string) ([]string, error)) error {
+	cl, login, err := request(c, env, 0)
+	if err != nil {
+		return err
+	}
+	v := map[string]string{}
+	for _, name := range need {
+		if v[name], err = needFlag(c, name); err != nil {
+			return err
+		}
+	}
+	lines, err := fn(cl, login, v)
+	if err != nil {
+		return err
+	}
+	return done(env, lines...)
+}
+
 func add(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	name, err := needFlag(c, "username")
-	if err != nil {
-		return err
-	}
-	pw, err := cli.ReadPassword(c, env, "Password: ", true)
-	if err != nil {
-		return err
-	}
-	if _, err := req.CreateUser(hsm.Targeting{}, login, name, policy.NoRole, pw, nil); err != nil {
-		return err
-	}
-	// LunaSH 7.4 restarts sshd to take the new account.
-	return done(env, "Stopping sshd: [ OK ]", "Starting sshd: [ OK ]")
+	return command(c, env, []string{"username"}, func(cl *hsm.Client, login *hsm.PIN, v map[string]string) ([]string, error) {
+		pw, err := cli.ReadPassword(c, env, "Password: ", true)
+		if err != nil {
+			return nil, err
+		}
+		_, err = cl.CreateUser(hsm.Targeting{}, login, v["username"], policy.NoRole, pw, nil)
+		// LunaSH 7.4 restarts sshd to take the new account.
+		return []string{"Stopping sshd: [ OK ]", "Starting sshd: [ OK ]"}, err
+	})
 }
 
 func deleteUser(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	name, err := needFlag(c, "username")
-	if err != nil {
-		return err
-	}
-	if _, err := req.DeleteUser(hsm.Targeting{}, login, name, "", nil); err != nil {
-		return err
-	}
-	return done(env, fmt.Sprintf("User %s was successfully deleted.", name))
+	return command(c, env, []string{"username"}, func(cl *hsm.Client, login *hsm.PIN, v map[string]string) ([]string, error) {
+		_, err := cl.DeleteUser(hsm.Targeting{}, login, v["username"], "", nil)
+		return []string{fmt.Sprintf("User %s was successfully deleted.", v["username"])}, err
+	})
 }
 
 func enable(c *ucli.Context, env cli.Env, on bool) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	name, err := needFlag(c, "username")
-	if err != nil {
-		return err
-	}
-	if _, err := req.SetUserEnabled(hsm.Targeting{}, login, name, on); err != nil {
-		return err
-	}
-	what := "disabled"
-	if on {
-		what = "enabled"
-	}
-	return done(env, fmt.Sprintf("%s was %s successfully.", name, what))
+	return command(c, env, []string{"username"}, func(cl *hsm.Client, login *hsm.PIN, v map[string]string) ([]string, error) {
+		_, err := cl.SetUserEnabled(hsm.Targeting{}, login, v["username"], on)
+		what := "disabled"
+		if on {
+			what = "enabled"
+		}
+		return []string{fmt.Sprintf("%s was %s successfully.", v["username"], what)}, err
+	})
 }
 
 func password(c *ucli.Context, env cli.Env, other bool) error {
@@ -212,49 +205,26 @@ func password(c *ucli.Context, env cli.Env, other bool) error {
 }
 
 func roleAdd(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	name, err := needFlag(c, "username")
-	if err != nil {
-		return err
-	}
-	role, err := needFlag(c, "role")
-	if err != nil {
-		return err
-	}
-	if _, err := req.AssignRole(hsm.Targeting{}, login, name, role); err != nil {
-		return err
-	}
-	return done(env, fmt.Sprintf("User %s was successfully modified.", name))
+	return command(c, env, []string{"username", "role"}, func(cl *hsm.Client, login *hsm.PIN, v map[string]string) ([]string, error) {
+		_, err := cl.AssignRole(hsm.Targeting{}, login, v["username"], v["role"])
+		return []string{fmt.Sprintf("User %s was successfully modified.", v["username"])}, err
+	})
 }
 
 func roleImport(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	file, err := needFlag(c, "file")
-	if err != nil {
-		return err
-	}
-	role, err := needFlag(c, "role")
-	if err != nil {
-		return err
-	}
-	data, err := cli.ReadInput("-file", file)
-	if err != nil {
-		return err
-	}
-	if _, err := req.ImportRole(hsm.Targeting{}, login, role, data); err != nil {
-		var rf *policy.RoleFileError
-		if errors.As(err, &rf) {
-			return cli.Refused(err, "fix or remove the rejected lines; a custom role gets exactly the commands its file names")
+	return command(c, env, []string{"file", "role"}, func(cl *hsm.Client, login *hsm.PIN, v map[string]string) ([]string, error) {
+		data, err := cli.ReadInput("-file", v["file"])
+		if err != nil {
+			return nil, err
 		}
-		return err
-	}
-	return done(env, fmt.Sprintf("%q was successfully imported.", role))
+		if _, err := cl.ImportRole(hsm.Targeting{}, login, v["role"], data); err != nil {
+			if errors.As(err, new(*policy.RoleFileError)) {
+				return nil, cli.Refused(err, "fix or remove the rejected lines; a custom role gets exactly the commands its file names")
+			}
+			return nil, err
+		}
+		return []string{fmt.Sprintf("%q was successfully imported.", v["role"])}, nil
+	})
 }
 
 // list prints LunaSH's user list table: the appliance's users (not the
@@ -290,47 +260,34 @@ func list(c *ucli.Context, env cli.Env) error {
 }
 
 func hsmInit(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := needFlag(c, "label"); err != nil {
-		return err
-	}
-	pw, err := cli.ReadPassword(c, env, "Please enter a password for the security officer: ", true)
-	if err != nil {
-		return err
-	}
-	if _, err := req.InitHSM(hsm.Targeting{}, login, pw); err != nil {
-		return err
-	}
-	return done(env)
+	return command(c, env, []string{"label"}, func(cl *hsm.Client, login *hsm.PIN, _ map[string]string) ([]string, error) {
+		pw, err := cli.ReadPassword(c, env, "Please enter a password for the security officer: ", true)
+		if err != nil {
+			return nil, err
+		}
+		_, err = cl.InitHSM(hsm.Targeting{}, login, pw)
+		return nil, err
+	})
 }
 
 func hsmZeroize(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	for _, info := range req.Cluster.HSMs {
-		if err := req.Zeroize(login, info.ID); err != nil {
-			return err
+	return command(c, env, nil, func(cl *hsm.Client, login *hsm.PIN, _ map[string]string) ([]string, error) {
+		for _, info := range cl.Cluster.HSMs {
+			if err := cl.Zeroize(login, info.ID); err != nil {
+				return nil, err
+			}
 		}
-	}
-	return done(env)
+		return nil, nil
+	})
 }
 
 func auditInit(c *ucli.Context, env cli.Env) error {
-	req, login, err := request(c, env, 0)
-	if err != nil {
-		return err
-	}
-	pw, err := cli.ReadPassword(c, env, "Please enter a password for the Auditor: ", true)
-	if err != nil {
-		return err
-	}
-	if _, err := req.InitAuditor(hsm.Targeting{}, login, pw); err != nil {
-		return err
-	}
-	return done(env)
+	return command(c, env, nil, func(cl *hsm.Client, login *hsm.PIN, _ map[string]string) ([]string, error) {
+		pw, err := cli.ReadPassword(c, env, "Please enter a password for the Auditor: ", true)
+		if err != nil {
+			return nil, err
+		}
+		_, err = cl.InitAuditor(hsm.Targeting{}, login, pw)
+		return nil, err
+	})
 }
