@@ -212,7 +212,8 @@ func (tx *Tx) resolveAuth(h *state.HSMTx, auth Authenticator) (Principal, error)
 func (tx *Tx) check(p Principal, perm policy.Op) error {
 	t := tx.c.Policy()
 	if p.Locked && !t.Allowed(policy.Unauthenticated, perm) {
-		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, p.User, nil)}
+		spec := t.Spec(p.Role)
+		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, p.User, nil), ResetBy: spec.ResetBy, Unlock: spec.Unlock}
 	}
 	return t.CheckCaller(policy.Caller{User: p.User, Role: p.Role, Custom: p.Custom, Expired: p.Expired}, perm)
 }
@@ -221,7 +222,8 @@ func (tx *Tx) check(p Principal, perm policy.Op) error {
 func (tx *Tx) lockedError(h *state.HSMTx, u *state.User) error {
 	t := tx.c.Policy()
 	th := t.LockThreshold(policy.Role(u.Role), u.Name, h.Meta.Policies)
-	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: th, With: u.Locked && u.Failures < th, ResetBy: t.Spec(policy.Role(u.Role)).ResetBy}
+	spec := t.Spec(policy.Role(u.Role))
+	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: th, With: u.Locked && u.Failures < th, ResetBy: spec.ResetBy, Unlock: spec.Unlock}
 }
 
 // LockedError refuses a locked user everything a login is needed for.
@@ -231,9 +233,13 @@ type LockedError struct {
 	Threshold int         // the failed logins that lock its role
 	With      bool        // locked with another role's lockout, not its own failures
 	ResetBy   policy.Role // the role that resets it, where the profile names one
+	Unlock    string      // how it is made usable again, where no role resets it
 }
 
 func (e *LockedError) Error() string {
+	if e.Unlock != "" {
+		return fmt.Sprintf("user %s is locked after %d failed logins; %s", e.User, e.Threshold, e.Unlock)
+	}
 	if e.ResetBy == "" && !e.With {
 		return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, e.Threshold, e.User, e.Role)
 	}

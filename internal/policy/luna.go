@@ -132,7 +132,8 @@ func init() {
 			HSMSO: {Level: LevelHSM, Via: LoginHSM, Lockout: Lockout{Threshold: 3, Zeroize: LevelHSM}, Desc: "HSM Security Officer"},
 			// Open question: 3 (7 audit_login) or 10 (7.3 failed_logins);
 			// hsmkit takes 3 (docs/design.md, "The Luna 7 profile").
-			Auditor: {Level: LevelHSM, Via: AuditLog, Lockout: Lockout{Threshold: 3}, Desc: "Auditor"},
+			Auditor: {Level: LevelHSM, Via: AuditLog, Lockout: Lockout{Threshold: 3}, Desc: "Auditor",
+				Unlock: "the audit user initializes it anew (lunash audit init)"},
 			// Ten bad PO logins zeroize the partition.
 			PartSO: {Level: LevelPartition, InitBy: HSMSO, Lockout: Lockout{Threshold: 10, Zeroize: LevelPartition}, Desc: "Partition Security Officer"},
 			// Ten bad CO logins (partition policy 20, lower only) lock the CO and the CU.

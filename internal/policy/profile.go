@@ -66,7 +66,10 @@ type RoleSpec struct {
 	// password is refused for this role (Luna: the keyring roles and the
 	// PO of the partition that holds the cluster).
 	SeparateFrom Role
-	Desc         string
+	// Unlock says how a locked role is made usable again, where no role
+	// resets it (Luna's Auditor: the audit user initializes it anew).
+	Unlock string
+	Desc   string
 }
 
 // InitialUser is a user every HSM of a new cluster holds.
