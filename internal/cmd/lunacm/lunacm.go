@@ -130,9 +130,18 @@ func role(c *ucli.Context) (policy.Role, error) {
 	return policy.Role(r), nil
 }
 
-func done(env cli.Env) error {
-	_, err := io.WriteString(env.Stdout, success)
-	return err
+// With -o json, the envelope's data is data (nil: the result alone).
+func done(c *ucli.Context, data any, lines ...string) error {
+	if data == nil {
+		data = map[string]any{"result": "No Error"}
+	}
+	return cli.Emit(c, data, func(w io.Writer) error {
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+		_, err := io.WriteString(w, success)
+		return err
+	})
 }
 
 func login(c *ucli.Context, env cli.Env) error {
@@ -170,7 +179,7 @@ func login(c *ucli.Context, env cli.Env) error {
 	if _, _, err := cl.LoginVia(hsm.Targeting{}, sessionPath(c), policy.RecordName(r, scope), pw, via); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 func logout(c *ucli.Context, env cli.Env) error {
@@ -185,7 +194,7 @@ func logout(c *ucli.Context, env cli.Env) error {
 	if _, _, err := cl.Logout(sf); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 // acting opens the cluster with the session and reads -name and a new
@@ -215,7 +224,7 @@ func initRole(c *ucli.Context, env cli.Env) error {
 	if _, err := cl.InitRole(hsm.Targeting{}, sf, r, "", pw); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 func partitionInit(c *ucli.Context, env cli.Env) error {
@@ -247,7 +256,7 @@ func labelled(c *ucli.Context, env cli.Env, fn func(cl *hsm.Client, sf *hsm.Sess
 	if err := fn(cl, sf, label, pw); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 func changepw(c *ucli.Context, env cli.Env) error {
@@ -261,7 +270,7 @@ func changepw(c *ucli.Context, env cli.Env) error {
 	if _, err := cl.ChangePassword(hsm.Targeting{}, sf, policy.RecordName(r, scope), "", pw, nil); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 func resetpw(c *ucli.Context, env cli.Env) error {
@@ -272,7 +281,7 @@ func resetpw(c *ucli.Context, env cli.Env) error {
 	if _, err := cl.ResetRole(hsm.Targeting{}, sf, r, pw); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 func changePolicy(c *ucli.Context, env cli.Env, prefix string) error {
@@ -290,7 +299,7 @@ func changePolicy(c *ucli.Context, env cli.Env, prefix string) error {
 	if _, err := cl.ChangePolicy(hsm.Targeting{}, sf, fmt.Sprintf("%s%d", prefix, c.Int("policy")), c.Int("value")); err != nil {
 		return err
 	}
-	return done(env)
+	return done(c, nil)
 }
 
 // show prints role show (one role) or role list (every role of the HSM
@@ -319,22 +328,19 @@ func show(c *ucli.Context, env cli.Env, one bool) error {
 	if err != nil {
 		return err
 	}
-	w := env.Stdout
 	if one {
 		for _, v := range views {
-			if v.Role != string(r) {
-				continue
+			if v.Role == string(r) {
+				return done(c, v, fmt.Sprintf("Role: %s (%s)\nScope: %s\nInitialized: %s\nStatus: %s\nFailed logins: %d", v.Name, v.Role, v.Scope, v.Initialized, status(v.Status), v.Failures))
 			}
-			fmt.Fprintf(w, "Role: %s (%s)\nScope: %s\nInitialized: %s\nStatus: %s\nFailed logins: %d\n", v.Name, v.Role, v.Scope, v.Initialized, status(v.Status), v.Failures)
-			return done(env)
 		}
 		return cli.Usagef("-name %s: no such role here (want so, au, or with a partition po, co, lco, cu)", r)
 	}
-	fmt.Fprintf(w, "%-6s %-28s %-8s %-12s %s\n", "Role", "Name", "Scope", "Initialized", "Status")
+	lines := []string{fmt.Sprintf("%-6s %-28s %-8s %-12s %s", "Role", "Name", "Scope", "Initialized", "Status")}
 	for _, v := range views {
-		fmt.Fprintf(w, "%-6s %-28s %-8s %-12s %s\n", v.Role, v.Name, v.Scope, v.Initialized, status(v.Status))
+		lines = append(lines, fmt.Sprintf("%-6s %-28s %-8s %-12s %s", v.Role, v.Name, v.Scope, v.Initialized, status(v.Status)))
 	}
-	return done(env)
+	return done(c, map[string]any{"roles": views}, lines...)
 }
 
 // status says a role's state in LunaCM's words where it has them.

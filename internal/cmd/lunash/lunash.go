@@ -120,14 +120,19 @@ func needFlag(c *ucli.Context, name string) (string, error) {
 }
 
 // done prints LunaSH's lines and its success line.
-func done(env cli.Env, lines ...string) error {
-	for _, l := range lines {
-		if _, err := fmt.Fprintln(env.Stdout, l); err != nil {
-			return err
-		}
+// With -o json, the envelope's data is what the lines say, or data when
+// given (user list's users).
+func done(c *ucli.Context, data any, lines ...string) error {
+	if data == nil {
+		data = map[string]any{"output": lines}
 	}
-	_, err := io.WriteString(env.Stdout, success)
-	return err
+	return cli.Emit(c, data, func(w io.Writer) error {
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+		_, err := io.WriteString(w, success)
+		return err
+	})
 }
 
 // command runs a LunaSH command with no argument: the appliance login,
@@ -148,7 +153,7 @@ func command(c *ucli.Context, env cli.Env, need []string, fn func(cl *hsm.Client
 	if err != nil {
 		return err
 	}
-	return done(env, lines...)
+	return done(c, nil, lines...)
 }
 
 func add(c *ucli.Context, env cli.Env) error {
@@ -201,7 +206,7 @@ func password(c *ucli.Context, env cli.Env, other bool) error {
 	if _, err := req.ChangePassword(hsm.Targeting{}, login, name, "", pw, nil); err != nil {
 		return err
 	}
-	return done(env, "passwd: all authentication tokens updated successfully.")
+	return done(c, nil, "passwd: all authentication tokens updated successfully.")
 }
 
 func roleAdd(c *ucli.Context, env cli.Env) error {
@@ -240,23 +245,30 @@ func list(c *ucli.Context, env cli.Env) error {
 	}
 	env.Warn(warnings)
 	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
-	w := env.Stdout
-	fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", "Users", "Roles", "Status", "RADIUS")
-	fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", "--------------------", "--------", "--------", "--------")
+	type row struct {
+		Username string `json:"username"`
+		Role     string `json:"role"`
+		Status   string `json:"status"`
+		RADIUS   string `json:"radius"`
+	}
+	rows := []row{}
+	lines := []string{fmt.Sprintf("%20s    %8s    %8s    %8s", "Users", "Roles", "Status", "RADIUS"),
+		fmt.Sprintf("%20s    %8s    %8s    %8s", "--------------------", "--------", "--------", "--------")}
 	for _, u := range users {
 		if _, _, ok := policy.SplitRecord(u.Username); ok {
 			continue
 		}
-		status := "enabled"
+		r := row{Username: u.Username, Role: u.Role, Status: "enabled", RADIUS: "no"}
 		switch u.Disabled {
 		case "true":
-			status = "disabled"
+			r.Status = "disabled"
 		case "inconsistent":
-			status = "inconsistent"
+			r.Status = "inconsistent"
 		}
-		fmt.Fprintf(w, "%20s    %8s    %8s    %8s\n", u.Username, u.Role, status, "no")
+		rows = append(rows, r)
+		lines = append(lines, fmt.Sprintf("%20s    %8s    %8s    %8s", r.Username, r.Role, r.Status, r.RADIUS))
 	}
-	return done(env)
+	return done(c, map[string]any{"users": rows}, lines...)
 }
 
 func hsmInit(c *ucli.Context, env cli.Env) error {
