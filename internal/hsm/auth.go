@@ -265,6 +265,8 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		return "", fmt.Errorf("login failed: %s is not a %s (its role is %s)", user, role, actual)
 	case u.Disabled:
 		return "", fmt.Errorf("login failed: %s is disabled", user)
+	case u.Expired && u.FirstUsed:
+		return "", fmt.Errorf("login failed: the first password of %s was valid for its first login only, which did not change it; it must be set again", user)
 	case isLocked(t, h, u):
 		return "", tx.lockedError(h, u)
 	}
@@ -399,4 +401,16 @@ func erase(t *policy.Table, h *state.HSMTx, level policy.Level, scope string) er
 		}
 	}
 	return nil
+}
+
+// firstLogin marks a session opened with an expired first password: that
+// password is valid for this one login only (docs/design.md, "The Luna 7
+// profile"). A one-shot login is not a session and marks nothing.
+func firstLogin(h *state.HSMTx, user string) error {
+	u, err := h.User(user)
+	if err != nil || u == nil || !u.Expired {
+		return err
+	}
+	u.FirstUsed = true
+	return h.PutUser(u)
 }

@@ -152,7 +152,7 @@ func (c *Client) ResetRole(t Targeting, auth Authenticator, role policy.Role, pw
 				return fmt.Errorf("the %s of %s is not initialized on %s", role, scope, h.ID())
 			}
 			u.Hash = hash
-			u.Failures, u.Locked, u.Expired = 0, false, spec.FirstPasswordExpires
+			u.Failures, u.Locked, u.Expired, u.FirstUsed = 0, false, spec.FirstPasswordExpires, false
 			tx.touch(h, u, state.KindReset)
 			return h.PutUser(u)
 		}})
@@ -331,7 +331,7 @@ func sharePassword(tx *Tx, t *policy.Table, h *state.HSMTx, u *state.User, hash 
 		if p == nil {
 			continue
 		}
-		p.Hash, p.Failures, p.Locked, p.Expired = hash, 0, false, u.Expired
+		p.Hash, p.Failures, p.Locked, p.Expired, p.FirstUsed = hash, 0, false, u.Expired, false
 		tx.touch(h, p, state.KindSelfPassword)
 		if err := h.PutUser(p); err != nil {
 			return err

@@ -142,6 +142,9 @@ func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, 
 			if err != nil {
 				return err
 			}
+			if err := firstLogin(h, user); err != nil {
+				return err
+			}
 			for sf.ID == "" || slices.ContainsFunc(ss, func(s state.Session) bool { return s.ID == sf.ID }) {
 				if len(opened) > 0 {
 					return fmt.Errorf("session id %s is already open on %s: log in again", sf.ID, h.ID())
@@ -557,7 +560,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			if err := separated(c.Policy(), h, u.Name, pw); err != nil {
 				return err
 			}
-			u.Hash, u.Failures, u.Locked = hash, 0, false
+			u.Hash, u.Failures, u.Locked, u.FirstUsed = hash, 0, false, false
 			// A profile may make a password set by another valid for the
 			// first login only (Luna's user password USER).
 			u.Expired = !isSelf(p, user) && c.Policy().ResetExpires

@@ -28,7 +28,7 @@ import (
 const userCodecVersion = 1
 
 // userCodecFlags is the version of a record with a flag set (disabled,
-// expired, locked): its shared part ends with one flags byte. A record
+// expired, locked, first password used): its shared part ends with one flags byte. A record
 // with no flag keeps version 1, byte for byte, so CloudHSM's records and
 // their drift comparisons are what they were.
 const userCodecFlags = 2
@@ -37,6 +37,7 @@ const (
 	flagDisabled = 1 << iota
 	flagExpired
 	flagLocked
+	flagFirstUsed
 )
 
 func userFlags(u *User) byte {
@@ -49,6 +50,9 @@ func userFlags(u *User) byte {
 	}
 	if u.Locked {
 		f |= flagLocked
+	}
+	if u.FirstUsed {
+		f |= flagFirstUsed
 	}
 	return f
 }
@@ -136,10 +140,10 @@ func DecodeUser(name string, rec []byte) (*User, error) {
 	u.MFA = s.key()
 	if v == userCodecFlags {
 		f := s.byte()
-		if s.err == nil && (f == 0 || f&^(flagDisabled|flagExpired|flagLocked) != 0) {
+		if s.err == nil && (f == 0 || f&^(flagDisabled|flagExpired|flagLocked|flagFirstUsed) != 0) {
 			s.fail("bad flags") // no flag is written as version 1: one form per record
 		}
-		u.Disabled, u.Expired, u.Locked = f&flagDisabled != 0, f&flagExpired != 0, f&flagLocked != 0
+		u.Disabled, u.Expired, u.Locked, u.FirstUsed = f&flagDisabled != 0, f&flagExpired != 0, f&flagLocked != 0, f&flagFirstUsed != 0
 	}
 	if s.err == nil && len(s.b) != 0 {
 		s.fail("trailing bytes in the shared part")

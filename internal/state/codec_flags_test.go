@@ -20,7 +20,8 @@ func TestUserCodecFlags(t *testing.T) {
 		func(u *User) { u.Disabled = true },
 		func(u *User) { u.Expired = true },
 		func(u *User) { u.Locked = true },
-		func(u *User) { u.Disabled, u.Expired, u.Locked = true, true, true },
+		func(u *User) { u.FirstUsed = true },
+		func(u *User) { u.Disabled, u.Expired, u.Locked, u.FirstUsed = true, true, true, true },
 	} {
 		u := plain
 		f(&u)
@@ -39,7 +40,7 @@ func TestUserCodecFlags(t *testing.T) {
 		}
 	}
 	// Forged records: version 2 with flags 0, or an unknown bit.
-	for _, flags := range []byte{0, 8, 0x80} {
+	for _, flags := range []byte{0, 16, 0x80} {
 		u := plain
 		u.Expired = true
 		rec := EncodeUser(&u)

@@ -129,6 +129,9 @@ type User struct {
 	Disabled bool `json:"disabled,omitempty"` // may not log in (Luna's optional appliance users)
 	Expired  bool `json:"expired,omitempty"`  // must change its password before anything else
 	Locked   bool `json:"locked,omitempty"`   // locked by another role's lockout (Luna's CU with its CO)
+	// FirstUsed: a session was opened with the expired first password,
+	// which is valid for that one login only.
+	FirstUsed bool `json:"first_used,omitempty"`
 }
 
 // CustomRole is a custom role as a profile that has them keeps it: the
