@@ -11,6 +11,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/config"
 	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/simclock"
+	"github.com/hsmkit/hsmkit/internal/syncdiff"
 )
 
 // The Luna 7 profile's walk (docs/design.md, "The Luna 7 profile"): every
@@ -404,5 +405,39 @@ func TestLunaProfileIsData(t *testing.T) {
 	}
 	if MaxFailures != 5 || policy.CloudHSM.LockThreshold(policy.Admin, "admin", nil) != 5 {
 		t.Errorf("CloudHSM's lockout is no longer five failures")
+	}
+}
+
+// TestLunaStatusDrift: a user disabled on one member only is drift that
+// hsm-sync reports (the profile's flags are part of the record every HSM
+// must hold alike), naming the status.
+func TestLunaStatusDrift(t *testing.T) {
+	src := t.TempDir()
+	if err := lunaTemplate(src); err != nil {
+		t.Fatal(err)
+	}
+	c := newLunaCluster(t, src)
+	h, err := c.Store.Begin(c.Cluster.HSMs[1].ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := h.User("james")
+	if err != nil || u == nil {
+		t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := h.PutUser(u); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.SyncStatus(&PIN{User: "admin", Password: lunaPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Users) != 1 || r.Users[0].Name != "james" || len(r.Users[0].Differences) != 1 ||
+		r.Users[0].Differences[0].Kind != syncdiff.KindStatus || !strings.Contains(r.Users[0].Differences[0].Detail, "status disabled") {
+		t.Fatalf("drift of james's status not reported: %+v", r.Users)
 	}
 }

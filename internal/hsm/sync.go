@@ -27,6 +27,16 @@ func syncUser(t *policy.Table, h *state.HSMTx, u *state.User) syncdiff.User {
 	if u.QuorumKey != nil {
 		su.QuorumKey = u.QuorumKey.Fingerprint
 	}
+	var status []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{u.Disabled, "disabled"}, {u.Expired, "expired"}, {u.Locked, "locked-with"}, {u.FirstUsed, "first-used"}} {
+		if f.on {
+			status = append(status, f.name)
+		}
+	}
+	su.Status = strings.Join(status, ",")
 	if u.MFA != nil {
 		su.MFA = u.MFA.Fingerprint
 	}
