@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -241,6 +242,9 @@ func lunaName(s string, maxLen int, noDigit bool) bool {
 func LunaPassword(pw string) error {
 	if n := utf8.RuneCountInString(pw); n < 8 || n > 255 {
 		return errors.New("invalid password: 8 to 255 characters")
+	}
+	if !utf8.ValidString(pw) || strings.ContainsFunc(pw, unicode.IsControl) {
+		return errors.New("invalid password: UTF-8 text without control characters")
 	}
 	var classes [4]bool
 	for _, r := range pw {

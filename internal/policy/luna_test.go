@@ -161,7 +161,7 @@ func TestLunaNamesAndPasswords(t *testing.T) {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"Abcdef1", "abcdefgh1", "ABCDEFGHI", "abcdefgh!", strings.Repeat("aA1", 86)} {
+	for _, bad := range []string{"Abcdef1", "abcdefgh1", "ABCDEFGHI", "abcdefgh!", strings.Repeat("aA1", 86), "Abcdefg1\x1b", "Abcdefg1\xff"} {
 		if err := LunaPassword(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

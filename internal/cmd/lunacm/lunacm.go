@@ -46,8 +46,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 						Flags: []ucli.Flag{session}, Action: func(c *ucli.Context) error { return logout(c, env) }},
 					{Name: "init", Usage: "initialize a role: co by the po, lco and cu by the co", Description: "Initializes a role of the session's partition in the documented order; its password is valid for its first login only, which must change it (role changepw).", UsageText: "lunacm role init -name co -password-stdin < copw",
 						Flags: withPassword(name()), Action: func(c *ucli.Context) error { return initRole(c, env) }},
-					{Name: "changepw", Usage: "change the logged-in role's password", Description: "Changes the password of the role the session is logged in as.", UsageText: "lunacm role changepw -name co -password-stdin < newpw",
-						Flags: withPassword(name()), Action: func(c *ucli.Context) error { return changepw(c, env) }},
+					{Name: "changepw", Usage: "change the logged-in role's password", Description: "Changes the password of the role the session is logged in as. With -oldpw (as LunaCM takes it) the current password is checked too, a wrong one counting as a failed login; the new one comes from -newpw (LunaCM's), -password, -password-stdin or HSM_PASSWORD.", UsageText: "lunacm role changepw -name co -password-stdin < newpw\nlunacm role changepw -name co -oldpw \"$OLD\" -newpw \"$NEW\"",
+						Flags:  withPassword(name(), &ucli.StringFlag{Name: "oldpw", Usage: "the current `PASSWORD` (visible to other users)"}, &ucli.StringFlag{Name: "newpw", Usage: "the new `PASSWORD` (visible to other users)"}),
+						Action: func(c *ucli.Context) error { return changepw(c, env) }},
 					{Name: "resetpw", Usage: "reset a role's password: cu and lco by the co, co by the po under HSM policy 15", Description: "Sets a role's password without its current one, unlocking it; the new password is valid for the first login only.", UsageText: "lunacm role resetpw -name cu -password-stdin < pw",
 						Flags: withPassword(name()), Action: func(c *ucli.Context) error { return resetpw(c, env) }},
 					{Name: "show", Usage: "show a role's state", Description: "Shows whether a role is initialized, and whether it is locked out or its first password still expired.", UsageText: "lunacm role show -name co",
@@ -172,6 +173,13 @@ func login(c *ucli.Context, env cli.Env) error {
 	if u, pw := env.Getenv("LUNASH_USER"), env.Getenv("LUNASH_PASSWORD"); u != "" {
 		via = &hsm.PIN{User: u, Password: pw}
 	}
+	// One role per session, as PKCS#11 has it (LunaCM says
+	// USER_ALREADY_LOGGED_IN); the engine checks again under the lock.
+	if old, err := hsm.LoadSession(sessionPath(c)); err != nil {
+		return cli.Trouble(err, "")
+	} else if old != nil {
+		return cli.Refused(fmt.Errorf("USER_ALREADY_LOGGED_IN: %s is logged in on this session (%s)", old.Username, sessionPath(c)), "lunacm role logout first")
+	}
 	pw, err := cli.ReadPassword(c, env, "enter password: ", false)
 	if err != nil {
 		return err
@@ -260,14 +268,39 @@ func labelled(c *ucli.Context, env cli.Env, fn func(cl *hsm.Client, sf *hsm.Sess
 }
 
 func changepw(c *ucli.Context, env cli.Env) error {
-	cl, sf, r, pw, err := acting(c, env, "change password")
-	if err != nil {
+	if c.IsSet("newpw") && (c.IsSet("password") || c.Bool("password-stdin")) {
+		return cli.Usagef("-newpw and -password (or -password-stdin) do not go together")
+	}
+	var cl *hsm.Client
+	var sf *hsm.SessionFile
+	var r policy.Role
+	var pw string
+	var err error
+	if c.IsSet("newpw") {
+		env.Warnf("-newpw is visible to other users of this machine; prefer -password-stdin or HSM_PASSWORD")
+		if cl, err = open(c, env); err != nil {
+			return err
+		}
+		if r, err = role(c); err != nil {
+			return err
+		}
+		if sf, err = loggedInTo(c, env, "change password"); err != nil {
+			return err
+		}
+		pw = c.String("newpw")
+	} else if cl, sf, r, pw, err = acting(c, env, "change password"); err != nil {
 		return err
 	}
 	// The logged-in role's own: a session of another role is refused by
-	// the table (it may not change another's password).
+	// the table (it may not change another's password). -oldpw proves
+	// the current password as a one-shot login of that role.
+	var auth hsm.Authenticator = sf
+	if c.IsSet("oldpw") {
+		env.Warnf("-oldpw is visible to other users of this machine")
+		auth = &hsm.PIN{User: sf.Username, Password: c.String("oldpw")}
+	}
 	_, scope, _ := policy.SplitRecord(sf.Username)
-	if _, err := cl.ChangePassword(hsm.Targeting{}, sf, policy.RecordName(r, scope), "", pw, nil); err != nil {
+	if _, err := cl.ChangePassword(hsm.Targeting{}, auth, policy.RecordName(r, scope), "", pw, nil); err != nil {
 		return err
 	}
 	return done(c, nil)
