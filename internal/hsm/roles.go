@@ -341,7 +341,8 @@ func sharePassword(tx *Tx, t *policy.Table, h *state.HSMTx, u *state.User, hash 
 }
 
 // CreateKeyring makes a keyring's KRSO and KRCO, holding one password,
-// valid for their first login only (Luna's POST /api/keyrings). Its
+// valid for their first login only (docs/design.md, "The Luna 7
+// profile", Keyrings). Its
 // caller is the PO of the partition that holds the cluster (the first
 // keyring marks its partition so; another's PO is refused), and the
 // password may not be its own: the keyring roles are kept apart from it.

@@ -20,8 +20,8 @@ const (
 	// "cannot do anything in LunaSH until the admin user assigns it a role".
 	NoRole Role = "none"
 	// ClusterService is the cluster's own service: it copies the appliance
-	// users and roles between members (seed 002: "synchronized via the
-	// cluster"). Nobody logs in as it.
+	// users and roles between members (docs/design.md, "The Luna 7
+	// profile", Cluster authority). Nobody logs in as it.
 	ClusterService Role = "cluster"
 
 	HSMSO    Role = "so"
@@ -131,8 +131,7 @@ func init() {
 			Admin: appliance, Operator: appliance, Monitor: appliance, Audit: appliance, NoRole: appliance, ClusterService: appliance,
 			// Three bad SO logins zeroize the HSM; not adjustable.
 			HSMSO: {Level: LevelHSM, Via: LoginHSM, Lockout: Lockout{Threshold: 3, Zeroize: LevelHSM}, Desc: "HSM Security Officer"},
-			// Open question: 3 (7 audit_login) or 10 (7.3 failed_logins);
-			// hsmkit takes 3 (docs/design.md, "The Luna 7 profile").
+			// 3, not 10 (docs/design.md, "The Luna 7 profile", Thresholds).
 			Auditor: {Level: LevelHSM, Via: AuditLog, Lockout: Lockout{Threshold: 3}, Desc: "Auditor",
 				Unlock: "the audit user initializes it anew (lunash audit init)"},
 			// Ten bad PO logins zeroize the partition.
@@ -150,11 +149,11 @@ func init() {
 				Lockout: Lockout{Threshold: 10, Also: []Role{KRSO}}, Desc: "Keyring Crypto Officer"},
 		},
 		Policies: map[string]int{PolicySOReset: 0, PolicyMaxFailures: 10},
-		// Thales documents no LunaSH login lockout for 7.x.
+		// No appliance login lockout (docs/design.md, "The Luna 7 profile").
 		DefaultLockout: Lockout{},
 		DefaultLevel:   LevelAppliance, // custom roles are the appliance's
-		// Seed 002: the users/roles configuration stored in the cluster is
-		// the authority when an appliance joins; keyrings are synchronized too.
+		// The cluster's users, roles and keyrings are the authority when an
+		// appliance joins (docs/design.md, "The Luna 7 profile").
 		Synced:    []Level{LevelAppliance, LevelKeyring},
 		Copier:    Caller{User: "cluster", Role: ClusterService},
 		FirstStep: "LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD lunash my password set (the first login changes the default password)",
@@ -195,8 +194,8 @@ func init() {
 	}
 }
 
-// lunaReserved are names the appliance's system keeps (LunaSH refuses
-// them from 7.7.1: "'sshd' is reserved for system use").
+// lunaReserved are names the appliance's system keeps, which LunaSH
+// refuses (docs/design.md, "The Luna 7 profile").
 var lunaReserved = []string{"root", "sshd", "bin", "daemon", "nobody", "recover"}
 
 // LunaUsername checks a LunaSH username: 1 to 32 of a-z A-Z 0-9 - . _,

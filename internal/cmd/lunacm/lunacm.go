@@ -107,7 +107,7 @@ func loggedIn(c *ucli.Context, env cli.Env) (*hsm.SessionFile, error) {
 }
 
 // loggedInTo is loggedIn, saying what the role must be logged in for
-// (Luna 6.2's role changepw: "A role must be logged in to change password.").
+// (docs/design.md, "The Luna 7 profile", Outputs).
 func loggedInTo(c *ucli.Context, env cli.Env, what string) (*hsm.SessionFile, error) {
 	sf, err := hsm.LoadSession(sessionPath(c))
 	if err != nil {
@@ -173,8 +173,8 @@ func login(c *ucli.Context, env cli.Env) error {
 	if u, pw := env.Getenv("LUNASH_USER"), env.Getenv("LUNASH_PASSWORD"); u != "" {
 		via = &hsm.PIN{User: u, Password: pw}
 	}
-	// One role per session, as PKCS#11 has it (LunaCM says
-	// USER_ALREADY_LOGGED_IN); the engine checks again under the lock.
+	// One role per session (docs/design.md, "The Luna 7 profile"); the
+	// engine checks again under the lock.
 	if old, err := hsm.LoadSession(sessionPath(c)); err != nil {
 		return cli.Trouble(err, "")
 	} else if old != nil {
@@ -336,8 +336,8 @@ func changePolicy(c *ucli.Context, env cli.Env, prefix string) error {
 }
 
 // show prints role show (one role) or role list (every role of the HSM
-// and the partition). Thales documents neither output: this is hsmkit's,
-// in LunaCM's style (README, "Luna 7").
+// and the partition), in hsmkit's own format (docs/design.md, "The Luna 7
+// profile", Outputs).
 func show(c *ucli.Context, env cli.Env, one bool) error {
 	cl, err := open(c, env)
 	if err != nil {

@@ -163,7 +163,8 @@ func add(c *ucli.Context, env cli.Env) error {
 			return nil, err
 		}
 		_, err = cl.CreateUser(hsm.Targeting{}, login, v["username"], policy.NoRole, pw, nil)
-		// LunaSH 7.4 restarts sshd to take the new account.
+		// LunaSH restarts sshd to take the new account (docs/design.md,
+		// "The Luna 7 profile", Outputs).
 		return []string{"Stopping sshd: [ OK ]", "Starting sshd: [ OK ]"}, err
 	})
 }
