@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= bin
 PREFIX ?= /usr/local
-CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync hsm-key cloudhsm-cli hsm-kms
+CMDS := hsm-sim hsm-user hsm-quorum hsm-sign hsm-sync hsm-key cloudhsm-cli hsm-kms lunash lunacm
 FUZZTIME ?= 10s
 
 .PHONY: build test lint demo bench bench-report fuzz install install-cloudhsm-cli vet clean man examples

@@ -15,6 +15,8 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsim"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmsync"
 	"github.com/hsmkit/hsmkit/internal/cmd/hsmuser"
+	"github.com/hsmkit/hsmkit/internal/cmd/lunacm"
+	"github.com/hsmkit/hsmkit/internal/cmd/lunash"
 )
 
 // All maps each binary's name (cmd/<name>) to its Main.
@@ -27,6 +29,8 @@ var All = map[string]cli.MainFunc{
 	"hsm-sim":      hsmsim.Main,
 	"hsm-sync":     hsmsync.Main,
 	"hsm-user":     hsmuser.Main,
+	"lunacm":       lunacm.Main,
+	"lunash":       lunash.Main,
 }
 
 // Names are the commands' names, sorted.

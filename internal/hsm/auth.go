@@ -17,19 +17,32 @@ import (
 	"github.com/hsmkit/hsmkit/internal/state"
 )
 
-// MaxFailures locks an account: five wrong passwords, counted per HSM.
-const MaxFailures = 5
+// MaxFailures locks a CloudHSM account: five wrong passwords, counted per
+// HSM. It is CloudHSM's lockout threshold (policy.CloudHSM's data), named
+// here for its tests and messages.
+var MaxFailures = policy.CloudHSM.DefaultLockout.Threshold
 
-// locked reports whether u has reached the lockout.
-func locked(u *state.User) bool { return u.Failures >= MaxFailures }
+// isLocked reports whether u has reached its role's lockout in the
+// profile t (with h's policy values), or was locked with another role.
+func isLocked(t *policy.Table, h *state.HSMTx, u *state.User) bool {
+	var pol map[string]int
+	if h != nil {
+		pol = h.Meta.Policies
+	}
+	th := t.LockThreshold(policy.Role(u.Role), u.Name, pol)
+	return u.Locked || th > 0 && u.Failures >= th
+}
 
-// Principal is who acts on one HSM. The gate (tx.resolve) fills Role and
-// Locked from that HSM's record of User.
+// Principal is who acts on one HSM. The gate (tx.resolve) fills Role,
+// Locked, Expired and a custom role's commands from that HSM's record of
+// User.
 type Principal struct {
 	User    string
 	Role    policy.Role
 	Session string // "" for a one-shot login
 	Locked  bool
+	Expired bool     // its password must be changed first
+	Custom  []string // the commands of its custom role, on that HSM
 }
 
 // Authenticator says who claims to act on an HSM: a session, a one-shot
@@ -146,6 +159,8 @@ type PIN struct {
 	// mfa is the second factor a login carries (LoginMFA, BeginMFALogin);
 	// nil for HSM_PIN, so a user with MFA never logs in one-shot.
 	mfa *mfaLogin
+	// Via is the login a role's profile wants first (RoleSpec.Via).
+	Via Authenticator
 }
 
 // ParsePIN reads HSM_PIN and HSM_ROLE. No part of a malformed PIN is
@@ -175,6 +190,9 @@ func ParsePINVars(pinVar, roleVar, pin, role string) (*PIN, error) {
 }
 
 func (p *PIN) On(tx *Tx, h *state.HSMTx) (Principal, error) {
+	if err := tx.checkVia(h, p.User, p.Via); err != nil {
+		return Principal{}, err
+	}
 	if _, err := tx.checkLogin(h, p.User, p.Role, p.Password); err != nil {
 		return Principal{}, err
 	}
@@ -238,14 +256,19 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 	if u == nil {
 		return "", &NoUserError{User: user}
 	}
+	t := tx.c.Policy()
 	actual := policy.Role(u.Role)
 	switch {
 	case actual == policy.Appliance:
 		return "", fmt.Errorf("login failed: %s is an internal user", user)
-	case role != actual && !(role == policy.Admin && actual == policy.Unactivated):
+	case role != "" && role != actual && !(role == policy.Admin && actual == policy.Unactivated):
 		return "", fmt.Errorf("login failed: %s is not a %s (its role is %s)", user, role, actual)
-	case locked(u):
-		return "", &LockedError{User: user, Role: actual}
+	case u.Disabled:
+		return "", fmt.Errorf("login failed: %s is disabled", user)
+	case u.Expired && u.FirstUsed:
+		return "", fmt.Errorf("login failed: the first password of %s was valid for its first login only, which did not change it; it must be set again", user)
+	case isLocked(t, h, u):
+		return "", tx.lockedError(h, u)
 	}
 	key := HashDigest(u.Hash)
 	ok, seen := tx.pw[key]
@@ -261,7 +284,16 @@ func (tx *Tx) checkLogin(h *state.HSMTx, user string, role policy.Role, pw strin
 		if err := h.PutUser(u); err != nil {
 			return "", err
 		}
-		return "", keepErr{&WrongPasswordError{User: user, Failures: u.Failures, Locked: locked(u)}}
+		th := t.LockThreshold(actual, user, h.Meta.Policies)
+		wrong := &WrongPasswordError{User: user, Failures: u.Failures, Threshold: th}
+		if th > 0 && u.Failures >= th {
+			what, err := tx.lockout(h, u)
+			if err != nil {
+				return "", err
+			}
+			wrong.Locked, wrong.Outcome = true, what
+		}
+		return "", keepErr{wrong}
 	}
 	if u.Failures != 0 {
 		u.Failures = 0
@@ -278,18 +310,25 @@ type NoUserError struct{ User string }
 func (e *NoUserError) Error() string { return "login failed: no user " + e.User }
 
 // WrongPasswordError is a login with a wrong password; the failure was
-// counted, and Locked says whether it locked the user.
+// counted. Threshold is the role's lockout threshold (0: none), and when
+// it was reached, Locked is set and Outcome says what the profile's
+// lockout did (the account locked, a partition or HSM zeroized).
 type WrongPasswordError struct {
-	User     string
-	Failures int
-	Locked   bool
+	User      string
+	Failures  int
+	Threshold int
+	Locked    bool
+	Outcome   string
 }
 
 func (e *WrongPasswordError) Error() string {
-	if e.Locked {
-		return fmt.Sprintf("login failed: wrong password for %s; the account is now locked after %d failed logins", e.User, MaxFailures)
+	switch {
+	case e.Threshold == 0:
+		return "login failed: wrong password for " + e.User
+	case e.Locked:
+		return fmt.Sprintf("login failed: wrong password for %s; %s after %d failed logins", e.User, e.Outcome, e.Threshold)
 	}
-	return fmt.Sprintf("login failed: wrong password for %s (%d failed; it locks at %d)", e.User, e.Failures, MaxFailures)
+	return fmt.Sprintf("login failed: wrong password for %s (%d failed; it locks at %d)", e.User, e.Failures, e.Threshold)
 }
 
 func removeFile(path string) error {
@@ -297,4 +336,106 @@ func removeFile(path string) error {
 		return err
 	}
 	return nil
+}
+
+// lockout applies what the profile says a role's lockout does, in the
+// role's scope (docs/design.md, "The Luna 7 profile"): lock the roles
+// that go with it, or erase a level. CloudHSM's locks the account alone.
+func (tx *Tx) lockout(h *state.HSMTx, u *state.User) (string, error) {
+	t := tx.c.Policy()
+	l := t.Spec(policy.Role(u.Role)).Lockout
+	_, scope, _ := policy.SplitRecord(u.Name)
+	if l.Zeroize != "" {
+		if err := erase(t, h, l.Zeroize, scope); err != nil {
+			return "", err
+		}
+		if l.Zeroize == policy.LevelHSM {
+			return fmt.Sprintf("the HSM %s is zeroized", h.ID()), nil
+		}
+		return fmt.Sprintf("the %s %s of %s is zeroized", l.Zeroize, scope, h.ID()), nil
+	}
+	locked := []string{u.Name}
+	for _, r := range l.Also {
+		o, err := h.User(policy.RecordName(r, scope))
+		if err != nil {
+			return "", err
+		}
+		if o == nil {
+			continue
+		}
+		o.Locked = true
+		if err := h.PutUser(o); err != nil {
+			return "", err
+		}
+		locked = append(locked, o.Name)
+	}
+	if len(locked) == 1 {
+		return "the account is now locked", nil
+	}
+	return "now locked: " + strings.Join(locked, ", "), nil
+}
+
+// checkVia asks, before a password is tried, for the login the profile
+// wants before a role's (RoleSpec.Via): the caller it proves, resolved from
+// h's records, must be allowed that operation. A wrong password is not
+// counted against a role nobody could have tried yet.
+func (tx *Tx) checkVia(h *state.HSMTx, user string, via Authenticator) error {
+	r, _, ok := policy.SplitRecord(user)
+	if !ok {
+		return nil
+	}
+	need := tx.c.Policy().Spec(r).Via
+	if need == "" {
+		return nil
+	}
+	if via == nil {
+		return &policy.Denied{Role: r, Op: need, Why: fmt.Sprintf("the %s role logs in only after an appliance login allowed to", r)}
+	}
+	vp, err := tx.resolveAuth(h, via)
+	if err != nil {
+		return err
+	}
+	return tx.check(vp, need)
+}
+
+// erase removes a level's role records: the HSM's (and so every
+// partition's with it), or one partition's (scope), and the policy values
+// kept for them.
+func erase(t *policy.Table, h *state.HSMTx, level policy.Level, scope string) error {
+	var gone []string
+	err := h.ForEachUser(func(o *state.User) error {
+		_, s, ok := policy.SplitRecord(o.Name)
+		lv := t.Spec(policy.Role(o.Role)).Level
+		if ok && (level == policy.LevelHSM && (lv == policy.LevelHSM || lv == policy.LevelPartition) || lv == level && s == scope) {
+			gone = append(gone, o.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range gone {
+		if err := h.DeleteUser(name); err != nil {
+			return err
+		}
+	}
+	for k := range h.Meta.Policies {
+		_, s, scoped := policy.SplitRecord(k)
+		if level == policy.LevelHSM || scoped && s == scope {
+			delete(h.Meta.Policies, k)
+		}
+	}
+	return nil
+}
+
+// firstLogin marks a session opened with an expired first password: that
+// password is valid for this one login only (docs/design.md, "The Luna 7
+// profile"). A one-shot login is not a session and marks nothing.
+func firstLogin(h *state.HSMTx, user string) error {
+	u, err := h.User(user)
+	if err != nil || u == nil || !u.Expired {
+		return err
+	}
+	u.FirstUsed = true
+	return h.PutUser(u)
 }

@@ -72,9 +72,6 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 	if opts.LockWait == 0 {
 		opts.LockWait = 10 * time.Second
 	}
-	if opts.Policy == nil {
-		opts.Policy = policy.CloudHSM
-	}
 	st, err := state.Open(cfg.StateDir())
 	if err != nil {
 		return nil, &TroubleError{Err: fmt.Errorf("%s: state %s: %w", cfg.Path, cfg.StateDir(), notFound(err))}
@@ -89,6 +86,13 @@ func OpenConfig(cfg *config.Config, opts Options) (*Client, error) {
 	}
 	if err != nil {
 		return nil, &TroubleError{Err: notFound(err)}
+	}
+	if opts.Policy == nil {
+		// The cluster names its profile (docs/design.md, "Adding a role
+		// profile"); the engine asks that table and no other.
+		if opts.Policy, err = policy.ByName(cl.Profile); err != nil {
+			return nil, &TroubleError{Err: fmt.Errorf("%s: %w", cfg.StateDir(), err)}
+		}
 	}
 	if cl.ID != cfg.Cluster {
 		return nil, trouble("fix the cluster or state key of "+cfg.Path,

@@ -42,7 +42,7 @@ func (c *Client) inspectUser(auth Authenticator, user, pw string) ([]UserRecord,
 						if err != nil || u == nil {
 							return err
 						}
-						r.Present, r.Role, r.Failures, r.Locked, r.MFA, r.Kind = true, u.Role, u.Failures, locked(u), u.MFA != nil, u.Kind
+						r.Present, r.Role, r.Failures, r.Locked, r.MFA, r.Kind = true, u.Role, u.Failures, isLocked(tx.c.Policy(), h, u), u.MFA != nil, u.Kind
 						if pw != "" && u.Hash != nil {
 							d := HashDigest(u.Hash)
 							ok, seen := checked[d]

@@ -190,7 +190,7 @@ var engineOps = map[policy.Op]func(c *Client, w who) error{
 		return err
 	},
 	policy.AddHSM: func(c *Client, w who) error {
-		_, err := c.addHSM(w.auth, "")
+		_, err := c.addHSM(w.auth, "", nil, nil)
 		return err
 	},
 	policy.RemoveHSM: func(c *Client, w who) error {

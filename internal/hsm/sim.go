@@ -1,8 +1,10 @@
 package hsm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,10 +35,12 @@ type InitOptions struct {
 	// FromBackup makes the cluster from a backup (ParseBackup): its HSMs
 	// hold the backup's users, keys and policy, with its certificates.
 	FromBackup *Backup
+	Profile    string          // the role profile (policy.ByName); "" is cloudhsm
 }
 
-// Init creates a cluster: the first HSM holds the unactivated admin and
-// app_user, the others are clones of it. It writes the client config
+// Init creates a cluster: the first HSM holds the profile's initial users
+// (CloudHSM's unactivated admin and app_user; Luna's predefined appliance
+// users), the others are clones of it. It writes the client config
 // listing every HSM and refuses to overwrite a state or a config.
 func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if o.HSMs < 1 || o.HSMs > MaxHSMs {
@@ -50,9 +54,16 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 		return nil, nil, err
 	}
 	now := clock.Now()
+	table, err := policy.ByName(o.Profile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--profile: %v", err)
+	}
 	r := newRand(o.Seed, 0, "init")
 	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
 		MaskingKey: r.Secret(32)}
+	if table != policy.CloudHSM {
+		cl.Profile = table.Name // absent is cloudhsm: its clusters stay as they were
+	}
 	if b := o.FromBackup; b != nil {
 		if o.Uninitialized {
 			return nil, nil, errors.New("--from-backup and --uninitialized do not go together: a cluster made from a backup has the backup's certificates")
@@ -75,7 +86,7 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if fi, err := os.Stat(filepath.Dir(o.ConfigPath)); err != nil || !fi.IsDir() {
 		return nil, nil, fmt.Errorf("--config %s: its directory %s does not exist; nothing was created", o.ConfigPath, filepath.Dir(o.ConfigPath))
 	}
-	if err := policy.CloudHSM.Check(policy.Account, policy.InitCluster); err != nil {
+	if err := table.Check(policy.Account, policy.InitCluster); err != nil {
 		return nil, nil, err
 	}
 	st, err := state.Create(o.StateDir)
@@ -95,11 +106,16 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	} else {
 		first = &state.HSM{ID: "", NextUserID: 0, NextTokenID: 0x10, Quorum: state.DefaultQuorum()}
 		first.History = state.Stamp(nil, now, 0, first.Quorum)
-		admin := state.User{ID: 1, Name: "admin", Role: string(policy.Unactivated), Hash: hashPassword(cl, "admin", DefaultPrecoPassword), Changed: now, Op: "op-init",
-			Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
-		app := state.User{ID: 2, Name: "app_user", Role: string(policy.Appliance), Hash: hashPassword(cl, "app_user", string(r.Bytes(24))), Changed: now, Op: "op-init",
-			Lineage: "op-init", Kind: state.KindInit, Approvals: 1}
-		first.Users, first.NextUserID = []state.User{admin, app}, 2
+		first.Users = []state.User{}
+		for i, iu := range table.Initial {
+			pw := iu.Password
+			if pw == "" {
+				pw = string(r.Bytes(24)) // nobody's to know
+			}
+			first.Users = append(first.Users, state.User{ID: i + 1, Name: iu.Name, Role: string(iu.Role), Hash: hashPassword(cl, iu.Name, pw), Changed: now, Op: "op-init",
+				Lineage: "op-init", Kind: state.KindInit, Approvals: 1, Disabled: iu.Disabled, Expired: iu.Expired})
+		}
+		first.NextUserID = len(first.Users)
 	}
 	for i := 0; i < o.HSMs; i++ {
 		info := newHSMInfo(cl, r, o.AZs[i%len(o.AZs)], now)
@@ -180,6 +196,8 @@ func cloneHSM(from *state.HSM, id string) *state.HSM {
 	h.Users = slices.Clone(from.Users)
 	h.Deleted = slices.Clone(from.Deleted)
 	h.Quorum = from.Quorum.Clone()
+	// A profile's custom roles and policy values (Luna's) go with the users.
+	h.Roles, h.Policies = slices.Clone(from.Roles), maps.Clone(from.Policies)
 	// Token keys are cloned as the masked objects they are; session keys
 	// live on the HSM that made them (docs/design.md, "Keys").
 	h.NextKey, h.KeyDeleted = from.NextKey, slices.Clone(from.KeyDeleted)
@@ -203,9 +221,21 @@ func (c *Client) mustHSM(cl *state.Cluster, id string) (*state.HSMInfo, error) {
 
 // AddHSM adds an HSM cloned from an active peer. The client config is left
 // as it is: a real client's config does not learn of the newcomer either.
-func (c *Client) AddHSM(az string) (state.HSMInfo, error) { return c.addHSM(Account{}, az) }
+func (c *Client) AddHSM(az string) (state.HSMInfo, error) { return c.addHSM(Account{}, az, nil, nil) }
 
-func (c *Client) addHSM(auth Authenticator, az string) (state.HSMInfo, error) {
+// JoinMember adds an HSM that brings records of its own (Luna: an
+// appliance member of another cluster, with its own HSM and its own
+// appliance users and custom roles). The cluster is the authority: the
+// records of the levels the profile synchronizes (Profile.Synced) are the
+// cluster's, copied from an active peer, and the member's own are
+// overwritten; the rest (its HSM's roles and partitions) stay its own.
+// Overwritten names what of the member's was lost or replaced.
+func (c *Client) JoinMember(az string, member *state.HSM) (info state.HSMInfo, overwritten []string, err error) {
+	info, err = c.addHSM(Account{}, az, member, &overwritten)
+	return info, overwritten, err
+}
+
+func (c *Client) addHSM(auth Authenticator, az string, member *state.HSM, overwritten *[]string) (state.HSMInfo, error) {
 	var info state.HSMInfo
 	_, err := c.run(op{name: "add-hsm", scope: scopeCluster, perm: policy.AddHSM, auth: auth, write: true,
 		whole: func(tx *Tx, _ Principal) error {
@@ -262,7 +292,11 @@ func (c *Client) addHSM(auth Authenticator, az string) (state.HSMInfo, error) {
 			// The database is made first; the cluster record that names it
 			// is the commit point (a kill in between leaves a file no
 			// cluster names, which the next CreateHSM of that id replaces).
-			if err := c.Store.CreateHSM(cloneHSM(peer, info.ID)); err != nil {
+			h := cloneHSM(peer, info.ID)
+			if member != nil {
+				h, *overwritten = c.joined(h, member)
+			}
+			if err := c.Store.CreateHSM(h); err != nil {
 				return err
 			}
 			cl.HSMs = append(cl.HSMs, info)
@@ -334,11 +368,18 @@ func (c *Client) Zeroize(auth Authenticator, id string) error {
 			if err != nil {
 				return err
 			}
-			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{}}
+			z := &state.HSM{ID: id, NextUserID: h.Meta.NextUserID, NextTokenID: h.Meta.NextTokenID, Quorum: state.DefaultQuorum(), Users: []state.User{},
+				Roles: h.Meta.Roles}
 			// What it enforced before is gone with its users.
 			z.History = state.Stamp(nil, tx.Now, h.Meta.Seq+1, z.Quorum)
-			err = h.UsersWithRole(string(policy.Appliance), func(u *state.User) error {
-				z.Users = append(z.Users, *u)
+			// What is not the HSM's stays: the users that come with the
+			// cluster and stay (CloudHSM's app_user), the appliance's own
+			// users and custom roles, the cluster's keyrings (Luna's).
+			t := c.Policy()
+			err = h.ForEachUser(func(u *state.User) error {
+				if t.Undeletable(u.Name) || !t.Spec(policy.Role(u.Role)).Level.OfHSM() {
+					z.Users = append(z.Users, *u)
+				}
 				return nil
 			})
 			if err != nil {
@@ -403,4 +444,91 @@ func (c *Client) dump(auth Authenticator, id string) ([]*state.HSM, error) {
 			return nil
 		}})
 	return out, err
+}
+
+// joined is the HSM a member becomes on joining: the cluster's records
+// (from, a clone of a peer) of the levels the profile synchronizes, and
+// the member's own of the others, renumbered after the cluster's.
+func (c *Client) joined(from, member *state.HSM) (*state.HSM, []string) {
+	t := c.Policy()
+	synced := func(u *state.User) bool { return slices.Contains(t.Synced, t.Spec(policy.Role(u.Role)).Level) }
+	h := from
+	var lost []string
+	kept := []state.User{}
+	for _, u := range h.Users {
+		if synced(&u) {
+			kept = append(kept, u)
+		}
+	}
+	for _, u := range member.Users {
+		if !synced(&u) {
+			h.NextUserID++
+			u.ID = h.NextUserID
+			kept = append(kept, u)
+			continue
+		}
+		i := slices.IndexFunc(kept, func(k state.User) bool { return k.Name == u.Name })
+		switch {
+		case i < 0:
+			lost = append(lost, "user "+u.Name+" (removed)")
+		case !bytes.Equal(mustShared(&kept[i]), mustShared(&u)):
+			lost = append(lost, "user "+u.Name+" (replaced by the cluster's)")
+		}
+	}
+	h.Users = kept
+	for _, r := range member.Roles {
+		i := slices.IndexFunc(h.Roles, func(k state.CustomRole) bool { return k.Name == r.Name })
+		switch {
+		case i < 0:
+			lost = append(lost, "role "+r.Name+" (removed)")
+		case !slices.Equal(h.Roles[i].Commands, r.Commands):
+			lost = append(lost, "role "+r.Name+" (replaced by the cluster's)")
+		}
+	}
+	// The member's HSM keeps its own policy values.
+	h.Policies = member.Policies
+	return h, lost
+}
+
+// mustShared is the part of a user record that must be equal on every
+// HSM (state.SharedPart of its stored form).
+func mustShared(u *state.User) []byte {
+	sh, err := state.SharedPart(state.EncodeUser(u))
+	if err != nil {
+		return nil
+	}
+	return sh
+}
+
+// LoadMember reads one HSM of another cluster's state, under that
+// cluster's lock: an appliance that joins this cluster with what it holds
+// (JoinMember). Its profile must be this cluster's.
+func (c *Client) LoadMember(stateDir, id string) (*state.HSM, error) {
+	st, err := state.Open(stateDir)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	unlock, err := st.Lock(c.opts.LockWait, c.opts.Who, c.opts.Waiting)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	defer unlock()
+	other, err := st.LoadCluster()
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	if other.ID == c.Cluster.ID {
+		return nil, fmt.Errorf("%s is this cluster's own state: add-hsm adds a member cloned from a peer", stateDir)
+	}
+	if t, err := policy.ByName(other.Profile); err != nil || t != c.Policy() {
+		return nil, fmt.Errorf("cluster %s has another role profile (%q); a member joins a cluster of its own profile", other.ID, other.Profile)
+	}
+	if c.hsmInfo(other, id) == nil {
+		return nil, fmt.Errorf("no HSM %q in cluster %s", id, other.ID)
+	}
+	h, err := st.LoadHSM(id)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	return h, nil
 }

@@ -20,13 +20,23 @@ func policyOf(h *state.HSMTx) syncdiff.Policy {
 }
 
 // syncUser maps one stored user to the drift model.
-func syncUser(u *state.User) syncdiff.User {
+func syncUser(t *policy.Table, h *state.HSMTx, u *state.User) syncdiff.User {
 	su := syncdiff.User{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: HashDigest(u.Hash),
-		Locked: locked(u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op,
+		Locked: isLocked(t, h, u), Failures: u.Failures, Changed: u.Changed, Seq: u.Seq, Op: u.Op,
 		Lineage: u.Lineage, Kind: u.Kind, Approvals: u.Approvals}
 	if u.QuorumKey != nil {
 		su.QuorumKey = u.QuorumKey.Fingerprint
 	}
+	var status []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{u.Disabled, "disabled"}, {u.Expired, "expired"}, {u.Locked, "locked-with"}, {u.FirstUsed, "first-used"}} {
+		if f.on {
+			status = append(status, f.name)
+		}
+	}
+	su.Status = strings.Join(status, ",")
 	if u.MFA != nil {
 		su.MFA = u.MFA.Fingerprint
 	}
@@ -141,7 +151,7 @@ func (c *Client) snapshotUsers(tx *Tx) (syncdiff.Snapshot, error) {
 					return err
 				}
 				if u != nil {
-					v.Users = append(v.Users, syncUser(u))
+					v.Users = append(v.Users, syncUser(tx.c.Policy(), h, u))
 					continue
 				}
 				d, err := h.Tombstone(name)
@@ -189,10 +199,10 @@ func (e *UndecidedError) Hint() string {
 	return "decide by hand (hsm-sync plan explains why), or pass --skip USER for each to repair the rest"
 }
 
-func hasUnlockedAdmin(h *state.HSMTx) (bool, error) {
+func hasUnlockedAdmin(t *policy.Table, h *state.HSMTx) (bool, error) {
 	found := false
 	err := h.UsersWithRole(string(policy.Admin), func(u *state.User) error {
-		found = found || !locked(u)
+		found = found || !isLocked(t, h, u)
 		return nil
 	})
 	return found, err
@@ -227,15 +237,15 @@ func skipKeepsWeakRecord(r syncdiff.Report, p syncdiff.Plan, skip []string) erro
 // the repair touches it.
 type guarded struct{ runnerAdmin, runnerUnlocked, unlockedAdmin bool }
 
-func takeGuard(h *state.HSMTx, runner string) (guarded, error) {
+func takeGuard(t *policy.Table, h *state.HSMTx, runner string) (guarded, error) {
 	u, err := h.User(runner)
 	if err != nil {
 		return guarded{}, err
 	}
-	ua, err := hasUnlockedAdmin(h)
+	ua, err := hasUnlockedAdmin(t, h)
 	return guarded{
 		runnerAdmin:    u != nil && policy.Role(u.Role) == policy.Admin,
-		runnerUnlocked: u != nil && !locked(u),
+		runnerUnlocked: u != nil && !isLocked(t, h, u),
 		unlockedAdmin:  ua,
 	}, err
 }
@@ -262,7 +272,8 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 	)
 	res, err := c.run(op{name: "repair", scope: scopeCluster, perm: policy.SyncUsers, auth: auth, write: true,
 		whole: func(tx *Tx, runner Principal) error {
-			if err := tx.check(Principal{User: "app_user", Role: policy.Appliance}, policy.MaskedObjects); err != nil {
+			cp := c.Policy().Copier
+			if err := tx.check(Principal{User: cp.User, Role: cp.Role}, policy.MaskedObjects); err != nil {
 				return err
 			}
 			if approval != nil {
@@ -296,7 +307,7 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 					return nil, err
 				}
 				if _, ok := before[id]; !ok {
-					if before[id], err = takeGuard(h, runner.User); err != nil {
+					if before[id], err = takeGuard(tx.c.Policy(), h, runner.User); err != nil {
 						return nil, err
 					}
 				}
@@ -417,10 +428,10 @@ func (c *Client) RepairApproved(auth Authenticator, skip []string, approval *App
 				}
 				// The strictest lock state spreads; it must not lock out the
 				// admins who could unlock it.
-				if b.runnerUnlocked && u != nil && locked(u) {
+				if b.runnerUnlocked && u != nil && isLocked(tx.c.Policy(), h, u) {
 					return fmt.Errorf("the repair would lock %s, the admin running it, on %s (locked elsewhere); %s, or run it as another admin, or reset %s's password first", runner.User, info.ID, hint, runner.User)
 				}
-				ua, err := hasUnlockedAdmin(h)
+				ua, err := hasUnlockedAdmin(tx.c.Policy(), h)
 				if err != nil {
 					return err
 				}

@@ -177,8 +177,11 @@ func (o *op) permOf(p Principal) policy.Op {
 // state from h's current record of that user, never from what a session
 // remembered: a user deleted, demoted or locked since it logged in keeps
 // nothing it no longer has.
-func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) {
-	p, err := tx.auth.On(tx, h)
+func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) { return tx.resolveAuth(h, tx.auth) }
+
+// resolveAuth is resolve for a given authenticator.
+func (tx *Tx) resolveAuth(h *state.HSMTx, auth Authenticator) (Principal, error) {
+	p, err := auth.On(tx, h)
 	if err != nil || p.User == "" {
 		return p, err
 	}
@@ -189,27 +192,65 @@ func (tx *Tx) resolve(h *state.HSMTx) (Principal, error) {
 	if u == nil {
 		return Principal{}, fmt.Errorf("user %s no longer exists on %s: its session grants nothing there (hsm-user logout)", p.User, h.ID())
 	}
-	p.Role, p.Locked = policy.Role(u.Role), locked(u)
+	t := tx.c.Policy()
+	// A disabled user is refused as a locked one is: it may do only what
+	// needs no login.
+	p.Role, p.Locked, p.Expired = policy.Role(u.Role), isLocked(t, h, u) || u.Disabled, u.Expired
+	if !t.IsRole(p.Role) {
+		// A custom role's commands are data of the HSM's records.
+		for _, r := range h.Meta.Roles {
+			if r.Name == u.Role {
+				p.Custom = r.Commands
+			}
+		}
+	}
 	return p, nil
 }
 
 // check asks the permission table; a locked user may do only what needs
 // no login at all.
 func (tx *Tx) check(p Principal, perm policy.Op) error {
-	if p.Locked && !tx.c.Policy().Allowed(policy.Unauthenticated, perm) {
-		return &LockedError{User: p.User, Role: p.Role}
+	t := tx.c.Policy()
+	if p.Locked && !t.Allowed(policy.Unauthenticated, perm) {
+		spec := t.Spec(p.Role)
+		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, p.User, nil), ResetBy: spec.ResetBy, Unlock: spec.Unlock}
 	}
-	return tx.c.Policy().Check(p.Role, perm)
+	return t.CheckCaller(policy.Caller{User: p.User, Role: p.Role, Custom: p.Custom, Expired: p.Expired}, perm)
+}
+
+// lockedError is the refusal of a locked user's login on h.
+func (tx *Tx) lockedError(h *state.HSMTx, u *state.User) error {
+	t := tx.c.Policy()
+	th := t.LockThreshold(policy.Role(u.Role), u.Name, h.Meta.Policies)
+	spec := t.Spec(policy.Role(u.Role))
+	return &LockedError{User: u.Name, Role: policy.Role(u.Role), Threshold: th, With: u.Locked && u.Failures < th, ResetBy: spec.ResetBy, Unlock: spec.Unlock}
 }
 
 // LockedError refuses a locked user everything a login is needed for.
 type LockedError struct {
-	User string
-	Role policy.Role
+	User      string
+	Role      policy.Role
+	Threshold int         // the failed logins that lock its role
+	With      bool        // locked with another role's lockout, not its own failures
+	ResetBy   policy.Role // the role that resets it, where the profile names one
+	Unlock    string      // how it is made usable again, where no role resets it
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, MaxFailures, e.User, e.Role)
+	if e.Unlock != "" {
+		return fmt.Sprintf("user %s is locked after %d failed logins; %s", e.User, e.Threshold, e.Unlock)
+	}
+	if e.ResetBy == "" && !e.With {
+		return fmt.Sprintf("user %s is locked after %d failed logins; an admin must reset its password (hsm-user change-password --username %s --role %s)", e.User, e.Threshold, e.User, e.Role)
+	}
+	why := fmt.Sprintf("after %d failed logins", e.Threshold)
+	if e.With {
+		why = "with another role's lockout"
+	}
+	if e.ResetBy == "" {
+		return fmt.Sprintf("user %s is locked %s", e.User, why)
+	}
+	return fmt.Sprintf("user %s is locked %s; the %s must reset its password (role resetpw -name %s)", e.User, why, e.ResetBy, e.Role)
 }
 
 // run is the one transaction path.

@@ -112,17 +112,26 @@ func (c *Client) Login(t Targeting, sessionPath, user string, role policy.Role, 
 	return c.login(t, sessionPath, user, role, pw, nil, LoginOptions{})
 }
 
-// LoginOptions are what a service's login asks beyond a person's.
+// LoginOptions are what a login asks beyond a person's password.
 type LoginOptions struct {
 	// Exclusive refuses the login on an HSM where the user already has a
 	// session: the key store's connect must be kmsuser's only login
 	// (docs/design.md, "The KMS custom key store").
 	Exclusive bool
+	// Via proves, on each HSM before the password, the login a role's
+	// profile wants first (RoleSpec.Via: Luna's HSM SO logs in only after
+	// an appliance login whose role may do so).
+	Via Authenticator
 }
 
 // LoginWith is Login with the options.
 func (c *Client) LoginWith(t Targeting, sessionPath, user string, role policy.Role, pw string, o LoginOptions) (*SessionFile, *Result, error) {
 	return c.login(t, sessionPath, user, role, pw, nil, o)
+}
+
+// LoginVia is a login to a role whose profile wants another login first.
+func (c *Client) LoginVia(t Targeting, sessionPath, user string, pw string, via Authenticator) (*SessionFile, *Result, error) {
+	return c.login(t, sessionPath, user, "", pw, nil, LoginOptions{Via: via})
 }
 
 // LoggedInError refuses an exclusive login: the user has a session there.
@@ -133,13 +142,13 @@ func (e *LoggedInError) Error() string {
 }
 
 func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, pw string, mfa *mfaLogin, o LoginOptions) (*SessionFile, *Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, nil, err
 	}
 	sf := &SessionFile{Cluster: c.Cluster.ID, Username: user, Path: sessionPath}
 	var opened []string
-	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role, mfa: mfa}, target: t, write: true,
+	res, err := c.run(op{name: "login", perm: policy.Login, auth: &PIN{User: user, Password: pw, Role: role, mfa: mfa, Via: o.Via}, target: t, write: true,
 		locked: func(tx *Tx) error {
 			// Under the lock, so racing logins on one file cannot both
 			// pass; before the password, so this costs no failure.
@@ -166,6 +175,9 @@ func (c *Client) login(t Targeting, sessionPath, user string, role policy.Role, 
 			}
 			ss, err := h.Sessions()
 			if err != nil {
+				return err
+			}
+			if err := firstLogin(h, user); err != nil {
 				return err
 			}
 			for sf.ID == "" || slices.ContainsFunc(ss, func(s state.Session) bool { return s.ID == sf.ID }) {
@@ -304,6 +316,9 @@ type UserView struct {
 	MFA      []Strategy `json:"mfa"`
 	Quorum   []Strategy `json:"quorum"`
 	Coverage string     `json:"cluster-coverage"`
+	// Disabled is "true", "inconsistent" across HSMs, or absent: only a
+	// profile with optional users (Luna's) disables any.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // Strategy is an MFA or quorum registration.
@@ -322,6 +337,7 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			first          state.User
 			order, present int
 			locked         int
+			disabled       int
 			roles, mfa, qk map[string]bool
 		}
 		// One entry per username, as cloudhsm-cli shows it: a property the
@@ -344,8 +360,11 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 					byName[u.Name] = a
 				}
 				a.present++
-				if locked(u) {
+				if isLocked(c.Policy(), h, u) {
 					a.locked++
+				}
+				if u.Disabled {
+					a.disabled++
 				}
 				a.roles[u.Role], a.mfa[fp(u.MFA)], a.qk[fp(u.QuorumKey)] = true, true, true
 				return nil
@@ -391,6 +410,12 @@ func (c *Client) ListUsers(auth Authenticator) ([]UserView, []string, error) {
 			case a.locked > 0:
 				v.Locked = "inconsistent"
 			}
+			switch {
+			case a.disabled == a.present:
+				v.Disabled = "true"
+			case a.disabled > 0:
+				v.Disabled = "inconsistent"
+			}
 			if a.present != len(cl.HSMs) {
 				v.Coverage = "inconsistent"
 			}
@@ -408,14 +433,14 @@ func (e *ExistsError) Error() string { return fmt.Sprintf("user %s already exist
 
 // CreateUser adds a user on every target HSM.
 func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval) (*Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.Policy().CanAssign(role); err != nil {
 		return nil, err
 	}
-	if err := policy.CheckPassword(pw); err != nil {
+	if err := c.Policy().Passwords(pw); err != nil {
 		return nil, err
 	}
 	var hash *state.Hash
@@ -436,7 +461,9 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 				}
 			}
 			h.Meta.NextUserID++
-			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash, Lineage: tx.OpID}
+			// A profile may make a password set by another valid for the
+			// first login only.
+			u := &state.User{ID: h.Meta.NextUserID, Name: user, Role: string(role), Hash: hash, Lineage: tx.OpID, Expired: c.Policy().ResetExpires}
 			tx.touch(h, u, state.KindCreate)
 			if err := h.PutUser(u); err != nil {
 				return err
@@ -447,7 +474,7 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 
 // DeleteUser removes a user on every target HSM, leaving a tombstone.
 func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role policy.Role, approval *Approval) (*Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +498,9 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 				return fmt.Errorf("no user %s", user)
 			case policy.Role(u.Role) == policy.Appliance:
 				return fmt.Errorf("%s is an internal user and cannot be deleted", user)
-			case policy.Role(u.Role) != role:
+			case c.Policy().Undeletable(user):
+				return fmt.Errorf("%s is a predefined user and cannot be deleted", user)
+			case role != "" && policy.Role(u.Role) != role:
 				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
 			case u.Role == string(policy.Admin) && admins == 1:
 				return fmt.Errorf("%s is the last admin; create another admin first", user)
@@ -520,11 +549,11 @@ type PasswordOptions struct {
 // anyone's), and removing a quorum key is refused when it would leave a
 // quorum value without enough approvers.
 func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string, role policy.Role, pw string, approval *Approval, opts PasswordOptions) (*Result, error) {
-	user, err := policy.NormalizeUsername(user)
+	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
-	if err := policy.CheckPassword(pw); err != nil {
+	if err := c.Policy().Passwords(pw); err != nil {
 		return nil, err
 	}
 	var hash *state.Hash
@@ -564,12 +593,24 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			switch {
 			case policy.Role(u.Role) == policy.Appliance && !isSelf(p, user):
 				return fmt.Errorf("%s is an internal user; its password is not yours to change", user)
-			case policy.Role(u.Role) != role && !(isSelf(p, user) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
+			case role != "" && policy.Role(u.Role) != role && !(isSelf(p, user) && policy.Role(u.Role) == policy.Unactivated && role == policy.Admin):
 				return fmt.Errorf("user %s is a %s, not a %s", user, u.Role, role)
 			case !isSelf(p, user) && in:
 				return fmt.Errorf("user %s is logged in; it must log out before an admin changes its password", user)
 			}
-			u.Hash, u.Failures = hash, 0
+			// A role kept apart from another may not take its holder's
+			// password; roles that share a password change together
+			// (docs/design.md, "The Luna 7 profile"). CloudHSM has neither.
+			if err := separated(c.Policy(), h, u.Name, pw); err != nil {
+				return err
+			}
+			u.Hash, u.Failures, u.Locked, u.FirstUsed = hash, 0, false, false
+			// A profile may make a password set by another valid for the
+			// first login only (Luna's user password USER).
+			u.Expired = !isSelf(p, user) && c.Policy().ResetExpires
+			if err := sharePassword(tx, c.Policy(), h, u, hash); err != nil {
+				return err
+			}
 			kind := state.KindReset
 			switch {
 			case isSelf(p, user) && opts.KeyStoreRotation:

@@ -92,8 +92,12 @@ type Table struct {
 	Assignable []Role
 	// Limits are the profile's quotas (0: none).
 	Limits Limits
-	allow  map[Op]map[Role]bool
-	note   map[Op]string
+	// Profile is the rest of the profile as data: levels, lockout rules,
+	// name and password rules, initial users, custom roles (profile.go).
+	Profile
+	allow map[Op]map[Role]bool
+	note  map[Op]string
+	rule  map[Op]Rule
 }
 
 // Row is one line of a table in data form.
@@ -105,14 +109,25 @@ type Row struct {
 
 // NewTable builds a table from rows.
 func NewTable(name string, roles []Role, rows []Row) *Table {
-	t := &Table{Name: name, Roles: roles, allow: map[Op]map[Role]bool{}, note: map[Op]string{}}
-	for _, r := range rows {
+	rules := make([]Rule, len(rows))
+	for i, r := range rows {
+		rules[i] = Rule{Op: r.Op, Allow: r.Allow, Note: r.Note}
+	}
+	return NewTableRules(name, roles, rules)
+}
+
+// NewTableRules builds a table from rules: rows with a profile's extra
+// conditions (see Rule).
+func NewTableRules(name string, roles []Role, rules []Rule) *Table {
+	t := &Table{Name: name, Roles: roles, allow: map[Op]map[Role]bool{}, note: map[Op]string{}, rule: map[Op]Rule{}}
+	for _, r := range rules {
 		t.Ops = append(t.Ops, r.Op)
 		t.allow[r.Op] = map[Role]bool{}
 		for _, role := range r.Allow {
 			t.allow[r.Op][role] = true
 		}
 		t.note[r.Op] = r.Note
+		t.rule[r.Op] = r
 	}
 	return t
 }
@@ -165,6 +180,21 @@ var CloudHSM = NewTable("cloudhsm", allAndAccount, []Row{
 func init() {
 	CloudHSM.Assignable = []Role{Admin, CryptoUser}
 	CloudHSM.Limits = Limits{UsersPerCluster: 1024, TokensPerHSM: 1024}
+	CloudHSM.Profile = Profile{
+		// Five wrong passwords lock any user, counted per HSM.
+		DefaultLockout: Lockout{Threshold: 5},
+		FirstStep:      "hsm-user activate",
+		Synced:         []Level{LevelCluster},
+		Copier:         Caller{User: "app_user", Role: Appliance},
+		Usernames:      NormalizeUsername,
+		Passwords:      CheckPassword,
+		// The unactivated admin's default password, and app_user's random
+		// one (the appliance user never logs in).
+		Initial: []InitialUser{
+			{Name: "admin", Role: Unactivated, Password: "password"},
+			{Name: "app_user", Role: Appliance, Undeletable: true},
+		},
+	}
 }
 
 // Limits are a profile's documented quotas. CloudHSM counts users per
@@ -201,9 +231,13 @@ func (t *Table) Allowed(role Role, op Op) bool { return t.allow[op][role] }
 type Denied struct {
 	Role Role
 	Op   Op
+	Why  string // a rule's own condition ("only the admin account may"), "" for the role's column
 }
 
 func (d *Denied) Error() string {
+	if d.Why != "" {
+		return fmt.Sprintf("permission denied: %s %s", d.Why, d.Op)
+	}
 	if d.Role == Unauthenticated {
 		return fmt.Sprintf("not logged in: %s needs a login (hsm-user login)", d.Op)
 	}

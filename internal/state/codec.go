@@ -27,6 +27,36 @@ import (
 // whether a user is in sync without decoding it.
 const userCodecVersion = 1
 
+// userCodecFlags is the version of a record with a flag set (disabled,
+// expired, locked, first password used): its shared part ends with one flags byte. A record
+// with no flag keeps version 1, byte for byte, so CloudHSM's records and
+// their drift comparisons are what they were.
+const userCodecFlags = 2
+
+const (
+	flagDisabled = 1 << iota
+	flagExpired
+	flagLocked
+	flagFirstUsed
+)
+
+func userFlags(u *User) byte {
+	var f byte
+	if u.Disabled {
+		f |= flagDisabled
+	}
+	if u.Expired {
+		f |= flagExpired
+	}
+	if u.Locked {
+		f |= flagLocked
+	}
+	if u.FirstUsed {
+		f |= flagFirstUsed
+	}
+	return f
+}
+
 // maxField bounds one length-prefixed field: a PEM public key is the
 // largest (under 1 KiB for RSA-2048); nothing legitimate comes close.
 const maxField = 64 << 10
@@ -49,9 +79,13 @@ func EncodeUser(u *User) []byte {
 	sh = binary.AppendUvarint(sh, uint64(u.Failures))
 	sh = appendKey(sh, u.QuorumKey)
 	sh = appendKey(sh, u.MFA)
+	version := byte(userCodecVersion)
+	if f := userFlags(u); f != 0 {
+		sh, version = append(sh, f), userCodecFlags
+	}
 
 	out := make([]byte, 0, len(sh)+48)
-	out = append(out, userCodecVersion)
+	out = append(out, version)
 	out = appendStr(out, string(sh))
 	out = binary.AppendUvarint(out, uint64(u.ID))
 	out = appendTime(out, u.Changed)
@@ -67,7 +101,7 @@ func EncodeUser(u *User) []byte {
 // every HSM (see EncodeUser); it does not decode the record.
 func SharedPart(rec []byte) ([]byte, error) {
 	r := reader{b: rec}
-	if v := r.byte(); v != userCodecVersion {
+	if v := r.byte(); v != userCodecVersion && v != userCodecFlags {
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -81,7 +115,8 @@ func SharedPart(rec []byte) ([]byte, error) {
 // in range, nothing left over.
 func DecodeUser(name string, rec []byte) (*User, error) {
 	r := reader{b: rec}
-	if v := r.byte(); r.err == nil && v != userCodecVersion {
+	v := r.byte()
+	if r.err == nil && v != userCodecVersion && v != userCodecFlags {
 		return nil, fmt.Errorf("user %s: corrupt record: version %d (this hsmkit reads %d)", shown(name), v, userCodecVersion)
 	}
 	s := reader{b: r.bytes()}
@@ -103,6 +138,13 @@ func DecodeUser(name string, rec []byte) (*User, error) {
 	u.Failures = int(s.uint(1 << 31))
 	u.QuorumKey = s.key()
 	u.MFA = s.key()
+	if v == userCodecFlags {
+		f := s.byte()
+		if s.err == nil && (f == 0 || f&^(flagDisabled|flagExpired|flagLocked|flagFirstUsed) != 0) {
+			s.fail("bad flags") // no flag is written as version 1: one form per record
+		}
+		u.Disabled, u.Expired, u.Locked, u.FirstUsed = f&flagDisabled != 0, f&flagExpired != 0, f&flagLocked != 0, f&flagFirstUsed != 0
+	}
 	if s.err == nil && len(s.b) != 0 {
 		s.fail("trailing bytes in the shared part")
 	}

@@ -55,6 +55,13 @@ type Meta struct {
 	Quorum  Quorum `json:"quorum"`
 	// History is the quorum values this HSM enforced, and since when.
 	History []PolicyStamp `json:"history,omitempty"`
+	// Roles are the custom roles of a profile that has them (Luna's
+	// appliance roles): data the gate consults (docs/design.md, "The
+	// Luna 7 profile").
+	Roles []CustomRole `json:"roles,omitempty"`
+	// Policies are a profile's adjustable policy values (Luna's partition
+	// policy 20), by name; absent means the profile's default.
+	Policies map[string]int `json:"policies,omitempty"`
 }
 
 // CorruptError is a state file hsmkit cannot have written: a config or
@@ -514,7 +521,7 @@ func (t *HSMTx) Replace(h *HSM) error {
 			}
 		}
 		t.Meta = Meta{ID: t.Meta.ID, Seq: max(t.Meta.Seq, h.Seq), NextUserID: h.NextUserID, NextTokenID: h.NextTokenID, NextKey: h.NextKey, Quorum: h.Quorum.Clone(),
-			History: append([]PolicyStamp(nil), h.History...)}
+			History: append([]PolicyStamp(nil), h.History...), Roles: cloneRoles(h.Roles), Policies: clonePolicies(h.Policies)}
 		if err := t.dropKeyBuckets(); err != nil {
 			return err
 		}
@@ -557,7 +564,7 @@ func (t *HSMTx) Replace(h *HSM) error {
 // never for an ordinary operation.
 func (t *HSMTx) Snapshot() (*HSM, error) {
 	h := &HSM{Schema: Schema, ID: t.Meta.ID, Seq: t.Meta.Seq, NextUserID: t.Meta.NextUserID, NextTokenID: t.Meta.NextTokenID, NextKey: t.Meta.NextKey, Quorum: t.Meta.Quorum.Clone(), Users: []User{},
-		History: append([]PolicyStamp(nil), t.Meta.History...)}
+		History: append([]PolicyStamp(nil), t.Meta.History...), Roles: cloneRoles(t.Meta.Roles), Policies: clonePolicies(t.Meta.Policies)}
 	if err := t.ForEachUser(func(u *User) error { h.Users = append(h.Users, *u); return nil }); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,9 @@ type Cluster struct {
 	Cert   string `json:"certificate,omitempty"` // the signed cluster certificate, PEM
 	// TrustAnchor is the customer's CA certificate, PEM, as given.
 	TrustAnchor string `json:"trust_anchor,omitempty"`
+
+	// Profile names the role profile (policy.ByName); absent is cloudhsm.
+	Profile string `json:"profile,omitempty"`
 }
 
 // Cluster states, as DescribeClusters names them.
@@ -125,6 +128,8 @@ type HSM struct {
 	NextKey     uint64         `json:"next_key,omitempty"`
 	Keys        []Key          `json:"keys,omitempty"`
 	KeyDeleted  []KeyTombstone `json:"key_deleted,omitempty"`
+	Roles       []CustomRole   `json:"roles,omitempty"`
+	Policies    map[string]int `json:"policies,omitempty"`
 }
 
 // User is one user record. Changed, Seq and Op record the last user
@@ -146,6 +151,47 @@ type User struct {
 	Lineage   string `json:"lineage,omitempty"`
 	Kind      string `json:"kind,omitempty"`
 	Approvals int    `json:"approvals,omitempty"`
+	// Flags a profile's rules set (docs/design.md, "The Luna 7 profile");
+	// CloudHSM's users never have them. They are shared: a user enabled
+	// on one HSM and disabled on another is drift.
+	Disabled bool `json:"disabled,omitempty"` // may not log in (Luna's optional appliance users)
+	Expired  bool `json:"expired,omitempty"`  // must change its password before anything else
+	Locked   bool `json:"locked,omitempty"`   // locked by another role's lockout (Luna's CU with its CO)
+	// FirstUsed: a session was opened with the expired first password,
+	// which is valid for that one login only.
+	FirstUsed bool `json:"first_used,omitempty"`
+}
+
+// CustomRole is a custom role as a profile that has them keeps it: the
+// commands it may run, as imported, and the change that made it.
+type CustomRole struct {
+	Name     string    `json:"name"`
+	Commands []string  `json:"commands"`
+	Changed  time.Time `json:"changed"`
+	Op       string    `json:"op"`
+}
+
+func cloneRoles(rs []CustomRole) []CustomRole {
+	out := make([]CustomRole, 0, len(rs))
+	for _, r := range rs {
+		r.Commands = append([]string(nil), r.Commands...)
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func clonePolicies(m map[string]int) map[string]int {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // Hash is an argon2id password hash with its parameters.

@@ -601,6 +601,9 @@ func compare(out []Difference, hsm string, u, ref *User, refID string, ignoreHas
 	if u.MFA != ref.MFA {
 		out = append(out, Difference{hsm, KindMFA, fmt.Sprintf("mfa %s (%s: %s)", orNone(u.MFA), refID, orNone(ref.MFA))})
 	}
+	if u.Status != ref.Status {
+		out = append(out, Difference{hsm, KindStatus, fmt.Sprintf("status %s (%s: %s)", orNone(u.Status), refID, orNone(ref.Status))})
+	}
 	return out
 }
 

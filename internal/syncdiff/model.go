@@ -71,14 +71,17 @@ type User struct {
 	Name string // lowercase
 	Role string // "admin", "crypto-user", "unactivated-admin", "internal(APPLIANCE_USER)"; "inconsistent" with Drift
 
-	PasswordHash string    // opaque digest of the credential record; "" when unknown (captures)
-	Locked       bool      //
-	Failures     int       // login failure count
-	QuorumKey    string    // fingerprint of the registered quorum key, "" none
-	MFA          string    // "" none
-	Changed      time.Time // when this record last changed on this HSM (zero when unknown)
-	Seq          uint64    // per-HSM change sequence number (0 when unknown)
-	Op           string    // id of the operation that last changed it ("" when unknown)
+	PasswordHash string // opaque digest of the credential record; "" when unknown (captures)
+	Locked       bool   //
+	Failures     int    // login failure count
+	QuorumKey    string // fingerprint of the registered quorum key, "" none
+	MFA          string // "" none
+	// Status is a profile's flags on the record, such as Luna's
+	// "disabled" or "expired" (comma-separated); "" for none (CloudHSM).
+	Status  string
+	Changed time.Time // when this record last changed on this HSM (zero when unknown)
+	Seq     uint64    // per-HSM change sequence number (0 when unknown)
+	Op      string    // id of the operation that last changed it ("" when unknown)
 	// Provenance ("" and 0 when unknown, e.g. captures): the operation
 	// that created the user, the kind of the last change (state.Kind…),
 	// and how many approved it.

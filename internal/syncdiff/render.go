@@ -250,6 +250,8 @@ func cellText(u UserDiff, c Cell) string {
 			parts = append(parts, "quorum≠")
 		case KindMFA:
 			parts = append(parts, "mfa≠")
+		case KindStatus:
+			parts = append(parts, "status:"+orNone(c.User.Status))
 		case KindUnlocated:
 			parts = append(parts, "inconsistent:"+strings.SplitN(d.Detail, " ", 2)[0])
 		}

@@ -18,6 +18,7 @@ const (
 	KindLock      Kind = "lock"      // a different lock state or login failure count
 	KindQuorum    Kind = "quorum"    // a different registered quorum key
 	KindMFA       Kind = "mfa"       // a different MFA registration
+	KindStatus    Kind = "status"    // a different status (a profile's flags: disabled, expired)
 	// KindUnlocated is drift a merged cloudhsm-cli view reports without
 	// naming the HSM that differs.
 	KindUnlocated Kind = "unknown-hsm"
@@ -332,7 +333,7 @@ func (d *differ) rowDiffers(ix []int32) bool {
 			continue
 		}
 		if u.Role != ref.Role || u.Locked != ref.Locked || u.Failures != ref.Failures ||
-			u.QuorumKey != ref.QuorumKey || u.MFA != ref.MFA {
+			u.QuorumKey != ref.QuorumKey || u.MFA != ref.MFA || u.Status != ref.Status {
 			return true
 		}
 		if u.PasswordHash != ref.PasswordHash {

@@ -16,6 +16,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cli/clustercli"
 	"github.com/hsmkit/hsmkit/internal/hsm"
+	"github.com/hsmkit/hsmkit/internal/policy"
 	"github.com/hsmkit/hsmkit/internal/simclock"
 	"github.com/hsmkit/hsmkit/internal/state"
 )
@@ -41,6 +42,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 					&ucli.StringFlag{Name: "clock", Usage: "fix the cluster's clock at `TIME` (RFC 3339, such as " + simclock.Example + "; default: the real clock)"},
 					&ucli.StringFlag{Name: "from-backup", Usage: "make the cluster from this backup `FILE` (hsm-sim backup): a new id, the backup's users, keys, policy and certificates"},
 					&ucli.BoolFlag{Name: "uninitialized", Usage: "leave the cluster UNINITIALIZED with its CSR (hsm-sim csr, hsm-sim initialize) instead of signing it with a CA of its own"},
+					&ucli.StringFlag{Name: "profile", Value: "cloudhsm", Usage: "role `PROFILE`: cloudhsm, or luna (Thales Luna 7: each HSM is an appliance member with LunaSH users)"},
 				},
 				Action: func(c *ucli.Context) error { return initCluster(c, env) },
 			},
@@ -48,6 +50,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Name: "add-hsm", Description: "Adds an HSM, cloned from an active peer, and prints its id. The client config is left as it is, as a real client's config does not learn of a new HSM (hsm-sync config --refresh adds it).", UsageText: "id=$(hsm-sim add-hsm --az us-east-1c)", Usage: "add an HSM cloned from an active peer; prints its id",
 				Flags:  []ucli.Flag{&ucli.StringFlag{Name: "az", Usage: "availability `ZONE` (default: the next in turn)"}},
 				Action: func(c *ucli.Context) error { return addHSM(c, env) },
+			},
+			{
+				Name: "join", Description: "Adds an HSM that brings its own records: HSM ID of another cluster's state (--from-state), such as a Luna appliance with its own users and custom roles. The cluster is the authority: the records the profile keeps the same on every member (Luna's appliance users and roles) are the cluster's, and the member's own are overwritten (each one named on stderr); its HSM's own roles stay. Prints the new HSM's id.", UsageText: "id=$(hsm-sim join --from-state ../other/st --member hsm-abc123)",
+				Usage: "add an HSM of another cluster's state; the cluster's users and roles overwrite its own",
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "from-state", Usage: "the other cluster's state `DIR`"},
+					&ucli.StringFlag{Name: "member", Usage: "the `ID` of its HSM that joins"},
+					&ucli.StringFlag{Name: "az", Usage: "availability `ZONE` (default: the next in turn)"},
+				},
+				Action: func(c *ucli.Context) error { return join(c, env) },
 			},
 			{Name: "remove-hsm", Description: "Removes an HSM and its database from the cluster.", UsageText: "hsm-sim remove-hsm hsm-abc123", Usage: "remove an HSM from the cluster", ArgsUsage: "ID", Action: withID(env, func(cl *hsm.Client, id string) (string, error) {
 				return "removed " + id, cl.RemoveHSM(id)
@@ -107,7 +119,7 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 		return err
 	}
 	o := hsm.InitOptions{StateDir: c.String("state"), ConfigPath: cli.ConfigPath(c), HSMs: c.Int("hsms"), ClusterID: c.String("cluster-id"),
-		Uninitialized: c.Bool("uninitialized")}
+		Uninitialized: c.Bool("uninitialized"), Profile: c.String("profile")}
 	if o.StateDir == "" {
 		return cli.Usagef("init needs --state DIR")
 	}
@@ -122,6 +134,10 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 			return cli.Usagef("--seed %q: want an integer", s)
 		}
 		o.Seed = &n
+	}
+	table, err := policy.ByName(o.Profile)
+	if err != nil {
+		return cli.Usagef("--profile: %v", err)
 	}
 	kdf, err := hsm.ParseKDF(c.String("kdf"))
 	if err != nil {
@@ -153,7 +169,7 @@ func initCluster(c *ucli.Context, env cli.Env) error {
 	}
 	data := map[string]any{"cluster-id": cl.ID, "config": cfg.Path, "state": o.StateDir, "hsms": ids}
 	return cli.Emit(c, data, func(w io.Writer) error {
-		next := "hsm-user activate"
+		next := table.FirstStep
 		switch cl.State {
 		case state.Uninitialized:
 			next = "hsm-sim csr, sign it with your CA, hsm-sim initialize"
@@ -177,6 +193,31 @@ func addHSM(c *ucli.Context, env cli.Env) error {
 	}
 	// The id alone on stdout, so id=$(hsm-sim add-hsm) works.
 	return req.Emit(info, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, info.ID)
+		return err
+	})
+}
+
+func join(c *ucli.Context, env cli.Env) error {
+	req, err := clustercli.Parse(c, env, 0)
+	if err != nil {
+		return err
+	}
+	if c.String("from-state") == "" || c.String("member") == "" {
+		return cli.Usagef("join needs --from-state DIR and --member ID")
+	}
+	member, err := req.Client.LoadMember(c.String("from-state"), c.String("member"))
+	if err != nil {
+		return err
+	}
+	info, overwritten, err := req.Client.JoinMember(c.String("az"), member)
+	if err != nil {
+		return err
+	}
+	for _, o := range overwritten {
+		env.Warnf("the cluster's users and roles are the authority: the member's %s", o)
+	}
+	return req.Emit(map[string]any{"hsm": info, "overwritten": overwritten}, func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, info.ID)
 		return err
 	})

@@ -209,7 +209,15 @@ func list(c *ucli.Context, env cli.Env) error {
 	if err != nil {
 		return err
 	}
-	users, warnings, err := req.Client.ListUsers(hsm.Nobody{})
+	// Nobody, where the profile lets anyone list (CloudHSM); else who
+	// acts (HSM_PIN or the session): Luna's admin alone lists its users.
+	var auth hsm.Authenticator = hsm.Nobody{}
+	if !req.Client.Policy().Allowed(policy.Unauthenticated, policy.ListUsers) {
+		if auth, err = clustercli.Auth(c, env); err != nil {
+			return err
+		}
+	}
+	users, warnings, err := req.Client.ListUsers(auth)
 	env.Warn(warnings)
 	if err != nil {
 		return err
