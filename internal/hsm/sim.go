@@ -35,7 +35,7 @@ type InitOptions struct {
 	// FromBackup makes the cluster from a backup (ParseBackup): its HSMs
 	// hold the backup's users, keys and policy, with its certificates.
 	FromBackup *Backup
-	Profile    string          // the role profile (policy.ByName); "" is cloudhsm
+	Profile    string // the role profile (policy.ByName); "" is cloudhsm
 }
 
 // Init creates a cluster: the first HSM holds the profile's initial users
