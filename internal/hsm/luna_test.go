@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -401,6 +402,21 @@ func TestLunaProfileIsData(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("command %q runs %q, which is no row of the table", cmd.Name, cmd.Op)
+		}
+	}
+	for name, ps := range policy.Luna.Policies {
+		if !slices.Contains(policy.Luna.Ops, ps.Set) || ps.Default < ps.Min || ps.Default > ps.Max {
+			t.Errorf("policy %s: set by %q, default %d outside %d..%d", name, ps.Set, ps.Default, ps.Min, ps.Max)
+		}
+	}
+	for r, spec := range policy.Luna.Specs {
+		if p := spec.Lockout.Policy; p != "" && policy.Luna.Policies[p].Max != spec.Lockout.Threshold {
+			t.Errorf("%s's lockout is set by %q, whose capability is not its threshold", r, p)
+		}
+		for _, o := range append(append([]policy.Role{spec.InitBy, spec.ResetBy, spec.SeparateFrom}, spec.SharesPassword...), spec.Lockout.Also...) {
+			if o != "" && !policy.Luna.IsRole(o) {
+				t.Errorf("%s's spec names %q, not a role of the table", r, o)
+			}
 		}
 	}
 	if MaxFailures != 5 || policy.CloudHSM.LockThreshold(policy.Admin, "admin", nil) != 5 {

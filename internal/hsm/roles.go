@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hsmkit/hsmkit/internal/policy"
@@ -158,38 +159,33 @@ func (c *Client) ResetRole(t Targeting, auth Authenticator, role policy.Role, pw
 		}})
 }
 
-// ChangePolicy sets an HSM policy (the SO's; scope the HSM) or a
-// partition policy (its PO's; scope its partition). A value may only be
-// as strict as the profile's default allows (a lockout threshold lowered,
-// never raised); turning on the SO's reset of partition passwords erases
-// every partition, as Luna's HSM policy 15 does.
+// ChangePolicy sets a policy value as the profile's PolicySpec says: the
+// HSM's (scope the HSM) or a partition's (the caller's), within its
+// range (a lower-only one up to its capability), by the role its
+// operation allows; turning on one that erases a level erases it (Luna's
+// HSM policy 15 erases every partition).
 func (c *Client) ChangePolicy(t Targeting, auth Authenticator, name string, value int) (*Result, error) {
-	def, ok := c.Policy().Policies[name]
+	spec, ok := c.Policy().Policies[name]
 	if !ok {
-		return nil, fmt.Errorf("no policy %q (want %s)", name, strings.Join(policyNames(c.Policy()), " or "))
+		names := policyNames(c.Policy())
+		return nil, fmt.Errorf("no policy %q (want %s)", name, strings.Join(names, " or "))
 	}
-	partition := name == policy.PolicyMaxFailures
-	perm := policy.HSMPolicy
-	if partition {
-		perm = policy.PartitionPolicy
+	if value < spec.Min || value > spec.Max {
+		return nil, fmt.Errorf("%s: want %d to %d", name, spec.Min, spec.Max)
 	}
-	switch {
-	case partition && (value < 1 || value > def):
-		return nil, fmt.Errorf("%s: want 1 to %d (it may be lowered, never raised above its capability)", name, def)
-	case !partition && value != 0 && value != 1:
-		return nil, fmt.Errorf("%s: want 0 (off) or 1 (on)", name)
-	}
-	return c.run(op{name: "change-policy", perm: perm, auth: auth, target: t, write: true,
+	return c.run(op{name: "change-policy", perm: spec.Set, auth: auth, target: t, write: true,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			key := name
-			if partition {
+			if spec.Level == policy.LevelPartition {
 				_, scope, _ := policy.SplitRecord(p.User)
 				key = policy.PolicyKey(name, scope)
 			}
-			if !partition && value == 1 && h.Meta.Policies[key] == 0 {
-				// Destructive: every partition goes (their roles, their
-				// policies); the HSM's own roles stay.
-				if err := erasePartitions(c.Policy(), h); err != nil {
+			old, set := h.Meta.Policies[key]
+			if !set {
+				old = spec.Default
+			}
+			if spec.EraseOnEnable != "" && old == 0 && value != 0 {
+				if err := eraseAll(c.Policy(), h, spec.EraseOnEnable); err != nil {
 					return err
 				}
 			}
@@ -201,10 +197,11 @@ func (c *Client) ChangePolicy(t Targeting, auth Authenticator, name string, valu
 		}})
 }
 
-func erasePartitions(t *policy.Table, h *state.HSMTx) error {
+// eraseAll erases every scope of a level on h.
+func eraseAll(t *policy.Table, h *state.HSMTx, level policy.Level) error {
 	scopes := map[string]bool{}
 	err := h.ForEachUser(func(u *state.User) error {
-		if _, s, ok := policy.SplitRecord(u.Name); ok && t.Spec(policy.Role(u.Role)).Level == policy.LevelPartition {
+		if _, s, ok := policy.SplitRecord(u.Name); ok && t.Spec(policy.Role(u.Role)).Level == level {
 			scopes[s] = true
 		}
 		return nil
@@ -213,7 +210,7 @@ func erasePartitions(t *policy.Table, h *state.HSMTx) error {
 		return err
 	}
 	for s := range scopes {
-		if err := erase(t, h, policy.LevelPartition, s); err != nil {
+		if err := erase(t, h, level, s); err != nil {
 			return err
 		}
 	}
@@ -225,6 +222,7 @@ func policyNames(t *policy.Table) []string {
 	for k := range t.Policies {
 		n = append(n, k)
 	}
+	slices.Sort(n)
 	return n
 }
 

@@ -51,7 +51,7 @@ const (
 	CreateKeyring   Op = "create a keyring"
 )
 
-// The policies Luna's rules read (Table.Policies holds their defaults).
+// The policies Luna's rules read (Profile.Policies says what each takes).
 const (
 	// PolicySOReset is HSM policy 15, "Enable SO reset of partition PIN":
 	// the PO may reset the CO's password. Off by default; turning it on
@@ -148,7 +148,12 @@ func init() {
 			KRCO: {Level: LevelKeyring, FirstPasswordExpires: true, SharesPassword: []Role{KRSO}, SeparateFrom: PartSO,
 				Lockout: Lockout{Threshold: 10, Also: []Role{KRSO}}, Desc: "Keyring Crypto Officer"},
 		},
-		Policies: map[string]int{PolicySOReset: 0, PolicyMaxFailures: 10},
+		Policies: map[string]PolicySpec{
+			// Turning HSM policy 15 on erases every partition.
+			PolicySOReset: {Default: 0, Level: LevelHSM, Min: 0, Max: 1, Set: HSMPolicy, EraseOnEnable: LevelPartition},
+			// Partition policy 20 may be lowered, never raised above its capability.
+			PolicyMaxFailures: {Default: 10, Level: LevelPartition, Min: 1, Max: 10, Set: PartitionPolicy},
+		},
 		// No appliance login lockout (docs/design.md, "The Luna 7 profile").
 		DefaultLockout: Lockout{},
 		DefaultLevel:   LevelAppliance, // custom roles are the appliance's

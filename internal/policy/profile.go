@@ -113,9 +113,24 @@ type Profile struct {
 	// roles. CustomBase are the operations every custom role may run.
 	Commands   []Command
 	CustomBase []Op
-	// Policies are the profile's adjustable policy values and their
-	// defaults (a lockout's Policy names one).
-	Policies map[string]int
+	// Policies are the profile's adjustable policy values (a lockout's
+	// Policy names one).
+	Policies map[string]PolicySpec
+}
+
+// PolicySpec is one adjustable policy value: whose it is, who sets it,
+// what values it takes, and what setting it does.
+type PolicySpec struct {
+	Default int
+	// Level is whose value it is: the HSM's (one per HSM) or a
+	// partition's (one per partition, its caller's).
+	Level Level
+	Min   int
+	Max   int // a lower-only policy's Max is its Default (its capability)
+	Set   Op  // the operation that sets it
+	// EraseOnEnable is the level erased, everywhere on the HSM, when the
+	// value goes from 0 to another ("" nothing).
+	EraseOnEnable Level
 }
 
 // Rule is a row with a profile's extra conditions.

@@ -83,6 +83,7 @@ func TestDecodeUserRefuses(t *testing.T) {
 func FuzzDecodeUser(f *testing.F) {
 	f.Add(EncodeUser(&User{Name: "u", Role: "admin", Hash: &Hash{Alg: "argon2id", Salt: []byte("s"), Key: []byte("k")}, QuorumKey: &PublicKey{Fingerprint: "f", PEM: "p"}}))
 	f.Add([]byte{1, 0})
+	f.Add(EncodeUser(&User{Name: "u", Role: "operator", Disabled: true, Expired: true})) // a flags record (version 2)
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		u, err := DecodeUser("u", rec)
 		if err != nil {
