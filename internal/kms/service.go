@@ -233,7 +233,9 @@ func checkPassword(op, pw string) error {
 func (s *Service) cluster(op, id string) (*hsm.ClusterDescription, string, error) {
 	notFound := fail(ExcClusterNotFound, op, "AWS KMS cannot find the CloudHSM cluster with the specified cluster ID %s", id)
 	cl, err := s.open(s.Config)
-	if err != nil || cl.Cluster.ID != id {
+	// A cluster of another role profile (a Luna cluster) is no CloudHSM
+	// cluster: DescribeClusters would not list it.
+	if err != nil || cl.Cluster.ID != id || cl.Policy() != policy.CloudHSM {
 		return nil, "", notFound
 	}
 	desc, err := cl.DescribeCluster()
