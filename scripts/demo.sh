@@ -149,4 +149,26 @@ echo "(KMS rotated kmsuser's password at connect and stays logged in as kmsuser:
 run hsm-kms disconnect-custom-key-store --custom-key-store-id "$cks"
 run hsm-kms describe-key --key-id "$key" --query KeyMetadata.KeyState --output text
 run hsm-kms encrypt --key-id "$key" --plaintext "fileb://$work/plain.txt" || echo "(exit $?: the key is unavailable while the store is disconnected)"
-printf '\nThe story is done: the cluster is in sync and the client config lists every HSM.\n'
+step "14. A second role profile: a simulated Thales Luna 7 cluster (LunaSH users, custom roles, partition roles)"
+luna="$work/luna"; mkdir -p "$luna"
+run hsm-sim init --profile luna -c "$luna/cluster.yaml" --state "$luna/state" --hsms 2 --seed 7
+export HSM_CONFIG="$luna/cluster.yaml" LUNASH_USER=admin LUNASH_PASSWORD=PASSWORD
+echo "(the predefined admin's first password must be changed before anything else)"
+with_pw 'Luna-Admin-1' lunash my password set -password-stdin
+export LUNASH_PASSWORD=Luna-Admin-1
+with_pw 'James-pass-1' lunash user add -username james -password-stdin
+run lunash user role add -username james -role operator
+printf 'hsm show\nuser List\naudit init\n' > "$work/readers.role"
+run lunash user role import -file "$work/readers.role" -role readers || echo "(refused whole, naming each bad line: the wrong case and the audit role's command)"
+run lunash user list
+with_pw 'So-pass-12' lunash hsm init -label demoHSM -password-stdin
+with_pw 'So-pass-12' lunacm role login -name so -password-stdin
+with_pw 'Po-pass-123' lunacm partition init -label par1 -password-stdin
+run lunacm role logout
+with_pw 'Po-pass-123' lunacm role login -name po -partition par1 -password-stdin
+with_pw 'Co-pass-123' lunacm role init -name co -password-stdin
+run lunacm role list
+run lunacm role logout
+unset LUNASH_USER LUNASH_PASSWORD
+export HSM_CONFIG="$work/cluster.yaml"
+printf '\nThe story is done: the CloudHSM cluster is in sync, its client config lists every HSM, and a Luna cluster runs beside it.\n'
