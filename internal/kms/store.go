@@ -13,9 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/fileio"
+	"github.com/hsmkit/hsmkit/internal/safetext"
 	"github.com/hsmkit/hsmkit/internal/statelock"
 )
 
@@ -173,6 +176,15 @@ func (a Account) load() (*db, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseDB(path, data)
+}
+
+// parseDB reads a KMS state file and checks what KMS builds paths and
+// lookups from: a store's id names its session files, so an id such as
+// "../../x" would make KMS log in, rename and remove files outside its
+// directory (docs/design.md, "The KMS custom key store", where the state
+// lives). kms.json does not choose what KMS touches.
+func parseDB(path string, data []byte) (*db, error) {
 	var d db
 	if err := json.Unmarshal(data, &d); err != nil {
 		return nil, fmt.Errorf("%s: not a KMS state file: %v", path, err)
@@ -180,7 +192,76 @@ func (a Account) load() (*db, error) {
 	if d.Schema != schema {
 		return nil, fmt.Errorf("%s: schema %d, this build reads %d", path, d.Schema, schema)
 	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%s: not a KMS state file: %s", path, fmt.Sprintf(format, a...))
+	}
+	stores := map[string]bool{}
+	for i, ks := range d.KeyStores {
+		switch {
+		case ks == nil:
+			return nil, bad("key_stores[%d] is null", i)
+		case !validStoreID(ks.ID):
+			return nil, bad("key_stores[%d].id %s is not a key store id (cks- and 17 hex digits)", i, quote(ks.ID))
+		case stores[ks.ID]:
+			return nil, bad("key store %s is listed twice", ks.ID)
+		case !slices.Contains(states, ks.State):
+			return nil, bad("key store %s: state %s is not a connection state", ks.ID, quote(ks.State))
+		}
+		stores[ks.ID] = true
+	}
+	keys := map[string]bool{}
+	for i, k := range d.Keys {
+		switch {
+		case k == nil:
+			return nil, bad("keys[%d] is null", i)
+		case !validKeyID(k.ID):
+			return nil, bad("keys[%d].id %s is not a key id (a UUID)", i, quote(k.ID))
+		case keys[k.ID]:
+			return nil, bad("key %s is listed twice", k.ID)
+		}
+		keys[k.ID] = true
+	}
 	return &d, nil
+}
+
+// states are the connection states a stored key store may be in.
+var states = []string{Disconnected, Connecting, Connected, Failed, Disconnecting}
+
+// validStoreID says whether s is shaped as the custom key store ids KMS
+// makes: "cks-" and 17 lower-case hex digits.
+func validStoreID(s string) bool {
+	return len(s) == 21 && strings.HasPrefix(s, "cks-") && isHex(s[4:])
+}
+
+// validKeyID says whether s is a KMS key id: a UUID in lower-case hex.
+func validKeyID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for _, i := range []int{8, 13, 18, 23} {
+		if s[i] != '-' {
+			return false
+		}
+	}
+	return isHex(strings.ReplaceAll(s, "-", ""))
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// quote is a value from kms.json as an error shows it: quoted, escaped,
+// clipped.
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return `"` + safetext.Escape(s) + `"`
 }
 
 func (a Account) save(d *db) error {

@@ -1,0 +1,62 @@
+package kms
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestParseDBRefuses: kms.json values KMS builds paths and lookups from
+// are checked on load (docs/design.md, "The KMS custom key store", where
+// the state lives).
+func TestParseDBRefuses(t *testing.T) {
+	const store = `{"id": "cks-956cbdbc1f85b69d1", "state": "DISCONNECTED"}`
+	const key = `{"id": "d17b92a8-a72f-49ac-aec6-be306b7dec42"}`
+	for _, c := range []struct{ in, want string }{
+		{`{"schema": 1, "key_stores": [` + store + `], "keys": [` + key + `]}`, ""},
+		{`{"schema": 1, "key_stores": [{"id": "../../x", "state": "FAILED"}]}`, `key_stores[0].id "../../x" is not a key store id`},
+		{`{"schema": 1, "key_stores": [{"id": "cks-956cbdbc1f85b69d/", "state": "FAILED"}]}`, `is not a key store id`},
+		{`{"schema": 1, "key_stores": [{"id": "cks-956CBDBC1F85B69D1", "state": "FAILED"}]}`, `is not a key store id`},
+		{`{"schema": 1, "key_stores": [{"id": "cks-\u001b[2J4567890123", "state": "FAILED"}]}`, `"cks-\x1b[2J4567890123"`},
+		{`{"schema": 1, "key_stores": [null]}`, `key_stores[0] is null`},
+		{`{"schema": 1, "key_stores": [` + store + `, ` + store + `]}`, `key store cks-956cbdbc1f85b69d1 is listed twice`},
+		{`{"schema": 1, "key_stores": [{"id": "cks-956cbdbc1f85b69d1", "state": "HALF"}]}`, `state "HALF" is not a connection state`},
+		{`{"schema": 1, "keys": [{"id": "../x"}]}`, `keys[0].id "../x" is not a key id`},
+		{`{"schema": 1, "keys": [{"id": "d17b92a8-a72f-49ac-aec6-be306b7dec4g"}]}`, `is not a key id`},
+		{`{"schema": 1, "keys": [` + key + `, ` + key + `]}`, `listed twice`},
+		{`{"schema": 1, "keys": [null]}`, `keys[0] is null`},
+		{`{"schema": 1, "key_stores": {"id": 1}}`, `not a KMS state file: json`},
+		{`{"schema": 2}`, `schema 2`},
+	} {
+		_, err := parseDB("kms.json", []byte(c.in))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.in, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "kms.json: ")):
+			t.Errorf("%s: got %v, want %q", c.in, err, c.want)
+		}
+	}
+}
+
+// FuzzParseDB: a KMS state file, however crafted, loads or is refused
+// with an error naming it; a loaded one names no path outside the
+// sessions directory.
+func FuzzParseDB(f *testing.F) {
+	f.Add([]byte(`{"schema": 1, "key_stores": [{"id": "cks-956cbdbc1f85b69d1", "state": "CONNECTED"}], "keys": [{"id": "d17b92a8-a72f-49ac-aec6-be306b7dec42"}]}`))
+	f.Add([]byte(`{"schema": 1, "key_stores": [{"id": "../../x", "state": "FAILED"}]}`))
+	f.Add([]byte(`{"schema": 1, "orphan_sessions": [{"config": "c", "session_file": "/etc/passwd"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := parseDB("kms.json", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "kms.json: ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		a := Account{Root: "/r", ID: "111122223333", Region: "us-east-1"}
+		for _, ks := range d.KeyStores {
+			if p := a.sessionPath(ks.ID); !strings.HasPrefix(p, "/r/111122223333/us-east-1/sessions/cks-") || strings.Contains(p, "..") {
+				t.Fatalf("store id %q makes session path %s", ks.ID, p)
+			}
+		}
+	})
+}
