@@ -97,8 +97,10 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		if _, azs := activeAZs(desc); azs < 2 {
 			return false, fail(ExcClusterInvalidConfig, op, twoAZs)
 		}
-		k := &Key{ID: d.newKeyID(), Description: in.Description, Created: s.clock(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
-		k.ARN = fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", s.Acct.Region, s.Acct.ID, k.ID)
+		k := &Key{Description: in.Description, Created: s.clock(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
+		if k.ID, k.ARN, err = s.freshKeyID(d, cl, sf); err != nil {
+			return false, fail(ExcInternal, op, "%v", err)
+		}
 		made, _, err := cl.GenerateKey(hsm.Targeting{Only: sf.HSMs}, sf, hsm.KeySpec{Type: "aes", LengthBytes: 32, Label: k.ARN,
 			Attrs: []string{"extractable=false", "encrypt=true", "decrypt=true"}})
 		if err != nil && !errors.As(err, new(*hsm.PartialError)) || len(made) == 0 {
@@ -110,6 +112,30 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		return true, nil
 	})
 	return m, err
+}
+
+// freshKeyID is the next key id that no key has had: not in kms.json, not
+// among the deleted, and not the label of key material in the cluster.
+// KMS never reuses a key id; a kms.json restored from an older copy (or
+// with its counter rewound) would otherwise hand out an id again, so that
+// the old id's blobs met the new key and two keys in the cluster carried
+// one ARN as their label (docs/design.md, "The KMS key store under attack").
+func (s *Service) freshKeyID(d *db, cl *hsm.Client, sf *hsm.SessionFile) (id, arn string, err error) {
+	for range 1000 {
+		id = d.newKeyID()
+		arn = fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", s.Acct.Region, s.Acct.ID, id)
+		if d.keyIDUsed(id) {
+			continue
+		}
+		found, _, err := cl.ListKeys(sf, hsm.KeyFilter{Attrs: []hsm.KeyAttr{{Name: "label", Value: arn}}})
+		if err != nil {
+			return "", "", fmt.Errorf("KMS cannot communicate with your CloudHSM cluster")
+		}
+		if len(found) == 0 {
+			return id, arn, nil
+		}
+	}
+	return "", "", fmt.Errorf("KMS found no unused key id")
 }
 
 // session is KMS's kmsuser session of a connected store.

@@ -279,9 +279,21 @@ func (d *db) id(kind string) [32]byte {
 	return sha256.Sum256(binary.BigEndian.AppendUint64([]byte(d.Seed+"/"+kind+"/"), d.Next))
 }
 
+// newStoreID is the next store id no store has (a rewound counter in a
+// crafted or restored kms.json would repeat one).
 func (d *db) newStoreID() string {
-	h := d.id("cks")
-	return "cks-" + hex.EncodeToString(h[:])[:17]
+	for {
+		h := d.id("cks")
+		if id := "cks-" + hex.EncodeToString(h[:])[:17]; d.store(id) == nil {
+			return id
+		}
+	}
+}
+
+// keyIDUsed says whether a key has, or had, the id.
+func (d *db) keyIDUsed(id string) bool {
+	return slices.ContainsFunc(d.Keys, func(k *Key) bool { return k.ID == id }) ||
+		slices.ContainsFunc(d.Deleted, func(x Deletion) bool { return x.KeyID == id })
 }
 
 func (d *db) newKeyID() string {

@@ -60,3 +60,24 @@ func FuzzParseDB(f *testing.F) {
 		}
 	})
 }
+
+// TestNewIDsNotReused: a rewound counter does not repeat a store id, nor
+// a key id a key has or had.
+func TestNewIDsNotReused(t *testing.T) {
+	d := &db{Seed: "1"}
+	first := d.newStoreID()
+	d.KeyStores = []*KeyStore{{ID: first}}
+	d.Next = 0
+	if again := d.newStoreID(); again == first {
+		t.Errorf("store id %s handed out twice", first)
+	}
+	d.Next = 0
+	k := d.newKeyID()
+	d.Next = 0
+	if !d.keyIDUsed(k) {
+		d.Deleted = []Deletion{{KeyID: k}}
+	}
+	if !d.keyIDUsed(k) {
+		t.Errorf("deleted key id %s not counted as used", k)
+	}
+}
