@@ -314,10 +314,19 @@ func (d *db) store(id string) *KeyStore {
 	return nil
 }
 
-// rootKey is the account's sealing key, made on first use.
-func (a Account) rootKey() ([]byte, error) {
+// rootKey is the account's sealing key, made on first use: by a seal
+// (create, only when sealing a password the caller gives). An unseal
+// never makes one: a root key lost or left behind when kms.json was
+// copied would be replaced by one that opens nothing, silently, and every
+// connect would fail with INTERNAL_ERROR, whose documented fix (retry)
+// cannot help (docs/design.md, "The KMS key store under attack").
+func (a Account) rootKey(create bool) ([]byte, error) {
 	path := filepath.Join(a.dir(), rootKeyName)
 	k, err := fileio.ReadFile(path, 64)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		return nil, fmt.Errorf("%s is missing: the key store passwords sealed in %s cannot be opened without it; put it back, or give each key store its password again (update-custom-key-store --key-store-password)",
+			path, dbName)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		k = make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {
@@ -337,7 +346,7 @@ func (a Account) rootKey() ([]byte, error) {
 // seal encrypts kmsuser's password for the store (AES-256-GCM, the store
 // id as additional data): KMS "encrypts and stores the password".
 func (a Account) seal(storeID, pw string) ([]byte, error) {
-	g, err := a.gcm()
+	g, err := a.gcm(true)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +358,7 @@ func (a Account) seal(storeID, pw string) ([]byte, error) {
 }
 
 func (a Account) unseal(storeID string, b []byte) (string, error) {
-	g, err := a.gcm()
+	g, err := a.gcm(false)
 	if err != nil {
 		return "", err
 	}
@@ -363,8 +372,8 @@ func (a Account) unseal(storeID string, b []byte) (string, error) {
 	return string(pw), nil
 }
 
-func (a Account) gcm() (cipher.AEAD, error) {
-	k, err := a.rootKey()
+func (a Account) gcm(create bool) (cipher.AEAD, error) {
+	k, err := a.rootKey(create)
 	if err != nil {
 		return nil, err
 	}
