@@ -111,7 +111,7 @@ type Account struct {
 func (a Account) dir() string { return filepath.Join(a.Root, a.ID, a.Region) }
 
 func (a Account) check() error {
-	if !validWord(a.ID) || len(a.ID) != 12 {
+	if len(a.ID) != 12 || strings.Trim(a.ID, "0123456789") != "" {
 		return fmt.Errorf("account id %q: want 12 digits", a.ID)
 	}
 	if !validWord(a.Region) {
