@@ -97,7 +97,7 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		if _, azs := activeAZs(desc); azs < 2 {
 			return false, fail(ExcClusterInvalidConfig, op, twoAZs)
 		}
-		k := &Key{Description: in.Description, Created: s.clock(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
+		k := &Key{Description: in.Description, Created: cl.Now().UTC(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
 		if k.ID, k.ARN, err = s.freshKeyID(d, cl, sf); err != nil {
 			return false, fail(ExcInternal, op, "%v", err)
 		}
@@ -252,7 +252,7 @@ func (s *Service) ScheduleKeyDeletion(id string, days int) (ScheduledDeletion, e
 		if k.DeletionAt != nil {
 			return false, fail(ExcKMSInvalidState, op, "%s is pending deletion.", k.ARN)
 		}
-		at := s.clock().Add(time.Duration(days) * 24 * time.Hour)
+		at := s.clockOf(d.store(k.StoreID)).Add(time.Duration(days) * 24 * time.Hour)
 		k.DeletionAt = &at
 		out = ScheduledDeletion{KeyID: k.ARN, DeletionDate: Timestamp(at), KeyState: KeyPendingDeletion, PendingWindowInDays: days}
 		return true, nil
@@ -280,8 +280,8 @@ func (s *Service) CancelKeyDeletion(id string) (string, error) {
 
 // deleteKey ends a key whose deletion date passed: its metadata goes, and
 // its key material too where KMS can still reach it as kmsuser.
-func (s *Service) deleteKey(d *db, k *Key) {
-	del := Deletion{KeyID: k.ID, At: s.clock(), BackingRef: k.BackingRef, Status: "FAILURE"}
+func (s *Service) deleteKey(d *db, k *Key, now time.Time) {
+	del := Deletion{KeyID: k.ID, At: now, BackingRef: k.BackingRef, Status: "FAILURE"}
 	ks := d.store(k.StoreID)
 	switch {
 	case ks == nil || ks.State != Connected:
