@@ -97,6 +97,11 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		if _, azs := activeAZs(desc); azs < 2 {
 			return false, fail(ExcClusterInvalidConfig, op, twoAZs)
 		}
+		// Before the key material is made: a key kms.json cannot record
+		// would leave it in the cluster, owned by no KMS key.
+		if !d.room(len(in.Description)) {
+			return false, fail(ExcLimitExceeded, op, "The request was rejected because a quota was exceeded: this account's KMS state (kms.json) is full; schedule the deletion of keys no longer needed")
+		}
 		k := &Key{Description: in.Description, Created: cl.Now().UTC(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
 		if k.ID, k.ARN, err = s.freshKeyID(d, cl, sf); err != nil {
 			return false, fail(ExcInternal, op, "%v", err)

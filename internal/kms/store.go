@@ -96,9 +96,11 @@ type Deletion struct {
 const (
 	dbName      = "kms.json"
 	rootKeyName = "root.key"
-	maxDB       = 64 << 20
 	schema      = 1
 )
+
+// maxDB bounds kms.json, read and written alike (a var for tests).
+var maxDB int64 = 64 << 20
 
 // Account is where one account's KMS in one Region keeps its state.
 type Account struct {
@@ -265,11 +267,27 @@ func quote(s string) string {
 }
 
 func (a Account) save(d *db) error {
-	data, err := json.MarshalIndent(d, "", " ")
+	data, err := d.encode()
 	if err != nil {
 		return err
 	}
-	return fileio.WriteFile(filepath.Join(a.dir(), dbName), append(data, '\n'), 0o600)
+	// Never a file the next command could not read: it would refuse
+	// every command, the deletions that would shrink it included.
+	if int64(len(data)) > maxDB {
+		return fmt.Errorf("%s would be larger than %s: the change is not saved", filepath.Join(a.dir(), dbName), fileio.Size(maxDB))
+	}
+	return fileio.WriteFile(filepath.Join(a.dir(), dbName), data, 0o600)
+}
+
+func (d *db) encode() ([]byte, error) {
+	data, err := json.MarshalIndent(d, "", " ")
+	return append(data, '\n'), err
+}
+
+// room says whether kms.json can take n more bytes and a key's record.
+func (d *db) room(n int) bool {
+	data, err := d.encode()
+	return err == nil && int64(len(data)+n+4096) <= maxDB
 }
 
 // id derives the next id from the seed and the counter: ids are not

@@ -1,8 +1,13 @@
 package kms
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hsmkit/hsmkit/internal/hsm"
 )
 
 // TestParseDBRefuses: kms.json values KMS builds paths and lookups from
@@ -79,5 +84,51 @@ func TestNewIDsNotReused(t *testing.T) {
 	}
 	if !d.keyIDUsed(k) {
 		t.Errorf("deleted key id %s not counted as used", k)
+	}
+}
+
+// TestKMSStateFull: kms.json never grows past what the next command can
+// read. A create-key that would not fit is LimitExceededException before
+// any key material is made, and kms.json is unchanged; the keys in it
+// still work, and a deletion (which shrinks it) is still possible.
+func TestKMSStateFull(t *testing.T) {
+	s, cl, k := connected(t)
+	path := filepath.Join(s.Acct.dir(), dbName)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(m int64) { maxDB = m }(maxDB)
+	maxDB = int64(len(before)) + 4096 + 100
+	_, err = s.CreateKey(CreateKeyInput{StoreID: k.CustomKeyStoreID, Description: strings.Repeat("d", 200)})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != ExcLimitExceeded {
+		t.Fatalf("create-key in a full account: %v, want %s", err, ExcLimitExceeded)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("kms.json changed (%v)", err)
+	}
+	d, err := s.Acct.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sf, err := s.session(d.store(k.CustomKeyStoreID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, _, err := cl.ListKeys(sf, hsm.KeyFilter{}); err != nil || len(keys) != 1 {
+		t.Errorf("%d keys in the cluster (%v), want the one KMS key's", len(keys), err)
+	}
+	if _, err := s.Encrypt(k.KeyID, []byte("x"), nil, ""); err != nil {
+		t.Errorf("encrypt in a full account: %v", err)
+	}
+	// A save that would not fit is refused, the file kept.
+	maxDB = int64(len(before)) + 10
+	if _, err := s.ScheduleKeyDeletion(k.KeyID, 7); err == nil || !strings.Contains(err.Error(), "would be larger than") {
+		t.Errorf("save over the bound: %v", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("kms.json changed by a refused save")
 	}
 }
