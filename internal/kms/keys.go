@@ -97,8 +97,15 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		if _, azs := activeAZs(desc); azs < 2 {
 			return false, fail(ExcClusterInvalidConfig, op, twoAZs)
 		}
-		k := &Key{ID: d.newKeyID(), Description: in.Description, Created: s.clock(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
-		k.ARN = fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", s.Acct.Region, s.Acct.ID, k.ID)
+		// Before the key material is made: a key kms.json cannot record
+		// would leave it in the cluster, owned by no KMS key.
+		if !d.room(len(in.Description)) {
+			return false, fail(ExcLimitExceeded, op, "The request was rejected because a quota was exceeded: this account's KMS state (kms.json) is full; schedule the deletion of keys no longer needed")
+		}
+		k := &Key{Description: in.Description, Created: cl.Now().UTC(), Enabled: true, StoreID: ks.ID, ClusterID: ks.ClusterID}
+		if k.ID, k.ARN, err = s.freshKeyID(d, cl, sf); err != nil {
+			return false, fail(ExcInternal, op, "%v", err)
+		}
 		made, _, err := cl.GenerateKey(hsm.Targeting{Only: sf.HSMs}, sf, hsm.KeySpec{Type: "aes", LengthBytes: 32, Label: k.ARN,
 			Attrs: []string{"extractable=false", "encrypt=true", "decrypt=true"}})
 		if err != nil && !errors.As(err, new(*hsm.PartialError)) || len(made) == 0 {
@@ -110,6 +117,30 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		return true, nil
 	})
 	return m, err
+}
+
+// freshKeyID is the next key id that no key has had: not in kms.json, not
+// among the deleted, and not the label of key material in the cluster.
+// KMS never reuses a key id; a kms.json restored from an older copy (or
+// with its counter rewound) would otherwise hand out an id again, so that
+// the old id's blobs met the new key and two keys in the cluster carried
+// one ARN as their label (docs/design.md, "The KMS key store under attack").
+func (s *Service) freshKeyID(d *db, cl *hsm.Client, sf *hsm.SessionFile) (id, arn string, err error) {
+	for range 1000 {
+		id = d.newKeyID()
+		arn = fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", s.Acct.Region, s.Acct.ID, id)
+		if d.keyIDUsed(id) {
+			continue
+		}
+		found, _, err := cl.ListKeys(sf, hsm.KeyFilter{Attrs: []hsm.KeyAttr{{Name: "label", Value: arn}}})
+		if err != nil {
+			return "", "", fmt.Errorf("KMS cannot communicate with your CloudHSM cluster")
+		}
+		if len(found) == 0 {
+			return id, arn, nil
+		}
+	}
+	return "", "", fmt.Errorf("KMS found no unused key id")
 }
 
 // session is KMS's kmsuser session of a connected store.
@@ -226,7 +257,7 @@ func (s *Service) ScheduleKeyDeletion(id string, days int) (ScheduledDeletion, e
 		if k.DeletionAt != nil {
 			return false, fail(ExcKMSInvalidState, op, "%s is pending deletion.", k.ARN)
 		}
-		at := s.clock().Add(time.Duration(days) * 24 * time.Hour)
+		at := s.clockOf(d.store(k.StoreID)).Add(time.Duration(days) * 24 * time.Hour)
 		k.DeletionAt = &at
 		out = ScheduledDeletion{KeyID: k.ARN, DeletionDate: Timestamp(at), KeyState: KeyPendingDeletion, PendingWindowInDays: days}
 		return true, nil
@@ -254,8 +285,8 @@ func (s *Service) CancelKeyDeletion(id string) (string, error) {
 
 // deleteKey ends a key whose deletion date passed: its metadata goes, and
 // its key material too where KMS can still reach it as kmsuser.
-func (s *Service) deleteKey(d *db, k *Key) {
-	del := Deletion{KeyID: k.ID, At: s.clock(), BackingRef: k.BackingRef, Status: "FAILURE"}
+func (s *Service) deleteKey(d *db, k *Key, now time.Time) {
+	del := Deletion{KeyID: k.ID, At: now, BackingRef: k.BackingRef, Status: "FAILURE"}
 	ks := d.store(k.StoreID)
 	switch {
 	case ks == nil || ks.State != Connected:

@@ -108,14 +108,37 @@ func (s *Service) advance(d *db) bool {
 	if len(d.Orphans) > 0 && s.endOrphans(d) {
 		changed = true
 	}
-	now := s.clock()
+	nows := map[string]time.Time{}
 	for _, k := range slices.Clone(d.Keys) {
-		if k.DeletionAt != nil && !now.Before(*k.DeletionAt) {
-			s.deleteKey(d, k)
+		if k.DeletionAt == nil {
+			continue
+		}
+		now, ok := nows[k.StoreID]
+		if !ok {
+			now = s.clockOf(d.store(k.StoreID))
+			nows[k.StoreID] = now
+		}
+		if !now.Before(*k.DeletionAt) {
+			s.deleteKey(d, k, now)
 			changed = true
 		}
 	}
 	return changed
+}
+
+// clockOf is the time of a key store's affairs (its keys' creation and
+// deletion dates): its own cluster's clock. Not the caller's (-c), which
+// may be any cluster with any clock: one set years ahead made KMS delete
+// every key pending deletion at once, the waiting period skipped
+// (docs/design.md, "The KMS key store under attack"). A store whose
+// cluster cannot be opened goes by the real clock.
+func (s *Service) clockOf(ks *KeyStore) time.Time {
+	if ks != nil {
+		if cl, err := s.openStore(ks); err == nil {
+			return cl.Now().UTC()
+		}
+	}
+	return time.Now().UTC()
 }
 
 // openStore opens the cluster of a key store; a cluster that is gone, or

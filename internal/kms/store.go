@@ -13,9 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hsmkit/hsmkit/internal/fileio"
+	"github.com/hsmkit/hsmkit/internal/safetext"
 	"github.com/hsmkit/hsmkit/internal/statelock"
 )
 
@@ -93,9 +96,11 @@ type Deletion struct {
 const (
 	dbName      = "kms.json"
 	rootKeyName = "root.key"
-	maxDB       = 64 << 20
 	schema      = 1
 )
+
+// maxDB bounds kms.json, read and written alike (a var for tests).
+var maxDB int64 = 64 << 20
 
 // Account is where one account's KMS in one Region keeps its state.
 type Account struct {
@@ -108,7 +113,7 @@ type Account struct {
 func (a Account) dir() string { return filepath.Join(a.Root, a.ID, a.Region) }
 
 func (a Account) check() error {
-	if !validWord(a.ID) || len(a.ID) != 12 {
+	if len(a.ID) != 12 || strings.Trim(a.ID, "0123456789") != "" {
 		return fmt.Errorf("account id %q: want 12 digits", a.ID)
 	}
 	if !validWord(a.Region) {
@@ -173,6 +178,15 @@ func (a Account) load() (*db, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseDB(path, data)
+}
+
+// parseDB reads a KMS state file and checks what KMS builds paths and
+// lookups from: a store's id names its session files, so an id such as
+// "../../x" would make KMS log in, rename and remove files outside its
+// directory (docs/design.md, "The KMS custom key store", where the state
+// lives). kms.json does not choose what KMS touches.
+func parseDB(path string, data []byte) (*db, error) {
 	var d db
 	if err := json.Unmarshal(data, &d); err != nil {
 		return nil, fmt.Errorf("%s: not a KMS state file: %v", path, err)
@@ -180,15 +194,100 @@ func (a Account) load() (*db, error) {
 	if d.Schema != schema {
 		return nil, fmt.Errorf("%s: schema %d, this build reads %d", path, d.Schema, schema)
 	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%s: not a KMS state file: %s", path, fmt.Sprintf(format, a...))
+	}
+	stores := map[string]bool{}
+	for i, ks := range d.KeyStores {
+		switch {
+		case ks == nil:
+			return nil, bad("key_stores[%d] is null", i)
+		case !validStoreID(ks.ID):
+			return nil, bad("key_stores[%d].id %s is not a key store id (cks- and 17 hex digits)", i, quote(ks.ID))
+		case stores[ks.ID]:
+			return nil, bad("key store %s is listed twice", ks.ID)
+		case !slices.Contains(states, ks.State):
+			return nil, bad("key store %s: state %s is not a connection state", ks.ID, quote(ks.State))
+		}
+		stores[ks.ID] = true
+	}
+	keys := map[string]bool{}
+	for i, k := range d.Keys {
+		switch {
+		case k == nil:
+			return nil, bad("keys[%d] is null", i)
+		case !validKeyID(k.ID):
+			return nil, bad("keys[%d].id %s is not a key id (a UUID)", i, quote(k.ID))
+		case keys[k.ID]:
+			return nil, bad("key %s is listed twice", k.ID)
+		}
+		keys[k.ID] = true
+	}
 	return &d, nil
 }
 
+// states are the connection states a stored key store may be in.
+var states = []string{Disconnected, Connecting, Connected, Failed, Disconnecting}
+
+// validStoreID says whether s is shaped as the custom key store ids KMS
+// makes: "cks-" and 17 lower-case hex digits.
+func validStoreID(s string) bool {
+	return len(s) == 21 && strings.HasPrefix(s, "cks-") && isHex(s[4:])
+}
+
+// validKeyID says whether s is a KMS key id: a UUID in lower-case hex.
+func validKeyID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for _, i := range []int{8, 13, 18, 23} {
+		if s[i] != '-' {
+			return false
+		}
+	}
+	return isHex(strings.ReplaceAll(s, "-", ""))
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// quote is a value from kms.json as an error shows it: quoted, escaped,
+// clipped.
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return `"` + safetext.Escape(s) + `"`
+}
+
 func (a Account) save(d *db) error {
-	data, err := json.MarshalIndent(d, "", " ")
+	data, err := d.encode()
 	if err != nil {
 		return err
 	}
-	return fileio.WriteFile(filepath.Join(a.dir(), dbName), append(data, '\n'), 0o600)
+	// Never a file the next command could not read: it would refuse
+	// every command, the deletions that would shrink it included.
+	if int64(len(data)) > maxDB {
+		return fmt.Errorf("%s would be larger than %s: the change is not saved", filepath.Join(a.dir(), dbName), fileio.Size(maxDB))
+	}
+	return fileio.WriteFile(filepath.Join(a.dir(), dbName), data, 0o600)
+}
+
+func (d *db) encode() ([]byte, error) {
+	data, err := json.MarshalIndent(d, "", " ")
+	return append(data, '\n'), err
+}
+
+// room says whether kms.json can take n more bytes and a key's record.
+func (d *db) room(n int) bool {
+	data, err := d.encode()
+	return err == nil && int64(len(data)+n+4096) <= maxDB
 }
 
 // id derives the next id from the seed and the counter: ids are not
@@ -198,9 +297,21 @@ func (d *db) id(kind string) [32]byte {
 	return sha256.Sum256(binary.BigEndian.AppendUint64([]byte(d.Seed+"/"+kind+"/"), d.Next))
 }
 
+// newStoreID is the next store id no store has (a rewound counter in a
+// crafted or restored kms.json would repeat one).
 func (d *db) newStoreID() string {
-	h := d.id("cks")
-	return "cks-" + hex.EncodeToString(h[:])[:17]
+	for {
+		h := d.id("cks")
+		if id := "cks-" + hex.EncodeToString(h[:])[:17]; d.store(id) == nil {
+			return id
+		}
+	}
+}
+
+// keyIDUsed says whether a key has, or had, the id.
+func (d *db) keyIDUsed(id string) bool {
+	return slices.ContainsFunc(d.Keys, func(k *Key) bool { return k.ID == id }) ||
+		slices.ContainsFunc(d.Deleted, func(x Deletion) bool { return x.KeyID == id })
 }
 
 func (d *db) newKeyID() string {
@@ -221,10 +332,19 @@ func (d *db) store(id string) *KeyStore {
 	return nil
 }
 
-// rootKey is the account's sealing key, made on first use.
-func (a Account) rootKey() ([]byte, error) {
+// rootKey is the account's sealing key, made on first use: by a seal
+// (create, only when sealing a password the caller gives). An unseal
+// never makes one: a root key lost or left behind when kms.json was
+// copied would be replaced by one that opens nothing, silently, and every
+// connect would fail with INTERNAL_ERROR, whose documented fix (retry)
+// cannot help (docs/design.md, "The KMS key store under attack").
+func (a Account) rootKey(create bool) ([]byte, error) {
 	path := filepath.Join(a.dir(), rootKeyName)
 	k, err := fileio.ReadFile(path, 64)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		return nil, fmt.Errorf("%s is missing: the key store passwords sealed in %s cannot be opened without it; put it back, or give each key store its password again (update-custom-key-store --key-store-password)",
+			path, dbName)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		k = make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {
@@ -244,7 +364,7 @@ func (a Account) rootKey() ([]byte, error) {
 // seal encrypts kmsuser's password for the store (AES-256-GCM, the store
 // id as additional data): KMS "encrypts and stores the password".
 func (a Account) seal(storeID, pw string) ([]byte, error) {
-	g, err := a.gcm()
+	g, err := a.gcm(true)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +376,7 @@ func (a Account) seal(storeID, pw string) ([]byte, error) {
 }
 
 func (a Account) unseal(storeID string, b []byte) (string, error) {
-	g, err := a.gcm()
+	g, err := a.gcm(false)
 	if err != nil {
 		return "", err
 	}
@@ -270,8 +390,8 @@ func (a Account) unseal(storeID string, b []byte) (string, error) {
 	return string(pw), nil
 }
 
-func (a Account) gcm() (cipher.AEAD, error) {
-	k, err := a.rootKey()
+func (a Account) gcm(create bool) (cipher.AEAD, error) {
+	k, err := a.rootKey(create)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // The AWS CLI v2's exit codes.
@@ -363,10 +365,14 @@ func text(b *strings.Builder, label string, v any) {
 	}
 }
 
+// scalar is a value as the text format prints it. A string is escaped
+// (internal/safetext): it may come from outside (a capture's cluster id,
+// a key's description), and must not add lines or columns, or reach the
+// terminal as a control; plain text is printed as it is.
 func scalar(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
-		return x, true
+		return safetext.Escape(x), true
 	case json.Number:
 		return x.String(), true
 	case bool:
@@ -382,8 +388,10 @@ func scalar(v any) (string, bool) {
 
 // ServiceError prints a service exception as the AWS CLI does: a blank
 // line, then "An error occurred (…) when calling the … operation: …".
+// The message is escaped (internal/safetext): it quotes the caller's
+// key ids and names, which must not reach the terminal as controls.
 func ServiceError(w io.Writer, err error) {
-	fmt.Fprintf(w, "\n%s\n", err)
+	fmt.Fprintf(w, "\n%s\n", safetext.Escape(err.Error()))
 }
 
 // IsParam says whether err is a parameter error.

@@ -156,3 +156,22 @@ func FuzzBlobAndMap(f *testing.F) {
 		}
 	})
 }
+
+// TestOutsideTextEscaped: text output and service errors escape what may
+// come from outside (a capture's id, a key id the caller typed); plain
+// text is unchanged.
+func TestOutsideTextEscaped(t *testing.T) {
+	var b bytes.Buffer
+	v := map[string]any{"A": "plain text", "B": "x\x1b]0;pwned\x07\tcol\nline"}
+	if err := Render(&b, v, "text", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.String(), "plain text\tx\\x1b]0;pwned\\x07\\x09col\\x0aline\n"; got != want {
+		t.Errorf("text: got %q, want %q", got, want)
+	}
+	b.Reset()
+	ServiceError(&b, errors.New("An error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\x1b[2J' does not exist"))
+	if got, want := b.String(), "\nAn error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\\x1b[2J' does not exist\n"; got != want {
+		t.Errorf("service error: got %q, want %q", got, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cli/awscli"
 	"github.com/hsmkit/hsmkit/internal/kms"
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // doctorCommand is hsmkit's own subcommand: what would make the next
@@ -52,7 +53,8 @@ func doctorCommand() command {
 type diagnosis struct{ kms.Diagnosis }
 
 func (d diagnosis) table(w io.Writer) error {
-	head := fmt.Sprintf("custom key store %s (%s), cluster %s\n", orDash(d.CustomKeyStoreID), orDash(d.ConnectionState), orDash(d.CloudHsmClusterID))
+	// The cluster id may come from a capture: escaped, as the table's cells.
+	head := fmt.Sprintf("custom key store %s (%s), cluster %s\n", orDash(d.CustomKeyStoreID), orDash(d.ConnectionState), safetext.Escape(orDash(d.CloudHsmClusterID)))
 	if _, err := io.WriteString(w, head); err != nil {
 		return err
 	}
