@@ -119,6 +119,20 @@ func Emit(c *ucli.Context, data any, human func(w io.Writer) error) error {
 	return OneWrite(c.App.Writer, human)
 }
 
+// EmitLines prints a vendor shell's output (lunash, lunacm): each line
+// escaped (Linef), as a table's cells are, since lines carry names
+// from the command line and the state; then tail, the shell's result
+// line, as is. In JSON mode it prints data instead.
+func EmitLines(c *ucli.Context, data any, tail string, lines ...string) error {
+	return Emit(c, data, func(w io.Writer) error {
+		for _, l := range lines {
+			Linef(w, "%s", l)
+		}
+		_, err := io.WriteString(w, tail)
+		return err
+	})
+}
+
 // OneWrite renders into a buffer, then writes it to w in one write (see
 // Table): for any output a reader may stop reading early.
 func OneWrite(w io.Writer, render func(w io.Writer) error) error {

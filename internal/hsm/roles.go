@@ -65,8 +65,8 @@ func (c *Client) InitRole(t Targeting, auth Authenticator, role policy.Role, par
 	case partition == "":
 		return nil, fmt.Errorf("name the partition to initialize (-label)")
 	}
-	if _, err := c.Policy().Username(policy.RecordName(role, scope)); err != nil || scope == HSMScope {
-		return nil, fmt.Errorf("invalid partition name %q", scope)
+	if err := checkScope(c.Policy(), role, scope, "partition name"); err != nil {
+		return nil, err
 	}
 	return c.initRecord(t, auth, policy.InitRole, role, scope, pw, func(h *state.HSMTx, p Principal) error {
 		if err := c.Policy().CheckInit(p.Role, role); err != nil {
@@ -82,6 +82,16 @@ func (c *Client) InitRole(t Targeting, auth Authenticator, role policy.Role, par
 		}
 		return nil
 	})
+}
+
+// checkScope refuses a partition name or keyring label that cannot name
+// a record of role r (the profile's rule for RecordName's scope), and the
+// HSM's own scope: the one rule for every scope a command line gives.
+func checkScope(t *policy.Table, r policy.Role, scope, what string) error {
+	if _, err := t.Username(policy.RecordName(r, scope)); err != nil || scope == HSMScope {
+		return fmt.Errorf("invalid %s %q", what, scope)
+	}
+	return nil
 }
 
 // claimedUser is the user an authenticator claims, before any HSM proves
@@ -253,6 +263,9 @@ func (c *Client) Roles(auth Authenticator, partition string) ([]RoleView, error)
 				if partition == "" {
 					continue
 				}
+				if err := checkScope(t, r, partition, "partition name"); err != nil {
+					return err
+				}
 				scope = partition
 			}
 			v := RoleView{Role: string(r), Name: spec.Desc, Scope: scope, Status: "ok"}
@@ -349,8 +362,8 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 	if err := tb.Passwords(pw); err != nil {
 		return nil, err
 	}
-	if _, err := tb.Username(policy.RecordName(policy.KRSO, label)); err != nil || label == HSMScope {
-		return nil, fmt.Errorf("invalid keyring label %q", label)
+	if err := checkScope(tb, policy.KRSO, label, "keyring label"); err != nil {
+		return nil, err
 	}
 	var hash *state.Hash
 	return c.run(op{name: "create-keyring", perm: policy.CreateKeyring, auth: auth, target: t, write: true,
