@@ -61,9 +61,7 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	r := newRand(o.Seed, 0, "init")
 	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
 		MaskingKey: r.Secret(32)}
-	if table != policy.CloudHSM {
-		cl.Profile = table.Name // absent is cloudhsm: its clusters stay as they were
-	}
+	cl.Profile = table.StoredName()
 	if b := o.FromBackup; b != nil {
 		if o.Uninitialized {
 			return nil, nil, errors.New("--from-backup and --uninitialized do not go together: a cluster made from a backup has the backup's certificates")

@@ -204,3 +204,17 @@ func FuzzParseRoleFile(f *testing.F) {
 		}
 	})
 }
+
+// Every profile's stored name reads back as that profile, and CloudHSM's
+// is none, so its clusters' cluster.json keeps its bytes.
+func TestStoredName(t *testing.T) {
+	for _, tb := range Profiles() {
+		back, err := ByName(tb.StoredName())
+		if err != nil || back != tb {
+			t.Errorf("%s: ByName(%q) = %v, %v", tb.Name, tb.StoredName(), back, err)
+		}
+	}
+	if CloudHSM.StoredName() != "" || Luna.StoredName() != "luna" {
+		t.Errorf("stored names %q and %q, want \"\" and \"luna\"", CloudHSM.StoredName(), Luna.StoredName())
+	}
+}

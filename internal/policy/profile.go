@@ -257,6 +257,16 @@ func ByName(name string) (*Table, error) {
 	return nil, fmt.Errorf("unknown role profile %q (want %s)", name, strings.Join(ProfileNames(), " or "))
 }
 
+// StoredName is the name cluster.json records for t, which ByName reads
+// back: none for CloudHSM's, so a cluster made before profiles existed
+// and one made since store the same bytes.
+func (t *Table) StoredName() string {
+	if t == CloudHSM {
+		return ""
+	}
+	return t.Name
+}
+
 // Profiles are the role profiles hsmkit knows.
 func Profiles() []*Table { return []*Table{CloudHSM, Luna} }
 
