@@ -351,8 +351,9 @@ func sharePassword(tx *Tx, t *policy.Table, h *state.HSMTx, u *state.User, hash 
 	return nil
 }
 
-// CreateKeyring makes a keyring's KRSO and KRCO, holding one password,
-// valid for their first login only (docs/design.md, "The Luna 7
+// CreateKeyring makes a keyring's roles (the profile's of the keyring
+// level: Luna's KRSO and KRCO), holding one password, valid for their
+// first login only where their spec says so (docs/design.md, "The Luna 7
 // profile", Keyrings). Its
 // caller is the PO of the partition that holds the cluster (the first
 // keyring marks its partition so; another's PO is refused), and the
@@ -379,7 +380,10 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 				h.Meta.Policies = map[string]int{}
 			}
 			h.Meta.Policies[policy.PolicyKey(policy.ClusterPartition, par)] = 1
-			for _, r := range []policy.Role{policy.KRSO, policy.KRCO} {
+			for _, r := range tb.Roles {
+				if tb.Spec(r).Level != policy.LevelKeyring {
+					continue
+				}
 				name := policy.RecordName(r, label)
 				if u, err := h.User(name); err != nil {
 					return err
@@ -390,7 +394,7 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 					return err
 				}
 				h.Meta.NextUserID++
-				u := &state.User{ID: h.Meta.NextUserID, Name: name, Role: string(r), Hash: hash, Lineage: tx.OpID, Expired: true}
+				u := &state.User{ID: h.Meta.NextUserID, Name: name, Role: string(r), Hash: hash, Lineage: tx.OpID, Expired: tb.Spec(r).FirstPasswordExpires}
 				tx.touch(h, u, state.KindCreate)
 				if err := h.PutUser(u); err != nil {
 					return err
