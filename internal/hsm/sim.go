@@ -58,6 +58,17 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--profile: %v", err)
 	}
+	if b := o.FromBackup; b != nil {
+		// The backup's users are of its cluster's profile: under another
+		// table their roles mean nothing, or something else.
+		bt, err := policy.ByName(b.Cluster.Profile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--from-backup: %v", err)
+		}
+		if bt != table {
+			return nil, nil, fmt.Errorf("--profile %s and --from-backup do not go together: the backup is of a %s cluster, and a cluster made from it keeps its profile", table.Name, bt.Name)
+		}
+	}
 	r := newRand(o.Seed, 0, "init")
 	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
 		MaskingKey: r.Secret(32)}
