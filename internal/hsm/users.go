@@ -444,7 +444,7 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 		return nil, err
 	}
 	var hash *state.Hash
-	return c.run(op{name: "create", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+	return c.run(op{name: "create", perm: policy.ManageUsers, action: policy.ActAdd, auth: auth, target: t, write: true,
 		quorum: userService, approval: approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
@@ -478,7 +478,7 @@ func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role p
 	if err != nil {
 		return nil, err
 	}
-	return c.run(op{name: "delete", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+	return c.run(op{name: "delete", perm: policy.ManageUsers, action: policy.ActDelete, auth: auth, target: t, write: true,
 		quorum: userService, approval: approval,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
