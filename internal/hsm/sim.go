@@ -98,6 +98,11 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if err := table.Check(policy.Account, policy.InitCluster); err != nil {
 		return nil, nil, err
 	}
+	// A cluster left UNINITIALIZED waits for the account's initialize:
+	// under a table without it, it would wait for ever.
+	if o.Uninitialized && table.Check(policy.Account, policy.InitializeCluster) != nil {
+		return nil, nil, fmt.Errorf("--uninitialized: the %s profile's clusters are not initialized with a CSR (the account may not initialize the cluster); leave it out", table.Name)
+	}
 	st, err := state.Create(o.StateDir)
 	if err != nil {
 		return nil, nil, err
