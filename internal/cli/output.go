@@ -31,7 +31,7 @@ func WriteJSON(w io.Writer, code int, data any) error {
 	if err := enc.Encode(envelope{ErrorCode: code, Data: data}); err != nil {
 		return err
 	}
-	_, err := w.Write(escapeJSON(b.Bytes()))
+	_, err := w.Write(EscapeJSON(b.Bytes()))
 	return err
 }
 
@@ -45,16 +45,16 @@ func WriteJSONPlain(w io.Writer, data any) error {
 	if err := enc.Encode(data); err != nil {
 		return err
 	}
-	_, err := w.Write(escapeJSON(b.Bytes()))
+	_, err := w.Write(EscapeJSON(b.Bytes()))
 	return err
 }
 
-// escapeJSON writes as \uXXXX escapes the runes safetext finds unsafe
+// EscapeJSON writes as \uXXXX escapes the runes safetext finds unsafe
 // that encoding/json leaves raw (DEL, C1 controls, bidi controls): JSON
 // means the same, and a terminal showing it gets no control. They can
 // only occur inside strings, since the rest of a JSON document is ASCII;
 // the newlines of the indentation stay.
-func escapeJSON(doc []byte) []byte {
+func EscapeJSON(doc []byte) []byte {
 	out := make([]byte, 0, len(doc)+32)
 	for i := 0; i < len(doc); {
 		r, n := utf8.DecodeRune(doc[i:])

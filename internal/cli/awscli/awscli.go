@@ -14,6 +14,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/hsmkit/hsmkit/internal/cli"
+	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // The AWS CLI v2's exit codes.
@@ -182,7 +185,10 @@ func JSON(v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	// A store's name or a key's description is anyone's text: no
+	// terminal control reaches the screen, as in every other JSON hsmkit
+	// prints (cli.EscapeJSON; the document means the same).
+	return bytes.TrimSuffix(cli.EscapeJSON(buf.Bytes()), []byte("\n")), nil
 }
 
 func generic(v any) (any, error) {
@@ -366,7 +372,14 @@ func text(b *strings.Builder, label string, v any) {
 func scalar(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
-		return x, true
+		// Escaped (safetext) line by line: the newlines of a PEM trust
+		// anchor stay, as the AWS CLI prints them, and nothing else
+		// unsafe does.
+		lines := strings.Split(x, "\n")
+		for i, l := range lines {
+			lines[i] = safetext.Escape(l)
+		}
+		return strings.Join(lines, "\n"), true
 	case json.Number:
 		return x.String(), true
 	case bool:

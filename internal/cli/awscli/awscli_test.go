@@ -156,3 +156,22 @@ func FuzzBlobAndMap(f *testing.F) {
 		}
 	})
 }
+
+// A stored name or description is printed without terminal controls in
+// both output formats; a PEM's newlines stay in text.
+func TestRenderEscapes(t *testing.T) {
+	v := map[string]any{"Name": "n\x1b[2J\u202eq\x7f", "Pem": "-----BEGIN X-----\nAAAA\n-----END X-----"}
+	for _, tc := range []struct{ output, query, want string }{
+		{"text", "Name", `n\x1b[2J\u202eq\x7f` + "\n"},
+		{"text", "Pem", "-----BEGIN X-----\nAAAA\n-----END X-----\n"},
+		{"json", "Name", `"n\u001b[2J\u202eq\u007f"` + "\n"},
+	} {
+		var b bytes.Buffer
+		if err := Render(&b, v, tc.output, tc.query); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tc.want {
+			t.Errorf("%s %s: got %q, want %q", tc.output, tc.query, b.String(), tc.want)
+		}
+	}
+}
