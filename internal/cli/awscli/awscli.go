@@ -395,8 +395,10 @@ func scalar(v any) (string, bool) {
 
 // ServiceError prints a service exception as the AWS CLI does: a blank
 // line, then "An error occurred (…) when calling the … operation: …".
+// Its message quotes ids and names as given, so it is escaped (safetext)
+// as every error hsmkit prints.
 func ServiceError(w io.Writer, err error) {
-	fmt.Fprintf(w, "\n%s\n", err)
+	fmt.Fprintf(w, "\n%s\n", safetext.Escape(err.Error()))
 }
 
 // IsParam says whether err is a parameter error.

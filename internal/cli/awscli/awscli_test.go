@@ -175,3 +175,13 @@ func TestRenderEscapes(t *testing.T) {
 		}
 	}
 }
+
+// A service error quotes what it was given; it reaches stderr escaped.
+func TestServiceErrorEscapes(t *testing.T) {
+	var b bytes.Buffer
+	ServiceError(&b, errors.New("An error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\x1b[2J' does not exist"))
+	want := "\nAn error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\\x1b[2J' does not exist\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
