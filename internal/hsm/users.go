@@ -437,6 +437,9 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 	if err != nil {
 		return nil, err
 	}
+	if err := notRoleRecord(user); err != nil {
+		return nil, err
+	}
 	if err := c.Policy().CanAssign(role); err != nil {
 		return nil, err
 	}
@@ -472,10 +475,25 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 		}})
 }
 
+// notRoleRecord refuses, to an operation on another user, the record of a
+// role of the HSM, a partition or a keyring (policy.RecordName): those
+// change only through the role operations (InitRole, ResetRole, the
+// role's own password change), so the appliance's admin is not the HSM's
+// SO nor a partition's PO (docs/design.md, "The Luna 7 profile").
+func notRoleRecord(user string) error {
+	if r, scope, ok := policy.SplitRecord(user); ok {
+		return fmt.Errorf("%s is the %s role of %s, not a user: only its own role operations change it (role init, role resetpw, role changepw)", user, r, scope)
+	}
+	return nil
+}
+
 // DeleteUser removes a user on every target HSM, leaving a tombstone.
 func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role policy.Role, approval *Approval) (*Result, error) {
 	user, err := c.Policy().Username(user)
 	if err != nil {
+		return nil, err
+	}
+	if err := notRoleRecord(user); err != nil {
 		return nil, err
 	}
 	return c.run(op{name: "delete", perm: policy.ManageUsers, action: policy.ActDelete, auth: auth, target: t, write: true,
@@ -589,6 +607,11 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			in, err := loggedIn(h, user)
 			if err != nil {
 				return err
+			}
+			if !isSelf(p, user) {
+				if err := notRoleRecord(user); err != nil {
+					return err
+				}
 			}
 			switch {
 			case policy.Role(u.Role) == policy.Appliance && !isSelf(p, user):
