@@ -304,28 +304,85 @@ func (c *Client) Roles(auth Authenticator, partition string) ([]RoleView, error)
 
 // separated refuses, for a role the profile keeps apart from another
 // (RoleSpec.SeparateFrom), a password that role's holder has: the
-// cluster partition's PO may not hold a keyring role.
-func separated(t *policy.Table, h *state.HSMTx, name, pw string) error {
-	r, _, ok := policy.SplitRecord(name)
-	if !ok || t.Spec(r).SeparateFrom == "" {
-		return nil
+// cluster partition's PO may not hold a keyring role. The KDF ran before
+// the lock (preseparated); a holder whose record changed since is
+// checked again here.
+func separated(t *policy.Table, h *state.HSMTx, name, pw string, cache pwCache) error {
+	holders, err := separateHolders(t, h, name)
+	if err != nil {
+		return err
 	}
-	other := t.Spec(r).SeparateFrom
-	for k := range h.Meta.Policies {
-		key, scope, scoped := policy.SplitRecord(k)
-		if !scoped || string(key) != policy.ClusterPartition {
-			continue
+	for _, u := range holders {
+		ok, seen := cache[HashDigest(u.Hash)]
+		if !seen {
+			ok = verifyPassword(u.Hash, pw)
 		}
-		u, err := h.User(policy.RecordName(other, scope))
-		if err != nil {
-			return err
-		}
-		if u != nil && verifyPassword(u.Hash, pw) {
+		if ok {
+			r, _, _ := policy.SplitRecord(name)
+			other, scope, _ := policy.SplitRecord(u.Name)
 			return fmt.Errorf("the %s is kept apart from the %s of %s, the cluster's security officer: choose a password that role does not hold", r, other, scope)
 		}
 	}
 	return nil
 }
+
+// separateHolders are the records of the role that name's role is kept
+// apart from (RoleSpec.SeparateFrom), in the partition that holds the
+// cluster.
+func separateHolders(t *policy.Table, h *state.HSMTx, name string) ([]*state.User, error) {
+	r, _, ok := policy.SplitRecord(name)
+	if !ok || t.Spec(r).SeparateFrom == "" {
+		return nil, nil
+	}
+	var out []*state.User
+	for k := range h.Meta.Policies {
+		key, scope, scoped := policy.SplitRecord(k)
+		if !scoped || string(key) != policy.ClusterPartition {
+			continue
+		}
+		u, err := h.User(policy.RecordName(t.Spec(r).SeparateFrom, scope))
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// preseparated runs, before the lock, the KDF separated needs: pw
+// against each distinct hash of the holders name's role is kept apart
+// from, on every running HSM (docs/design.md, "The engine": the KDF
+// never runs under the lock).
+func (c *Client) preseparated(name, pw string) (pwCache, error) {
+	cache := pwCache{}
+	if r, _, ok := policy.SplitRecord(name); !ok || c.Policy().Spec(r).SeparateFrom == "" {
+		return cache, nil // nothing kept apart: no HSM to read
+	}
+	for _, info := range c.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		var holders []*state.User
+		err := c.Store.View(info.ID, func(h *state.HSMTx) error {
+			var err error
+			holders, err = separateHolders(c.Policy(), h, name)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range holders {
+			if d := HashDigest(u.Hash); !hasKey(cache, d) {
+				cache[d] = verifyPassword(u.Hash, pw)
+			}
+		}
+	}
+	return cache, nil
+}
+
+func hasKey(m pwCache, k string) bool { _, ok := m[k]; return ok }
 
 // sharePassword gives the roles that share u's password (RoleSpec.SharesPassword)
 // the new one too.
@@ -367,8 +424,14 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 		return nil, err
 	}
 	var hash *state.Hash
+	var sep pwCache
 	return c.run(op{name: "create-keyring", perm: policy.CreateKeyring, auth: auth, target: t, write: true,
-		prepare: func() error { hash = hashPassword(c.Cluster, policy.RecordName(policy.KRSO, label), pw); return nil },
+		prepare: func() error {
+			hash = hashPassword(c.Cluster, policy.RecordName(policy.KRSO, label), pw)
+			var err error
+			sep, err = c.preseparated(policy.RecordName(policy.KRSO, label), pw)
+			return err
+		},
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			_, par, _ := policy.SplitRecord(p.User)
 			for k := range h.Meta.Policies {
@@ -390,7 +453,7 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 				} else if u != nil {
 					return fmt.Errorf("keyring %s exists on %s", label, h.ID())
 				}
-				if err := separated(tb, h, name, pw); err != nil {
+				if err := separated(tb, h, name, pw, sep); err != nil {
 					return err
 				}
 				h.Meta.NextUserID++

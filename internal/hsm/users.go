@@ -575,6 +575,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 		return nil, err
 	}
 	var hash *state.Hash
+	var sep pwCache     // preseparated: the KDF of the separation check, before the lock
 	var activated error // set when some HSM already has admins
 	return c.run(op{name: "change-password", auth: auth, target: t, write: true,
 		// The unactivated admin changing its own password is activation,
@@ -595,7 +596,12 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			return policy.ChangeAnyPassword
 		},
 		quorum: userServiceUnlessSelf(user), approval: approval,
-		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
+		prepare: func() error {
+			hash = hashPassword(c.Cluster, user, pw)
+			var err error
+			sep, err = c.preseparated(user, pw)
+			return err
+		},
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
 			if err != nil {
@@ -624,7 +630,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			// A role kept apart from another may not take its holder's
 			// password; roles that share a password change together
 			// (docs/design.md, "The Luna 7 profile"). CloudHSM has neither.
-			if err := separated(c.Policy(), h, u.Name, pw); err != nil {
+			if err := separated(c.Policy(), h, u.Name, pw, sep); err != nil {
 				return err
 			}
 			u.Hash, u.Failures, u.Locked, u.FirstUsed = hash, 0, false, false
