@@ -374,15 +374,14 @@ func (c *Client) preseparated(name, pw string) (pwCache, error) {
 			return nil, err
 		}
 		for _, u := range holders {
-			if d := HashDigest(u.Hash); !hasKey(cache, d) {
+			d := HashDigest(u.Hash)
+			if _, done := cache[d]; !done {
 				cache[d] = verifyPassword(u.Hash, pw)
 			}
 		}
 	}
 	return cache, nil
 }
-
-func hasKey(m pwCache, k string) bool { _, ok := m[k]; return ok }
 
 // sharePassword gives the roles that share u's password (RoleSpec.SharesPassword)
 // the new one too.
