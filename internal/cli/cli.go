@@ -304,12 +304,30 @@ func ExactArgs(c *ucli.Context, n int, names ...string) error {
 	return nil
 }
 
+// commandPath is the command's names from the top (user password), which
+// Command.FullName gives for one level only.
+func commandPath(c *ucli.Context) string {
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" {
+			names = append([]string{ctx.Command.Name}, names...)
+		}
+	}
+	if len(names) > 0 && names[0] == c.App.Name { // the app's own root command
+		names = names[1:]
+	}
+	if len(names) == 0 {
+		return c.Command.FullName()
+	}
+	return strings.Join(names, " ")
+}
+
 // NoStrayFlags refuses an argument that looks like a flag after a positional one.
 func NoStrayFlags(c *ucli.Context) error {
 	for _, a := range c.Args().Slice() {
 		if strings.HasPrefix(a, "-") && a != "-" {
 			return Usagef("flag %s after an argument: flags must come before arguments (try: %s %s %s ...)",
-				a, c.App.Name, c.Command.FullName(), a)
+				a, c.App.Name, commandPath(c), a)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"strings"
 	"testing"
 
@@ -32,6 +33,22 @@ func TestTableEscapes(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `x\x0atouch pwned\x0d\x1b]0;owned\x07\x7f\u009b\u202egnp`) {
 		t.Errorf("table does not show the cell escaped:\n%s", b.String())
+	}
+}
+
+// A vendor shell's lines (lunash, lunacm) are escaped one by one; its
+// result line is printed as is.
+func TestEmitLinesEscapes(t *testing.T) {
+	var b bytes.Buffer
+	set := flag.NewFlagSet("t", flag.ContinueOnError)
+	set.String("output", "table", "")
+	c := ucli.NewContext(&ucli.App{Writer: &b}, set, nil)
+	if err := EmitLines(c, nil, "\nCommand Result : No Error\n", "Scope: "+hostile, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	want := "Scope: " + `x\x0atouch pwned\x0d\x1b]0;owned\x07\x7f\u009b\u202egnp` + "\nok\n\nCommand Result : No Error\n"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
 	}
 }
 

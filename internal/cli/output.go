@@ -31,7 +31,7 @@ func WriteJSON(w io.Writer, code int, data any) error {
 	if err := enc.Encode(envelope{ErrorCode: code, Data: data}); err != nil {
 		return err
 	}
-	_, err := w.Write(escapeJSON(b.Bytes()))
+	_, err := w.Write(EscapeJSON(b.Bytes()))
 	return err
 }
 
@@ -45,16 +45,16 @@ func WriteJSONPlain(w io.Writer, data any) error {
 	if err := enc.Encode(data); err != nil {
 		return err
 	}
-	_, err := w.Write(escapeJSON(b.Bytes()))
+	_, err := w.Write(EscapeJSON(b.Bytes()))
 	return err
 }
 
-// escapeJSON writes as \uXXXX escapes the runes safetext finds unsafe
+// EscapeJSON writes as \uXXXX escapes the runes safetext finds unsafe
 // that encoding/json leaves raw (DEL, C1 controls, bidi controls): JSON
 // means the same, and a terminal showing it gets no control. They can
 // only occur inside strings, since the rest of a JSON document is ASCII;
 // the newlines of the indentation stay.
-func escapeJSON(doc []byte) []byte {
+func EscapeJSON(doc []byte) []byte {
 	out := make([]byte, 0, len(doc)+32)
 	for i := 0; i < len(doc); {
 		r, n := utf8.DecodeRune(doc[i:])
@@ -117,6 +117,20 @@ func Emit(c *ucli.Context, data any, human func(w io.Writer) error) error {
 		return WriteJSON(c.App.Writer, 0, data)
 	}
 	return OneWrite(c.App.Writer, human)
+}
+
+// EmitLines prints a vendor shell's output (lunash, lunacm): each line
+// escaped (Linef), as a table's cells are, since lines carry names
+// from the command line and the state; then tail, the shell's result
+// line, as is. In JSON mode it prints data instead.
+func EmitLines(c *ucli.Context, data any, tail string, lines ...string) error {
+	return Emit(c, data, func(w io.Writer) error {
+		for _, l := range lines {
+			Linef(w, "%s", l)
+		}
+		_, err := io.WriteString(w, tail)
+		return err
+	})
 }
 
 // OneWrite renders into a buffer, then writes it to w in one write (see

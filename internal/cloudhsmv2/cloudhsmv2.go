@@ -63,13 +63,11 @@ type Hsm struct {
 	SubnetId         string `json:"SubnetId,omitempty"`
 }
 
-// Cluster and HSM states of the AWS API.
+// HSM states of the AWS API. The cluster's states are the state
+// package's (state.Active, …), which records them under the API's names.
 const (
-	ClusterUninitialized = "UNINITIALIZED"
-	ClusterInitialized   = "INITIALIZED"
-	ClusterActive        = "ACTIVE"
-	HsmActive            = "ACTIVE"
-	HsmDegraded          = "DEGRADED"
+	HsmActive   = "ACTIVE"
+	HsmDegraded = "DEGRADED"
 )
 
 // Timestamp is a time as the AWS CLI prints it: seconds since the epoch

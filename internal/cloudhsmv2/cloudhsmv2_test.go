@@ -59,7 +59,7 @@ func TestParse(t *testing.T) {
 
 func TestMarshalRoundTrip(t *testing.T) {
 	ts := Timestamp{time.Date(2026, 11, 22, 10, 0, 0, 5e6, time.UTC)}
-	o := &DescribeClustersOutput{Clusters: []Cluster{{ClusterId: "cluster-x", State: ClusterActive, CreateTimestamp: &ts, Hsms: []Hsm{}}}}
+	o := &DescribeClustersOutput{Clusters: []Cluster{{ClusterId: "cluster-x", State: "ACTIVE", CreateTimestamp: &ts, Hsms: []Hsm{}}}}
 	b, err := o.Marshal()
 	if err != nil {
 		t.Fatal(err)

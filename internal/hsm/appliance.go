@@ -74,7 +74,11 @@ func (c *Client) SetUserEnabled(t Targeting, auth Authenticator, user string, en
 	if err != nil {
 		return nil, err
 	}
-	return c.run(op{name: "enable-user", perm: policy.EnableUser, auth: auth, target: t, write: true,
+	action := policy.ActDisable
+	if enabled {
+		action = policy.ActEnable
+	}
+	return c.run(op{name: "enable-user", perm: policy.EnableUser, action: action, auth: auth, target: t, write: true,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := applianceUser(c.Policy(), h, user)
 			if err != nil {

@@ -133,6 +133,9 @@ func ParseBackup(name string, data []byte) (*Backup, error) {
 	case len(cl.MaskingKey) != 0 && len(cl.MaskingKey) != 32:
 		return nil, bad("cluster.masking_key", "%d bytes; want 32", len(cl.MaskingKey))
 	}
+	if _, err := policy.ByName(cl.Profile); err != nil {
+		return nil, bad("cluster.profile", "%v", err)
+	}
 	if err := cl.KDF.Check(); err != nil {
 		return nil, bad("cluster.kdf", "%v", err)
 	}

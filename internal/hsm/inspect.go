@@ -31,7 +31,7 @@ func (c *Client) InspectUser(user, pw string) ([]UserRecord, error) {
 
 func (c *Client) inspectUser(auth Authenticator, user, pw string) ([]UserRecord, error) {
 	var out []UserRecord
-	checked := map[string]bool{}
+	hashes := map[int]*state.Hash{} // out's index → the record's hash, checked after the lock
 	_, err := c.run(op{name: "inspect-user", scope: scopeCluster, perm: policy.InspectUser, auth: auth,
 		whole: func(tx *Tx, _ Principal) error {
 			for _, info := range tx.Cluster.HSMs {
@@ -44,13 +44,7 @@ func (c *Client) inspectUser(auth Authenticator, user, pw string) ([]UserRecord,
 						}
 						r.Present, r.Role, r.Failures, r.Locked, r.MFA, r.Kind = true, u.Role, u.Failures, isLocked(tx.c.Policy(), h, u), u.MFA != nil, u.Kind
 						if pw != "" && u.Hash != nil {
-							d := HashDigest(u.Hash)
-							ok, seen := checked[d]
-							if !seen {
-								ok = verifyPassword(u.Hash, pw)
-								checked[d] = ok
-							}
-							r.PasswordOK = &ok
+							hashes[len(out)] = u.Hash
 						}
 						ss, err := h.Sessions()
 						if err != nil {
@@ -71,5 +65,21 @@ func (c *Client) inspectUser(auth Authenticator, user, pw string) ([]UserRecord,
 			}
 			return nil
 		}})
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	// The KDF runs after the lock is released, as every password check
+	// does (docs/design.md, "The engine": preverify), once per distinct
+	// hash.
+	checked := map[string]bool{}
+	for i, h := range hashes {
+		d := HashDigest(h)
+		ok, seen := checked[d]
+		if !seen {
+			ok = verifyPassword(h, pw)
+			checked[d] = ok
+		}
+		out[i].PasswordOK = &ok
+	}
+	return out, nil
 }

@@ -65,8 +65,8 @@ func (c *Client) InitRole(t Targeting, auth Authenticator, role policy.Role, par
 	case partition == "":
 		return nil, fmt.Errorf("name the partition to initialize (-label)")
 	}
-	if _, err := c.Policy().Username(policy.RecordName(role, scope)); err != nil || scope == HSMScope {
-		return nil, fmt.Errorf("invalid partition name %q", scope)
+	if err := checkScope(c.Policy(), role, scope, "partition name"); err != nil {
+		return nil, err
 	}
 	return c.initRecord(t, auth, policy.InitRole, role, scope, pw, func(h *state.HSMTx, p Principal) error {
 		if err := c.Policy().CheckInit(p.Role, role); err != nil {
@@ -82,6 +82,16 @@ func (c *Client) InitRole(t Targeting, auth Authenticator, role policy.Role, par
 		}
 		return nil
 	})
+}
+
+// checkScope refuses a partition name or keyring label that cannot name
+// a record of role r (the profile's rule for RecordName's scope), and the
+// HSM's own scope: the one rule for every scope a command line gives.
+func checkScope(t *policy.Table, r policy.Role, scope, what string) error {
+	if _, err := t.Username(policy.RecordName(r, scope)); err != nil || scope == HSMScope {
+		return fmt.Errorf("invalid %s %q", what, scope)
+	}
+	return nil
 }
 
 // claimedUser is the user an authenticator claims, before any HSM proves
@@ -253,6 +263,9 @@ func (c *Client) Roles(auth Authenticator, partition string) ([]RoleView, error)
 				if partition == "" {
 					continue
 				}
+				if err := checkScope(t, r, partition, "partition name"); err != nil {
+					return err
+				}
 				scope = partition
 			}
 			v := RoleView{Role: string(r), Name: spec.Desc, Scope: scope, Status: "ok"}
@@ -291,27 +304,83 @@ func (c *Client) Roles(auth Authenticator, partition string) ([]RoleView, error)
 
 // separated refuses, for a role the profile keeps apart from another
 // (RoleSpec.SeparateFrom), a password that role's holder has: the
-// cluster partition's PO may not hold a keyring role.
-func separated(t *policy.Table, h *state.HSMTx, name, pw string) error {
+// cluster partition's PO may not hold a keyring role. The KDF ran before
+// the lock (preseparated); a holder whose record changed since is
+// checked again here.
+func separated(t *policy.Table, h *state.HSMTx, name, pw string, cache pwCache) error {
+	holders, err := separateHolders(t, h, name)
+	if err != nil {
+		return err
+	}
+	for _, u := range holders {
+		ok, seen := cache[HashDigest(u.Hash)]
+		if !seen {
+			ok = verifyPassword(u.Hash, pw)
+		}
+		if ok {
+			r, _, _ := policy.SplitRecord(name)
+			other, scope, _ := policy.SplitRecord(u.Name)
+			return fmt.Errorf("the %s is kept apart from the %s of %s, the cluster's security officer: choose a password that role does not hold", r, other, scope)
+		}
+	}
+	return nil
+}
+
+// separateHolders are the records of the role that name's role is kept
+// apart from (RoleSpec.SeparateFrom), in the partition that holds the
+// cluster.
+func separateHolders(t *policy.Table, h *state.HSMTx, name string) ([]*state.User, error) {
 	r, _, ok := policy.SplitRecord(name)
 	if !ok || t.Spec(r).SeparateFrom == "" {
-		return nil
+		return nil, nil
 	}
-	other := t.Spec(r).SeparateFrom
+	var out []*state.User
 	for k := range h.Meta.Policies {
 		key, scope, scoped := policy.SplitRecord(k)
 		if !scoped || string(key) != policy.ClusterPartition {
 			continue
 		}
-		u, err := h.User(policy.RecordName(other, scope))
+		u, err := h.User(policy.RecordName(t.Spec(r).SeparateFrom, scope))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if u != nil && verifyPassword(u.Hash, pw) {
-			return fmt.Errorf("the %s is kept apart from the %s of %s, the cluster's security officer: choose a password that role does not hold", r, other, scope)
+		if u != nil {
+			out = append(out, u)
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// preseparated runs, before the lock, the KDF separated needs: pw
+// against each distinct hash of the holders name's role is kept apart
+// from, on every running HSM (docs/design.md, "The engine": the KDF
+// never runs under the lock).
+func (c *Client) preseparated(name, pw string) (pwCache, error) {
+	cache := pwCache{}
+	if r, _, ok := policy.SplitRecord(name); !ok || c.Policy().Spec(r).SeparateFrom == "" {
+		return cache, nil // nothing kept apart: no HSM to read
+	}
+	for _, info := range c.Cluster.HSMs {
+		if info.Status != state.Running {
+			continue
+		}
+		var holders []*state.User
+		err := c.Store.View(info.ID, func(h *state.HSMTx) error {
+			var err error
+			holders, err = separateHolders(c.Policy(), h, name)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range holders {
+			d := HashDigest(u.Hash)
+			if _, done := cache[d]; !done {
+				cache[d] = verifyPassword(u.Hash, pw)
+			}
+		}
+	}
+	return cache, nil
 }
 
 // sharePassword gives the roles that share u's password (RoleSpec.SharesPassword)
@@ -338,8 +407,9 @@ func sharePassword(tx *Tx, t *policy.Table, h *state.HSMTx, u *state.User, hash 
 	return nil
 }
 
-// CreateKeyring makes a keyring's KRSO and KRCO, holding one password,
-// valid for their first login only (docs/design.md, "The Luna 7
+// CreateKeyring makes a keyring's roles (the profile's of the keyring
+// level: Luna's KRSO and KRCO), holding one password, valid for their
+// first login only where their spec says so (docs/design.md, "The Luna 7
 // profile", Keyrings). Its
 // caller is the PO of the partition that holds the cluster (the first
 // keyring marks its partition so; another's PO is refused), and the
@@ -349,12 +419,18 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 	if err := tb.Passwords(pw); err != nil {
 		return nil, err
 	}
-	if _, err := tb.Username(policy.RecordName(policy.KRSO, label)); err != nil || label == HSMScope {
-		return nil, fmt.Errorf("invalid keyring label %q", label)
+	if err := checkScope(tb, policy.KRSO, label, "keyring label"); err != nil {
+		return nil, err
 	}
 	var hash *state.Hash
+	var sep pwCache
 	return c.run(op{name: "create-keyring", perm: policy.CreateKeyring, auth: auth, target: t, write: true,
-		prepare: func() error { hash = hashPassword(c.Cluster, policy.RecordName(policy.KRSO, label), pw); return nil },
+		prepare: func() error {
+			hash = hashPassword(c.Cluster, policy.RecordName(policy.KRSO, label), pw)
+			var err error
+			sep, err = c.preseparated(policy.RecordName(policy.KRSO, label), pw)
+			return err
+		},
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			_, par, _ := policy.SplitRecord(p.User)
 			for k := range h.Meta.Policies {
@@ -366,18 +442,21 @@ func (c *Client) CreateKeyring(t Targeting, auth Authenticator, label, pw string
 				h.Meta.Policies = map[string]int{}
 			}
 			h.Meta.Policies[policy.PolicyKey(policy.ClusterPartition, par)] = 1
-			for _, r := range []policy.Role{policy.KRSO, policy.KRCO} {
+			for _, r := range tb.Roles {
+				if tb.Spec(r).Level != policy.LevelKeyring {
+					continue
+				}
 				name := policy.RecordName(r, label)
 				if u, err := h.User(name); err != nil {
 					return err
 				} else if u != nil {
 					return fmt.Errorf("keyring %s exists on %s", label, h.ID())
 				}
-				if err := separated(tb, h, name, pw); err != nil {
+				if err := separated(tb, h, name, pw, sep); err != nil {
 					return err
 				}
 				h.Meta.NextUserID++
-				u := &state.User{ID: h.Meta.NextUserID, Name: name, Role: string(r), Hash: hash, Lineage: tx.OpID, Expired: true}
+				u := &state.User{ID: h.Meta.NextUserID, Name: name, Role: string(r), Hash: hash, Lineage: tx.OpID, Expired: tb.Spec(r).FirstPasswordExpires}
 				tx.touch(h, u, state.KindCreate)
 				if err := h.PutUser(u); err != nil {
 					return err

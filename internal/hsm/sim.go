@@ -58,12 +58,21 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--profile: %v", err)
 	}
+	if b := o.FromBackup; b != nil {
+		// The backup's users are of its cluster's profile: under another
+		// table their roles mean nothing, or something else.
+		bt, err := policy.ByName(b.Cluster.Profile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--from-backup: %v", err)
+		}
+		if bt != table {
+			return nil, nil, fmt.Errorf("--profile %s and --from-backup do not go together: the backup is of a %s cluster, and a cluster made from it keeps its profile", table.Name, bt.Name)
+		}
+	}
 	r := newRand(o.Seed, 0, "init")
 	cl := &state.Cluster{ID: o.ClusterID, Created: now, Seed: o.Seed, KDF: o.KDF, Salt: r.Bytes(16), AZs: o.AZs, Clock: clock,
 		MaskingKey: r.Secret(32)}
-	if table != policy.CloudHSM {
-		cl.Profile = table.Name // absent is cloudhsm: its clusters stay as they were
-	}
+	cl.Profile = table.StoredName()
 	if b := o.FromBackup; b != nil {
 		if o.Uninitialized {
 			return nil, nil, errors.New("--from-backup and --uninitialized do not go together: a cluster made from a backup has the backup's certificates")
@@ -88,6 +97,11 @@ func Init(o InitOptions) (*config.Config, *state.Cluster, error) {
 	}
 	if err := table.Check(policy.Account, policy.InitCluster); err != nil {
 		return nil, nil, err
+	}
+	// A cluster left UNINITIALIZED waits for the account's initialize:
+	// under a table without it, it would wait for ever.
+	if o.Uninitialized && table.Check(policy.Account, policy.InitializeCluster) != nil {
+		return nil, nil, fmt.Errorf("--uninitialized: the %s profile's clusters are not initialized with a CSR (the account may not initialize the cluster); leave it out", table.Name)
 	}
 	st, err := state.Create(o.StateDir)
 	if err != nil {

@@ -42,9 +42,12 @@ type op struct {
 	// permFor picks the permission when it depends on who acts (one's own
 	// password or another's).
 	permFor func(p Principal) policy.Op
-	auth    Authenticator
-	target  Targeting
-	write   bool
+	// action is which of perm's actions the op runs (policy.Command.Action):
+	// a custom role given one command of a shared operation gets that one.
+	action string
+	auth   Authenticator
+	target Targeting
+	write  bool
 
 	// prepare runs before the lock is taken: the KDF belongs here.
 	prepare func() error
@@ -163,7 +166,7 @@ func (tx *Tx) gate(h *state.HSMTx, o *op) (Principal, error) {
 	if err != nil {
 		return p, err
 	}
-	return p, tx.check(p, o.permOf(p))
+	return p, tx.checkAction(p, o.permOf(p), o.action)
 }
 
 func (o *op) permOf(p Principal) policy.Op {
@@ -209,13 +212,16 @@ func (tx *Tx) resolveAuth(h *state.HSMTx, auth Authenticator) (Principal, error)
 
 // check asks the permission table; a locked user may do only what needs
 // no login at all.
-func (tx *Tx) check(p Principal, perm policy.Op) error {
+func (tx *Tx) check(p Principal, perm policy.Op) error { return tx.checkAction(p, perm, "") }
+
+// checkAction is check for one of perm's actions (op.action).
+func (tx *Tx) checkAction(p Principal, perm policy.Op, action string) error {
 	t := tx.c.Policy()
 	if p.Locked && !t.Allowed(policy.Unauthenticated, perm) {
 		spec := t.Spec(p.Role)
 		return &LockedError{User: p.User, Role: p.Role, Threshold: t.LockThreshold(p.Role, p.User, nil), ResetBy: spec.ResetBy, Unlock: spec.Unlock}
 	}
-	return t.CheckCaller(policy.Caller{User: p.User, Role: p.Role, Custom: p.Custom, Expired: p.Expired}, perm)
+	return t.CheckCaller(policy.Caller{User: p.User, Role: p.Role, Custom: p.Custom, Expired: p.Expired, Action: action}, perm)
 }
 
 // lockedError is the refusal of a locked user's login on h.
@@ -302,7 +308,7 @@ func (c *Client) runCluster(tx *Tx, o *op) (*Result, error) {
 		return nil, err
 	}
 	for _, q := range ps {
-		if err := tx.check(q, o.permOf(q)); err != nil {
+		if err := tx.checkAction(q, o.permOf(q), o.action); err != nil {
 			return nil, err
 		}
 	}

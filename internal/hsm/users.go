@@ -437,6 +437,9 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 	if err != nil {
 		return nil, err
 	}
+	if err := notRoleRecord(user); err != nil {
+		return nil, err
+	}
 	if err := c.Policy().CanAssign(role); err != nil {
 		return nil, err
 	}
@@ -444,7 +447,7 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 		return nil, err
 	}
 	var hash *state.Hash
-	return c.run(op{name: "create", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+	return c.run(op{name: "create", perm: policy.ManageUsers, action: policy.ActAdd, auth: auth, target: t, write: true,
 		quorum: userService, approval: approval,
 		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
@@ -472,13 +475,28 @@ func (c *Client) CreateUser(t Targeting, auth Authenticator, user string, role p
 		}})
 }
 
+// notRoleRecord refuses, to an operation on another user, the record of a
+// role of the HSM, a partition or a keyring (policy.RecordName): those
+// change only through the role operations (InitRole, ResetRole, the
+// role's own password change), so the appliance's admin is not the HSM's
+// SO nor a partition's PO (docs/design.md, "The Luna 7 profile").
+func notRoleRecord(user string) error {
+	if r, scope, ok := policy.SplitRecord(user); ok {
+		return fmt.Errorf("%s is the %s role of %s, not a user: only its own role operations change it (role init, role resetpw, role changepw)", user, r, scope)
+	}
+	return nil
+}
+
 // DeleteUser removes a user on every target HSM, leaving a tombstone.
 func (c *Client) DeleteUser(t Targeting, auth Authenticator, user string, role policy.Role, approval *Approval) (*Result, error) {
 	user, err := c.Policy().Username(user)
 	if err != nil {
 		return nil, err
 	}
-	return c.run(op{name: "delete", perm: policy.ManageUsers, auth: auth, target: t, write: true,
+	if err := notRoleRecord(user); err != nil {
+		return nil, err
+	}
+	return c.run(op{name: "delete", perm: policy.ManageUsers, action: policy.ActDelete, auth: auth, target: t, write: true,
 		quorum: userService, approval: approval,
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
@@ -557,6 +575,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 		return nil, err
 	}
 	var hash *state.Hash
+	var sep pwCache     // preseparated: the KDF of the separation check, before the lock
 	var activated error // set when some HSM already has admins
 	return c.run(op{name: "change-password", auth: auth, target: t, write: true,
 		// The unactivated admin changing its own password is activation,
@@ -577,7 +596,12 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			return policy.ChangeAnyPassword
 		},
 		quorum: userServiceUnlessSelf(user), approval: approval,
-		prepare: func() error { hash = hashPassword(c.Cluster, user, pw); return nil },
+		prepare: func() error {
+			hash = hashPassword(c.Cluster, user, pw)
+			var err error
+			sep, err = c.preseparated(user, pw)
+			return err
+		},
 		each: func(tx *Tx, h *state.HSMTx, p Principal) error {
 			u, err := h.User(user)
 			if err != nil {
@@ -590,6 +614,11 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			if err != nil {
 				return err
 			}
+			if !isSelf(p, user) {
+				if err := notRoleRecord(user); err != nil {
+					return err
+				}
+			}
 			switch {
 			case policy.Role(u.Role) == policy.Appliance && !isSelf(p, user):
 				return fmt.Errorf("%s is an internal user; its password is not yours to change", user)
@@ -601,7 +630,7 @@ func (c *Client) ChangePasswordWith(t Targeting, auth Authenticator, user string
 			// A role kept apart from another may not take its holder's
 			// password; roles that share a password change together
 			// (docs/design.md, "The Luna 7 profile"). CloudHSM has neither.
-			if err := separated(c.Policy(), h, u.Name, pw); err != nil {
+			if err := separated(c.Policy(), h, u.Name, pw, sep); err != nil {
 				return err
 			}
 			u.Hash, u.Failures, u.Locked, u.FirstUsed = hash, 0, false, false

@@ -95,6 +95,12 @@ func TestLunaCallerRules(t *testing.T) {
 		{Caller{User: "c", Role: "readers", Custom: []string{"audit init"}}, AuditLog, "may not"},
 		{Caller{User: "c", Role: "readers", Custom: []string{"User List"}}, ListUsers, "may not"},
 		{Caller{User: "c", Role: "readers"}, SyncStatus, "may not"},
+		// Commands that share an operation give their own action only.
+		{Caller{User: "c", Role: "adders", Custom: []string{"user add"}, Action: ActAdd}, ManageUsers, ""},
+		{Caller{User: "c", Role: "adders", Custom: []string{"user add"}, Action: ActDelete}, ManageUsers, "may not"},
+		{Caller{User: "c", Role: "adders", Custom: []string{"user add"}}, ManageUsers, "may not"},
+		{Caller{User: "c", Role: "en", Custom: []string{"user enable"}, Action: ActDisable}, EnableUser, "may not"},
+		{Caller{User: "c", Role: "en", Custom: []string{"user enable", "user disable"}, Action: ActDisable}, EnableUser, ""},
 		// CloudHSM has no custom roles: an unknown role may do nothing.
 	}
 	for _, tc := range cases {
@@ -203,4 +209,18 @@ func FuzzParseRoleFile(f *testing.F) {
 			t.Fatalf("accepted a file with no command: %q", data)
 		}
 	})
+}
+
+// Every profile's stored name reads back as that profile, and CloudHSM's
+// is none, so its clusters' cluster.json keeps its bytes.
+func TestStoredName(t *testing.T) {
+	for _, tb := range Profiles() {
+		back, err := ByName(tb.StoredName())
+		if err != nil || back != tb {
+			t.Errorf("%s: ByName(%q) = %v, %v", tb.Name, tb.StoredName(), back, err)
+		}
+	}
+	if CloudHSM.StoredName() != "" || Luna.StoredName() != "luna" {
+		t.Errorf("stored names %q and %q, want \"\" and \"luna\"", CloudHSM.StoredName(), Luna.StoredName())
+	}
 }

@@ -85,10 +85,23 @@ type InitialUser struct {
 // Command is a command of the profile's own shell that a custom role may
 // be given, and the operation of the table it runs.
 type Command struct {
-	Name  string
-	Op    Op
-	Audit bool // the audit role's: never given to a custom role
+	Name string
+	Op   Op
+	// Action is which of its operation's actions the command runs, where
+	// commands share an operation (user add and user delete both manage
+	// users): a custom role given one is given that action only. "" is
+	// every action of the operation.
+	Action string
+	Audit  bool // the audit role's: never given to a custom role
 }
+
+// The actions of an operation that several commands share (Command.Action).
+const (
+	ActAdd     = "add"
+	ActDelete  = "delete"
+	ActEnable  = "enable"
+	ActDisable = "disable"
+)
 
 // Profile is the part of a Table that is not who-may-run-what.
 type Profile struct {
@@ -152,6 +165,10 @@ type Caller struct {
 	Role    Role
 	Custom  []string // the commands of a custom role, from the HSM's records
 	Expired bool
+	// Action is what the operation does (Command.Action): a custom role's
+	// command that names another action of the same operation allows
+	// nothing.
+	Action string
 }
 
 // Spec is a role's spec; a role without one acts at the profile's
@@ -187,7 +204,7 @@ func (t *Table) CheckCaller(c Caller, op Op) error {
 	if !t.IsRole(c.Role) && c.Role != "" && len(t.Commands) > 0 {
 		ok = slices.Contains(t.CustomBase, op) || slices.ContainsFunc(c.Custom, func(name string) bool {
 			cmd, known := t.Command(name)
-			return known && cmd.Op == op && !cmd.Audit
+			return known && cmd.Op == op && !cmd.Audit && (cmd.Action == "" || cmd.Action == c.Action)
 		})
 	}
 	r := t.rule[op]
@@ -255,6 +272,16 @@ func ByName(name string) (*Table, error) {
 		}
 	}
 	return nil, fmt.Errorf("unknown role profile %q (want %s)", name, strings.Join(ProfileNames(), " or "))
+}
+
+// StoredName is the name cluster.json records for t, which ByName reads
+// back: none for CloudHSM's, so a cluster made before profiles existed
+// and one made since store the same bytes.
+func (t *Table) StoredName() string {
+	if t == CloudHSM {
+		return ""
+	}
+	return t.Name
 }
 
 // Profiles are the role profiles hsmkit knows.

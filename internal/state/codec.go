@@ -105,7 +105,7 @@ func SharedPart(rec []byte) ([]byte, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		return nil, fmt.Errorf("user record version %d (this hsmkit reads %d)", v, userCodecVersion)
+		return nil, fmt.Errorf("user record version %d (this hsmkit reads %d and %d)", v, userCodecVersion, userCodecFlags)
 	}
 	sh := r.bytes()
 	return sh, r.err
@@ -117,7 +117,7 @@ func DecodeUser(name string, rec []byte) (*User, error) {
 	r := reader{b: rec}
 	v := r.byte()
 	if r.err == nil && v != userCodecVersion && v != userCodecFlags {
-		return nil, fmt.Errorf("user %s: corrupt record: version %d (this hsmkit reads %d)", shown(name), v, userCodecVersion)
+		return nil, fmt.Errorf("user %s: corrupt record: version %d (this hsmkit reads %d and %d)", shown(name), v, userCodecVersion, userCodecFlags)
 	}
 	s := reader{b: r.bytes()}
 	u := &User{Name: name}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
@@ -184,7 +185,10 @@ func JSON(v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	// A store's name or a key's description is anyone's text: no
+	// terminal control reaches the screen, as in every other JSON hsmkit
+	// prints (cli.EscapeJSON; the document means the same).
+	return bytes.TrimSuffix(cli.EscapeJSON(buf.Bytes()), []byte("\n")), nil
 }
 
 func generic(v any) (any, error) {
@@ -372,7 +376,14 @@ func text(b *strings.Builder, label string, v any) {
 func scalar(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
-		return safetext.Escape(x), true
+		// Escaped (safetext) line by line: the newlines of a PEM trust
+		// anchor stay, as the AWS CLI prints them, and nothing else
+		// unsafe does.
+		lines := strings.Split(x, "\n")
+		for i, l := range lines {
+			lines[i] = safetext.Escape(l)
+		}
+		return strings.Join(lines, "\n"), true
 	case json.Number:
 		return x.String(), true
 	case bool:
@@ -388,8 +399,8 @@ func scalar(v any) (string, bool) {
 
 // ServiceError prints a service exception as the AWS CLI does: a blank
 // line, then "An error occurred (…) when calling the … operation: …".
-// The message is escaped (internal/safetext): it quotes the caller's
-// key ids and names, which must not reach the terminal as controls.
+// Its message quotes ids and names as given, so it is escaped (safetext)
+// as every error hsmkit prints.
 func ServiceError(w io.Writer, err error) {
 	fmt.Fprintf(w, "\n%s\n", safetext.Escape(err.Error()))
 }

@@ -157,21 +157,31 @@ func FuzzBlobAndMap(f *testing.F) {
 	})
 }
 
-// TestOutsideTextEscaped: text output and service errors escape what may
-// come from outside (a capture's id, a key id the caller typed); plain
-// text is unchanged.
-func TestOutsideTextEscaped(t *testing.T) {
+// A stored name or description is printed without terminal controls in
+// both output formats; a PEM's newlines stay in text.
+func TestRenderEscapes(t *testing.T) {
+	v := map[string]any{"Name": "n\x1b[2J\u202eq\x7f", "Pem": "-----BEGIN X-----\nAAAA\n-----END X-----"}
+	for _, tc := range []struct{ output, query, want string }{
+		{"text", "Name", `n\x1b[2J\u202eq\x7f` + "\n"},
+		{"text", "Pem", "-----BEGIN X-----\nAAAA\n-----END X-----\n"},
+		{"json", "Name", `"n\u001b[2J\u202eq\u007f"` + "\n"},
+	} {
+		var b bytes.Buffer
+		if err := Render(&b, v, tc.output, tc.query); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tc.want {
+			t.Errorf("%s %s: got %q, want %q", tc.output, tc.query, b.String(), tc.want)
+		}
+	}
+}
+
+// A service error quotes what it was given; it reaches stderr escaped.
+func TestServiceErrorEscapes(t *testing.T) {
 	var b bytes.Buffer
-	v := map[string]any{"A": "plain text", "B": "x\x1b]0;pwned\x07\tcol\nline"}
-	if err := Render(&b, v, "text", ""); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := b.String(), "plain text\tx\\x1b]0;pwned\\x07\\x09col\\x0aline\n"; got != want {
-		t.Errorf("text: got %q, want %q", got, want)
-	}
-	b.Reset()
 	ServiceError(&b, errors.New("An error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\x1b[2J' does not exist"))
-	if got, want := b.String(), "\nAn error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\\x1b[2J' does not exist\n"; got != want {
-		t.Errorf("service error: got %q, want %q", got, want)
+	want := "\nAn error occurred (NotFoundException) when calling the DescribeKey operation: Key 'x\\x1b[2J' does not exist\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }

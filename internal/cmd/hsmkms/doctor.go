@@ -1,7 +1,6 @@
 package hsmkms
 
 import (
-	"fmt"
 	"io"
 
 	ucli "github.com/urfave/cli/v2"
@@ -9,7 +8,6 @@ import (
 	"github.com/hsmkit/hsmkit/internal/cli"
 	"github.com/hsmkit/hsmkit/internal/cli/awscli"
 	"github.com/hsmkit/hsmkit/internal/kms"
-	"github.com/hsmkit/hsmkit/internal/safetext"
 )
 
 // doctorCommand is hsmkit's own subcommand: what would make the next
@@ -53,11 +51,8 @@ func doctorCommand() command {
 type diagnosis struct{ kms.Diagnosis }
 
 func (d diagnosis) table(w io.Writer) error {
-	// The cluster id may come from a capture: escaped, as the table's cells.
-	head := fmt.Sprintf("custom key store %s (%s), cluster %s\n", orDash(d.CustomKeyStoreID), orDash(d.ConnectionState), safetext.Escape(orDash(d.CloudHsmClusterID)))
-	if _, err := io.WriteString(w, head); err != nil {
-		return err
-	}
+	// The cluster id may come from --cloud-hsm-cluster-id or a capture.
+	cli.Linef(w, "custom key store %s (%s), cluster %s", orDash(d.CustomKeyStoreID), orDash(d.ConnectionState), orDash(d.CloudHsmClusterID))
 	var rows [][]string
 	for _, f := range d.Findings {
 		rows = append(rows, []string{f.Status, f.Check, orDash(f.Code), f.Detail, orDash(f.Fix)})

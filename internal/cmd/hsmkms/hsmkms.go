@@ -76,14 +76,18 @@ func commands() []command {
 			"hsm-kms create-custom-key-store --custom-key-store-name ExampleKeyStore --cloud-hsm-cluster-id \"$CLUSTER\" --trust-anchor-certificate file://customerCA.crt --key-store-password \"$KMSUSER_PW\"",
 			[]ucli.Flag{str("custom-key-store-name", "a `NAME` unique in the account and Region"), str("cloud-hsm-cluster-id", "the cluster's `ID`"),
 				str("trust-anchor-certificate", "the cluster's trust anchor (customerCA.crt): `PEM`, or file://PATH"),
-				str("key-store-password", "kmsuser's `PASSWORD` (7 to 32 characters)"), str("custom-key-store-type", "AWS_CLOUDHSM (the default; EXTERNAL_KEY_STORE is not simulated)")},
+				str("key-store-password", "kmsuser's `PASSWORD` (7 to 32 characters), or file://PATH to keep it out of the process list"), str("custom-key-store-type", "AWS_CLOUDHSM (the default; EXTERNAL_KEY_STORE is not simulated)")},
 			func(c *ucli.Context, s *kms.Service, p params) (any, error) {
 				anchor, err := awscli.Text("trust-anchor-certificate", c.String("trust-anchor-certificate"), p.read)
 				if err != nil {
 					return nil, err
 				}
+				pw, err := p.password(c)
+				if err != nil {
+					return nil, err
+				}
 				id, err := s.CreateCustomKeyStore(kms.CreateInput{Name: c.String("custom-key-store-name"), ClusterID: c.String("cloud-hsm-cluster-id"),
-					TrustAnchor: anchor, Password: c.String("key-store-password"), Type: c.String("custom-key-store-type")})
+					TrustAnchor: anchor, Password: pw, Type: c.String("custom-key-store-type")})
 				return struct {
 					CustomKeyStoreID string `json:"CustomKeyStoreId"`
 				}{id}, err
@@ -113,10 +117,14 @@ func commands() []command {
 		{"update-custom-key-store", "rename a key store, or change its password or cluster",
 			"Renames a store (connected or disconnected), or, disconnected only, sets the kmsuser password KMS uses (it changes no password in the cluster) or moves the store to a cluster that shares its backup history, reached through the client config (-c).",
 			"hsm-kms update-custom-key-store --custom-key-store-id \"$CKS\" --key-store-password \"$KMSUSER_PW\"",
-			[]ucli.Flag{storeID, str("new-custom-key-store-name", "the new `NAME`"), str("key-store-password", "kmsuser's current `PASSWORD` in the cluster"), str("cloud-hsm-cluster-id", "a related cluster's `ID`")},
-			func(c *ucli.Context, s *kms.Service, _ params) (any, error) {
+			[]ucli.Flag{storeID, str("new-custom-key-store-name", "the new `NAME`"), str("key-store-password", "kmsuser's current `PASSWORD` in the cluster, or file://PATH to keep it out of the process list"), str("cloud-hsm-cluster-id", "a related cluster's `ID`")},
+			func(c *ucli.Context, s *kms.Service, p params) (any, error) {
+				pw, err := p.password(c)
+				if err != nil {
+					return nil, err
+				}
 				return nil, s.UpdateCustomKeyStore(kms.UpdateInput{ID: c.String("custom-key-store-id"), NewName: c.String("new-custom-key-store-name"),
-					Password: c.String("key-store-password"), ClusterID: c.String("cloud-hsm-cluster-id")})
+					Password: pw, ClusterID: c.String("cloud-hsm-cluster-id")})
 			}},
 		{"delete-custom-key-store", "delete a disconnected key store that holds no KMS key",
 			"Deletes a store's record in KMS; the cluster, kmsuser and any key material are left as they are.",
@@ -276,6 +284,14 @@ func (params) read(path string) ([]byte, error) { return fileio.ReadFile(path, m
 
 func (p params) blob(c *ucli.Context, name string) ([]byte, error) {
 	return awscli.Blob(name, c.String(name), p.binaryFormat, p.read)
+}
+
+// password reads --key-store-password: as the AWS CLI reads any string
+// parameter, file://PATH is the file's content, byte for byte (no
+// newline is trimmed), which keeps the password out of argv
+// (docs/design.md, "The AWS CLI's conventions").
+func (p params) password(c *ucli.Context) (string, error) {
+	return awscli.Text("key-store-password", c.String("key-store-password"), p.read)
 }
 
 func (p params) context(c *ucli.Context, name string) (map[string]string, error) {

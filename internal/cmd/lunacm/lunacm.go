@@ -136,13 +136,7 @@ func done(c *ucli.Context, data any, lines ...string) error {
 	if data == nil {
 		data = map[string]any{"result": "No Error"}
 	}
-	return cli.Emit(c, data, func(w io.Writer) error {
-		for _, l := range lines {
-			fmt.Fprintln(w, l)
-		}
-		_, err := io.WriteString(w, success)
-		return err
-	})
+	return cli.EmitLines(c, data, success, lines...)
 }
 
 func login(c *ucli.Context, env cli.Env) error {
@@ -364,7 +358,8 @@ func show(c *ucli.Context, env cli.Env, one bool) error {
 	if one {
 		for _, v := range views {
 			if v.Role == string(r) {
-				return done(c, v, fmt.Sprintf("Role: %s (%s)\nScope: %s\nInitialized: %s\nStatus: %s\nFailed logins: %d", v.Name, v.Role, v.Scope, v.Initialized, status(v.Status), v.Failures))
+				return done(c, v, fmt.Sprintf("Role: %s (%s)", v.Name, v.Role), "Scope: "+v.Scope, "Initialized: "+v.Initialized,
+					"Status: "+status(v.Status), fmt.Sprintf("Failed logins: %d", v.Failures))
 			}
 		}
 		return cli.Usagef("-name %s: no such role here (want so, au, or with a partition po, co, lco, cu)", r)

@@ -126,13 +126,7 @@ func done(c *ucli.Context, data any, lines ...string) error {
 	if data == nil {
 		data = map[string]any{"output": lines}
 	}
-	return cli.Emit(c, data, func(w io.Writer) error {
-		for _, l := range lines {
-			fmt.Fprintln(w, l)
-		}
-		_, err := io.WriteString(w, success)
-		return err
-	})
+	return cli.EmitLines(c, data, success, lines...)
 }
 
 // command runs a LunaSH command with no argument: the appliance login,
