@@ -145,6 +145,13 @@ func (a Account) locked(wait time.Duration, fn func(d *db) (changed bool, err er
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// As a cluster's state: a directory others can read is refused, not
+	// used (it holds the sealed password and the key that opens it).
+	if fi, err := os.Stat(dir); err != nil {
+		return err
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is mode %04o: KMS's state must be private to its owner (chmod 700 %s)", dir, fi.Mode().Perm(), dir)
+	}
 	unlock, err := statelock.Acquire(dir, wait, "hsm-kms", time.Second, func(string) {})
 	if err != nil {
 		return err
