@@ -38,6 +38,10 @@ type ClusterDescription struct {
 	CSRPEM  string // the cluster CSR ("" for a cluster made before hsmkit kept one)
 	CertPEM string // the cluster certificate, "" until initialized
 	Created time.Time
+	// Faults are the fault switches that are on (docs/design.md, "The KMS
+	// custom key store"): the account's network, as DescribeClusters'
+	// caller meets it.
+	Faults []string
 	AZs     []string
 }
 
@@ -54,7 +58,8 @@ func (c *Client) describeCluster(auth Authenticator) (*ClusterDescription, error
 				return err
 			}
 			d = &ClusterDescription{ID: cl.ID, State: st, TrustAnchorPEM: cl.TrustAnchor, HSMs: slices.Clone(cl.HSMs),
-				CSRPEM: cl.CSR, CertPEM: cl.Cert, Created: cl.Created, AZs: slices.Clone(cl.AZs)}
+				CSRPEM: cl.CSR, CertPEM: cl.Cert, Created: cl.Created, AZs: slices.Clone(cl.AZs),
+				Faults: slices.Clone(cl.Faults)}
 			d.CertificateFingerprint = certFingerprint(cl.Cert)
 			return nil
 		}})

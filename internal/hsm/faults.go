@@ -51,11 +51,9 @@ func (c *Client) setFault(auth Authenticator, name string, on bool) error {
 
 // Faults are the switches that are on, as the AWS account sees them.
 func (c *Client) Faults() ([]string, error) {
-	var out []string
-	_, err := c.run(op{name: "faults", scope: scopeCluster, perm: policy.ClusterInfo, auth: Account{},
-		whole: func(tx *Tx, _ Principal) error {
-			out = append([]string{}, tx.Cluster.Faults...)
-			return nil
-		}})
-	return out, err
+	d, err := c.DescribeCluster()
+	if err != nil {
+		return nil, err
+	}
+	return d.Faults, nil
 }

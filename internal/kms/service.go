@@ -92,10 +92,8 @@ func (s *Service) advance(d *db) bool {
 		}
 		switch ks.State {
 		case Connecting:
-			if cl, err := s.openStore(ks); err == nil {
-				if f, err := cl.Faults(); err == nil && slices.Contains(f, hsm.FaultHoldConnect) {
-					continue
-				}
+			if s.held(ks) {
+				continue
 			}
 			s.attempt(d, ks)
 			changed = true
@@ -399,14 +397,22 @@ func (s *Service) ConnectCustomKeyStore(id string) error {
 		if err := s.Acct.save(d); err != nil {
 			return false, err
 		}
-		if cl, err := s.openStore(ks); err == nil {
-			if f, err := cl.Faults(); err == nil && slices.Contains(f, hsm.FaultHoldConnect) {
-				return true, nil
-			}
+		if s.held(ks) {
+			return true, nil
 		}
 		s.attempt(d, ks)
 		return true, nil
 	})
+}
+
+// held says whether the hold-connect fault keeps a connect CONNECTING.
+func (s *Service) held(ks *KeyStore) bool {
+	cl, err := s.openStore(ks)
+	if err != nil {
+		return false
+	}
+	desc, err := cl.DescribeCluster()
+	return err == nil && slices.Contains(desc.Faults, hsm.FaultHoldConnect)
 }
 
 // faultCodes maps the simulator's fault switches to the codes they cause.
@@ -452,12 +458,8 @@ func (s *Service) connect(d *db, ks *KeyStore) string {
 	if err != nil {
 		return CodeClusterNotFound
 	}
-	faults, err := cl.Faults()
-	if err != nil {
-		return CodeInternal
-	}
 	for _, fc := range faultCodes {
-		if slices.Contains(faults, fc.fault) {
+		if slices.Contains(desc.Faults, fc.fault) {
 			return fc.code
 		}
 	}
