@@ -66,6 +66,11 @@ var Fixes = map[string]string{
 
 type report struct{ d *Diagnosis }
 
+// addFix records a finding whose fix is its own, not its code's.
+func (r report) addFix(check, status, code, detail, fix string) {
+	r.d.Findings = append(r.d.Findings, Finding{Check: check, Status: status, Code: code, Detail: detail, Fix: fix})
+}
+
 func (r report) add(check, status, code, detail string) {
 	f := Finding{Check: check, Status: status, Code: code, Detail: detail}
 	if status == StatusFail || status == StatusWarn {
@@ -87,8 +92,7 @@ func (s *Service) Doctor(id string) (Diagnosis, error) {
 		r := report{&diag}
 		switch ks.State {
 		case Failed:
-			r.add("connection state", StatusFail, ks.ErrorCode, "the store is FAILED ("+ks.ErrorCode+"): a connect is refused until it is disconnected; the checks below show what the next connect would meet")
-			diag.Findings[0].Fix = "disconnect-custom-key-store first, fix what the checks below find, then connect"
+			r.addFix("connection state", StatusFail, ks.ErrorCode, "the store is FAILED ("+ks.ErrorCode+"): a connect is refused until it is disconnected; the checks below show what the next connect would meet", "disconnect-custom-key-store first, fix what the checks below find, then connect")
 		case Connected:
 			r.add("connection state", StatusOK, "", "the store is CONNECTED; the checks below show what a reconnect would meet")
 		default:
@@ -106,10 +110,7 @@ func (s *Service) Doctor(id string) (Diagnosis, error) {
 		}
 		r.add("cluster", StatusOK, "", fmt.Sprintf("cluster %s is found through %s", desc.ID, ks.Config))
 		clusterChecks(r, desc.State, desc.HSMs)
-		faults, err := cl.Faults()
-		if err != nil {
-			return false, err
-		}
+		faults := desc.Faults
 		for _, fc := range faultCodes {
 			if slices.Contains(faults, fc.fault) {
 				r.add("network", StatusFail, fc.code, "the simulator's fault "+fc.fault+" is set (hsm-sim fault clear "+fc.fault+" lifts it)")
@@ -119,15 +120,13 @@ func (s *Service) Doctor(id string) (Diagnosis, error) {
 			r.add("network", StatusOK, "", "no network or subnet fault is set")
 		}
 		if slices.Contains(faults, hsm.FaultHoldConnect) {
-			r.add("network", StatusWarn, "", "the fault hold-connect is set: a connect stays CONNECTING until it is cleared")
-			diag.Findings[len(diag.Findings)-1].Fix = "hsm-sim fault clear hold-connect"
+			r.addFix("network", StatusWarn, "", "the fault hold-connect is set: a connect stays CONNECTING until it is cleared", "hsm-sim fault clear hold-connect")
 		}
 		// A password KMS cannot open fails every connect (INTERNAL_ERROR);
 		// the checks of kmsuser still run, without the password's.
 		pw, err := s.Acct.unseal(ks.ID, ks.Password)
 		if err != nil {
-			r.add("password", StatusFail, CodeInternal, "KMS cannot open the key store's password: "+err.Error())
-			diag.Findings[len(diag.Findings)-1].Fix = "put the account's root.key back, or disconnect, set kmsuser's password as an admin (cloudhsm-cli user change-password --username kmsuser --role crypto-user) and update-custom-key-store --key-store-password with it, then connect"
+			r.addFix("password", StatusFail, CodeInternal, "KMS cannot open the key store's password: "+err.Error(), "put the account's root.key back, or disconnect, set kmsuser's password as an admin (cloudhsm-cli user change-password --username kmsuser --role crypto-user) and update-custom-key-store --key-store-password with it, then connect")
 			pw = ""
 		}
 		recs, err := cl.InspectUser(KMSUser, pw)
@@ -147,8 +146,7 @@ func (s *Service) Doctor(id string) (Diagnosis, error) {
 // clusterChecks are the cluster's own: active, HSMs, zones.
 func clusterChecks(r report, st string, hsms []state.HSMInfo) {
 	if st != state.Active {
-		r.add("cluster state", StatusFail, ExcClusterNotActive, "the cluster is "+st+", not ACTIVE: a connect is refused at once")
-		r.d.Findings[len(r.d.Findings)-1].Fix = "initialize the cluster (hsm-sim csr, sign it, hsm-sim initialize) and activate it (cloudhsm-cli cluster activate)"
+		r.addFix("cluster state", StatusFail, ExcClusterNotActive, "the cluster is "+st+", not ACTIVE: a connect is refused at once", "initialize the cluster (hsm-sim csr, sign it, hsm-sim initialize) and activate it (cloudhsm-cli cluster activate)")
 	} else {
 		r.add("cluster state", StatusOK, "", "the cluster is ACTIVE")
 	}
@@ -166,14 +164,12 @@ func clusterChecks(r report, st string, hsms []state.HSMInfo) {
 	case running == 0:
 		r.add("HSMs", StatusFail, CodeInsufficientHSMs, fmt.Sprintf("no HSM is active (%d in the cluster); a connect needs one", len(hsms)))
 	case len(zones) < 2:
-		r.add("HSMs", StatusWarn, ExcClusterInvalidConfig, fmt.Sprintf("%d active HSM(s) in %d Availability Zone: the connect succeeds, but create-key needs active HSMs in two zones", running, len(zones)))
-		r.d.Findings[len(r.d.Findings)-1].Fix = "add an HSM in another Availability Zone (hsm-sim add-hsm --az ZONE)"
+		r.addFix("HSMs", StatusWarn, ExcClusterInvalidConfig, fmt.Sprintf("%d active HSM(s) in %d Availability Zone: the connect succeeds, but create-key needs active HSMs in two zones", running, len(zones)), "add an HSM in another Availability Zone (hsm-sim add-hsm --az ZONE)")
 	default:
 		r.add("HSMs", StatusOK, "", fmt.Sprintf("%d active HSM(s) in %d Availability Zones", running, len(zones)))
 	}
 	if len(stopped) > 0 {
-		r.add("HSMs", StatusWarn, "", strings.Join(stopped, ", ")+" unreachable: a connect now rotates kmsuser's password without "+pronoun(len(stopped))+", and the key store cannot log in there until it is repaired")
-		r.d.Findings[len(r.d.Findings)-1].Fix = "start " + pronoun(len(stopped)) + " before connecting (hsm-sim start ID), or repair kmsuser there afterwards (hsm-sync apply)"
+		r.addFix("HSMs", StatusWarn, "", strings.Join(stopped, ", ")+" unreachable: a connect now rotates kmsuser's password without "+pronoun(len(stopped))+", and the key store cannot log in there until it is repaired", "start "+pronoun(len(stopped))+" before connecting (hsm-sim start ID), or repair kmsuser there afterwards (hsm-sync apply)")
 	}
 }
 
@@ -230,14 +226,12 @@ func kmsuserChecks(r report, recs []hsm.UserRecord, own string, live bool) {
 		r.add("kmsuser", StatusFail, CodeUserNotFound, "kmsuser is not a crypto user on "+list(wrongRole))
 		return
 	case len(present) < len(reach):
-		r.add("kmsuser", StatusWarn, CodeUserNotFound, "kmsuser is missing on "+list(missing(reach, present))+": the key store cannot log in there")
-		r.d.Findings[len(r.d.Findings)-1].Fix = "repair the user tables (hsm-sync diff, then hsm-sync apply)"
+		r.addFix("kmsuser", StatusWarn, CodeUserNotFound, "kmsuser is missing on "+list(missing(reach, present))+": the key store cannot log in there", "repair the user tables (hsm-sync diff, then hsm-sync apply)")
 	default:
 		r.add("kmsuser", StatusOK, "", "kmsuser is a crypto user on every reachable HSM")
 	}
 	if len(mfa) > 0 {
-		r.add("MFA", StatusFail, CodeInvalidCredentials, "kmsuser has MFA registered on "+list(mfa)+": KMS cannot log in as a user with MFA")
-		r.d.Findings[len(r.d.Findings)-1].Fix = "delete kmsuser and create it again without MFA (MFA cannot be undone for it), then update-custom-key-store --key-store-password"
+		r.addFix("MFA", StatusFail, CodeInvalidCredentials, "kmsuser has MFA registered on "+list(mfa)+": KMS cannot log in as a user with MFA", "delete kmsuser and create it again without MFA (MFA cannot be undone for it), then update-custom-key-store --key-store-password")
 	} else {
 		r.add("MFA", StatusOK, "", "kmsuser has no MFA")
 	}
@@ -261,9 +255,9 @@ func kmsuserChecks(r report, recs []hsm.UserRecord, own string, live bool) {
 	case len(pwOK) == 0 && len(pwBad) > 0:
 		r.add("password", StatusFail, CodeInvalidCredentials, "the key store's password is not kmsuser's on any HSM ("+list(pwBad)+")")
 	case len(pwBad) > 0:
-		r.add("password", StatusWarn, CodeInvalidCredentials, "the key store's password is kmsuser's on "+list(pwOK)+" but not on "+list(pwBad)+
-			" (a connect that rotated it while those were unreachable leaves this): the key store cannot log in there, and each connect counts a failed login there")
-		r.d.Findings[len(r.d.Findings)-1].Fix = "repair kmsuser's records (hsm-sync diff explains it, hsm-sync apply copies the rotated password), then disconnect and connect"
+		r.addFix("password", StatusWarn, CodeInvalidCredentials, "the key store's password is kmsuser's on "+list(pwOK)+" but not on "+list(pwBad)+
+			" (a connect that rotated it while those were unreachable leaves this): the key store cannot log in there, and each connect counts a failed login there",
+			"repair kmsuser's records (hsm-sync diff explains it, hsm-sync apply copies the rotated password), then disconnect and connect")
 	case len(pwOK) > 0:
 		r.add("password", StatusOK, "", "the key store's password is kmsuser's on every HSM that holds it")
 	}
@@ -357,8 +351,7 @@ func DoctorCaptures(clusterID string, files []Capture) (Diagnosis, error) {
 			}
 			rec.Present, rec.Role, rec.Locked, rec.MFA, rec.Failures = true, u.Role, u.Locked, u.MFA != "", u.Failures
 			if len(u.Drift) > 0 {
-				r.add("kmsuser", StatusWarn, "", "the merged user list marks kmsuser's "+strings.Join(u.Drift, " and ")+" inconsistent: capture each HSM to know which differs")
-				r.d.Findings[len(r.d.Findings)-1].Fix = "hsm-sync diff --from with one capture per HSM"
+				r.addFix("kmsuser", StatusWarn, "", "the merged user list marks kmsuser's "+strings.Join(u.Drift, " and ")+" inconsistent: capture each HSM to know which differs", "hsm-sync diff --from with one capture per HSM")
 			}
 		}
 		recs = append(recs, rec)
