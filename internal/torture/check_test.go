@@ -3,14 +3,15 @@
 package torture
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -205,14 +206,8 @@ func driftOf(hsms []*state.HSM) map[string]bool {
 	return drift
 }
 
-func sorted(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+// sortedKeys is a map's keys in order.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
 
 // uncertain are the users a killed operation touched and no state has
 // resolved since.
@@ -241,7 +236,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 	}
 	unc := c.uncertain()
 	drift := driftOf(hsms)
-	for _, name := range sorted(drift) {
+	for _, name := range sortedKeys(drift) {
 		if unc[name] == nil {
 			h.errorf("%s: drift of %s, which no killed operation touched", why, name)
 		}
@@ -262,7 +257,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 		}
 		before, kbefore := drift, kdrift
 		drift = driftOf(hsms)
-		for _, name := range sorted(drift) {
+		for _, name := range sortedKeys(drift) {
 			if !skipped[name] {
 				h.errorf("%s: %s still drifts after hsm-sync apply", why, name)
 			}
@@ -271,7 +266,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 		c.verifyCertain(hsms, why+", after repair")
 		c.privilege(hsms, drift, why+", after repair")
 		kdrift = c.checkKeys(hsms, why+", after repair")
-		for _, ref := range sortedRefs(kdrift) {
+		for _, ref := range sortedKeys(kdrift) {
 			if _, ok := undecidedKeys[ref]; !ok {
 				h.errorf("%s: key %s (%s) still drifts after hsm-sync apply, which did not call it undecidable", why, hsm.RefString(ref), kdrift[ref])
 			}
@@ -284,7 +279,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 				return
 			}
 			if drift = driftOf(hsms); len(drift) > 0 {
-				h.errorf("%s: %s still drift after settling", why, strings.Join(sorted(drift), ", "))
+				h.errorf("%s: %s still drift after settling", why, strings.Join(sortedKeys(drift), ", "))
 			}
 			c.verifyCertain(hsms, why+", after settling")
 			c.privilege(hsms, drift, why+", after settling")
@@ -301,7 +296,7 @@ func (c *checker) check(rng *rand.Rand, final bool, why string) {
 			}
 			h.t.Logf("%s: %s stays uncertain (hsm-sync could not decide it); kills: %s", why, name, strings.Join(k, "; "))
 		}
-		for _, ref := range sortedRefs(undecidedKeys) {
+		for _, ref := range sortedKeys(undecidedKeys) {
 			h.t.Logf("%s: key %s (%s) stays drifting: hsm-sync apply calls it undecidable", why, hsm.RefString(ref), undecidedKeys[ref])
 		}
 	}
@@ -429,12 +424,12 @@ func (c *checker) report(drift map[string]bool, kdrift map[uint64]string, unc ma
 		return
 	}
 	c.reportKeys(keys, kdrift, why)
-	for _, name := range sorted(drift) {
+	for _, name := range sortedKeys(drift) {
 		if !reported[name] {
 			h.errorf("%s: hsm-sync diff does not report the drift of %s", why, name)
 		}
 	}
-	for _, name := range sorted(reported) {
+	for _, name := range sortedKeys(reported) {
 		if unc[name] == nil {
 			h.errorf("%s: hsm-sync diff reports %s, which no killed operation touched", why, name)
 		}
@@ -463,13 +458,13 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, kdrift map[uint6
 		if !ok {
 			return nil, nil
 		}
-		for _, name := range sorted(driftOf(hsms)) {
+		for _, name := range sortedKeys(driftOf(hsms)) {
 			if unc[name] == nil {
 				h.errorf("%s: a killed hsm-sync apply left drift of %s, which was in sync", why, name)
 			}
 		}
 		kw := why + ", after a killed hsm-sync apply"
-		for _, ref := range sortedRefs(c.checkKeys(hsms, kw)) {
+		for _, ref := range sortedKeys(c.checkKeys(hsms, kw)) {
 			if _, ok := kdrift[ref]; !ok {
 				h.errorf("%s: left drift of key %s, which was in sync", kw, hsm.RefString(ref))
 			}
@@ -479,7 +474,7 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, kdrift map[uint6
 	skipped = map[string]bool{}
 	for attempt := 0; ; attempt++ {
 		args := []string{"apply", "-o", "json", "--session", c.adminSess}
-		for _, s := range sorted(skipped) {
+		for _, s := range sortedKeys(skipped) {
 			args = append(args, "--skip", s)
 		}
 		p := h.run(false, nil, "hsm-sync", args...)
@@ -518,7 +513,7 @@ func (c *checker) repair(rng *rand.Rand, drift map[string]bool, kdrift map[uint6
 	if !ok {
 		return skipped, nil
 	}
-	for _, name := range sorted(after) {
+	for _, name := range sortedKeys(after) {
 		if !skipped[name] {
 			h.errorf("%s: hsm-sync diff still reports %s after hsm-sync apply", why, name)
 		}
@@ -570,7 +565,7 @@ func (c *checker) settle(rng *rand.Rand, drift map[string]bool, why string) {
 		return
 	}
 	var rest []string
-	for _, name := range sorted(drift) {
+	for _, name := range sortedKeys(drift) {
 		u := c.owner(name)
 		if u == nil {
 			h.errorf("%s: %s drifts, and no worker has it", why, name)
@@ -584,7 +579,7 @@ func (c *checker) settle(rng *rand.Rand, drift map[string]bool, why string) {
 	if len(rest) > 0 {
 		c.approvedRepair(rest, why)
 	}
-	for _, name := range sorted(drift) {
+	for _, name := range sortedKeys(drift) {
 		if u := c.owner(name); u != nil {
 			u.undecidable, u.retired = false, false // resolve retires it again if a session pins it
 		}

@@ -242,15 +242,6 @@ func keyDriftOf(hsms []*state.HSM) map[uint64]string {
 	return drift
 }
 
-func sortedRefs(m map[uint64]string) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for r := range m {
-		out = append(out, r)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // checkKeys checks the key invariants on hsms and returns the key drift:
 // every key record is whole (its masked material opens to the key its
 // check value names), and only keys a killed command touched drift.
@@ -279,7 +270,7 @@ func (c *checker) checkKeys(hsms []*state.HSM, why string) map[uint64]string {
 		}
 	}
 	drift := keyDriftOf(hsms)
-	for _, ref := range sortedRefs(drift) {
+	for _, ref := range sortedKeys(drift) {
 		if e := journal[drift[ref]]; e != nil && e.certain {
 			h.errorf("%s: drift of key %s (%s), which no killed command touched", why, hsm.RefString(ref), drift[ref])
 		}
@@ -472,7 +463,7 @@ func (c *checker) reportKeys(d *keyDiffOut, drift map[uint64]string, why string)
 			undecidable[ref] = drift[ref]
 		}
 	}
-	for _, ref := range sortedRefs(drift) {
+	for _, ref := range sortedKeys(drift) {
 		if !reported[ref] {
 			h.errorf("%s: hsm-sync diff does not report the drift of key %s (%s)", why, hsm.RefString(ref), drift[ref])
 		}

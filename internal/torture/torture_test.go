@@ -664,7 +664,7 @@ func TestTorture(t *testing.T) {
 	if n := len(h.chk.tmpOtherAll); n > 0 {
 		// Not state, but written through the system temp dir: session files
 		// (hsm.SessionFile.Save) and token files (hsm-quorum generate).
-		t.Logf("%d files left in the children's TMPDIR by killed writes of files outside the state: %s", n, strings.Join(sorted(h.chk.tmpOtherAll), " "))
+		t.Logf("%d files left in the children's TMPDIR by killed writes of files outside the state: %s", n, strings.Join(sortedKeys(h.chk.tmpOtherAll), " "))
 	}
 	var approvedKills []string
 	var nApproved int64
