@@ -84,10 +84,11 @@ func (s *Service) run(fn func(d *db) (bool, error)) error {
 // disconnect finished, and keys whose deletion date passed deleted.
 func (s *Service) advance(d *db) bool {
 	changed := false
+	leftovers := s.Acct.allLeftovers()
 	for _, ks := range d.KeyStores {
 		// Sessions left on HSMs that were unreachable (see logout): never
 		// the current one, so they end in any state.
-		if left := s.Acct.leftovers(ks.ID); len(left) > 0 {
+		if left := leftovers[ks.ID]; len(left) > 0 {
 			s.endSessions(ks, left)
 		}
 		switch ks.State {

@@ -421,8 +421,19 @@ func (a Account) leftoverPath(storeID, sessionID string) string {
 
 // leftovers are a store's sessions still open on some HSM, oldest first.
 func (a Account) leftovers(storeID string) []string {
-	m, _ := filepath.Glob(filepath.Join(a.dir(), "sessions", storeID+".left-*.json"))
-	return m
+	return a.allLeftovers()[storeID]
+}
+
+// allLeftovers are every store's leftover sessions, by store id, from one
+// read of the sessions directory (every command looks at them).
+func (a Account) allLeftovers() map[string][]string {
+	m, _ := filepath.Glob(filepath.Join(a.dir(), "sessions", "*.left-*.json"))
+	out := map[string][]string{}
+	for _, path := range m {
+		id, _, _ := strings.Cut(filepath.Base(path), ".left-")
+		out[id] = append(out[id], path)
+	}
+	return out
 }
 
 func removeIfExists(path string) error {
