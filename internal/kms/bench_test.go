@@ -103,7 +103,7 @@ func BenchmarkKMS(b *testing.B) {
 	if err != nil || sf == nil {
 		b.Fatal("no session", err)
 	}
-	ref, err := parseRef(mustKey(b, s, k.KeyID).BackingRef)
+	ref, err := hsm.ParseRef(mustKey(b, s, k.KeyID).BackingRef)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func (s *Service) CreateKey(in CreateKeyInput) (KeyMetadata, error) {
 		if err != nil && !errors.As(err, new(*hsm.PartialError)) || len(made) == 0 {
 			return false, fail(ExcInternal, op, "KMS could not create the key material in the CloudHSM cluster: %v", err)
 		}
-		k.BackingRef = hexRef(made[0].Key.Ref)
+		k.BackingRef = hsm.RefString(made[0].Key.Ref)
 		d.Keys = append(d.Keys, k)
 		m = s.metadata(d, k)
 		return true, nil
@@ -293,7 +293,7 @@ func (s *Service) deleteKey(d *db, k *Key, now time.Time) {
 		del.Why = "the key store is not connected"
 	default:
 		cl, sf, err := s.session(ks)
-		ref, rerr := parseRef(k.BackingRef)
+		ref, rerr := hsm.ParseRef(k.BackingRef)
 		switch {
 		case err != nil:
 			del.Why = err.Error()
@@ -341,7 +341,7 @@ func (s *Service) usable(d *db, op string, k *Key) (*hsm.Client, *hsm.SessionFil
 	// KMS needs one active HSM for cryptography (docs/design.md, "The KMS
 	// custom key store"), not the client SDK's two holders of the key.
 	cl.DisableKeyAvailabilityCheck()
-	ref, err := parseRef(k.BackingRef)
+	ref, err := hsm.ParseRef(k.BackingRef)
 	if err != nil {
 		return nil, nil, 0, fail(ExcInternal, op, "%v", err)
 	}

@@ -2,7 +2,6 @@ package kms
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -775,17 +774,3 @@ func (s *Service) DeleteCustomKeyStore(id string) error {
 	})
 }
 
-// hexRef is a key reference as the engine writes them.
-func hexRef(r uint64) string { return fmt.Sprintf("0x%016x", r) }
-
-func parseRef(s string) (uint64, error) {
-	b, err := hex.DecodeString(strings.TrimPrefix(s, "0x"))
-	if err != nil || len(b) != 8 {
-		return 0, fmt.Errorf("backing key reference %q is damaged", s)
-	}
-	var r uint64
-	for _, c := range b {
-		r = r<<8 | uint64(c)
-	}
-	return r, nil
-}
