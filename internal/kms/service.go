@@ -773,4 +773,3 @@ func (s *Service) DeleteCustomKeyStore(id string) error {
 		return true, nil
 	})
 }
-
