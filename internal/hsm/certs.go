@@ -42,7 +42,7 @@ type ClusterDescription struct {
 	// custom key store"): the account's network, as DescribeClusters'
 	// caller meets it.
 	Faults []string
-	AZs     []string
+	AZs    []string
 }
 
 // DescribeCluster is the AWS account's view of the cluster.
